@@ -1,0 +1,46 @@
+"""charrnn: character-level language models (RNN, LSTM, GRU) from any text file.
+
+The library is usable without the CLI::
+
+    from pathlib import Path
+    from charrnn import DataConfig, ModelConfig, RunConfig, TrainConfig, train, load_model, generate
+
+    config = RunConfig(
+        DataConfig(path="input.txt"), ModelConfig(cell="gru"), TrainConfig(steps=500)
+    )
+    train(config, Path("runs/demo"))
+    model, vocab, _ = load_model(Path("runs/demo"))
+    print(generate(model, vocab, length=200, prime="The ")[0])
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("charrnn")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+from charrnn.checkpoint import load_model
+from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charrnn.errors import CharRNNError
+from charrnn.model import CharRNN
+from charrnn.sample import SampleSettings, generate, stream
+from charrnn.training import resume, train
+from charrnn.vocab import Vocab
+
+__all__ = [
+    "CharRNN",
+    "CharRNNError",
+    "DataConfig",
+    "ModelConfig",
+    "RunConfig",
+    "SampleSettings",
+    "TrainConfig",
+    "Vocab",
+    "__version__",
+    "generate",
+    "load_model",
+    "resume",
+    "stream",
+    "train",
+]

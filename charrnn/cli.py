@@ -1,0 +1,722 @@
+"""The ``charrnn`` command line: parse options, call the library, show the result.
+
+Every command turns a :class:`CharRNNError` into one line on stderr and a non-zero
+exit code; anything else is a bug and keeps its traceback. Usage errors (a bad
+``--cell``, a number out of range) are Typer's and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from charrnn import __version__
+from charrnn.config import (
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    parse_duration,
+    read_toml,
+)
+from charrnn.errors import CharRNNError, ConfigError, TrainingInterrupted
+
+app = typer.Typer(
+    name="charrnn",
+    help="Train character-level RNN, LSTM and GRU language models on any text, and sample "
+    "from them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_D = TrainConfig()
+_M = ModelConfig()
+_DATA = DataConfig()
+
+
+class Cell(StrEnum):
+    rnn = "rnn"
+    lstm = "lstm"
+    gru = "gru"
+
+
+class Schedule(StrEnum):
+    cosine = "cosine"
+    step = "step"
+    constant = "constant"
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def friendly_errors(command: F) -> F:
+    """Print a CharRNNError as one line on stderr and exit with its code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TrainingInterrupted as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(code=exc.exit_code) from None
+        except CharRNNError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"charrnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Train character-level RNN, LSTM and GRU language models on any text."""
+
+
+# -- shared options ---------------------------------------------------------------------
+
+CorpusFile = Annotated[
+    Path | None,
+    typer.Argument(
+        help="UTF-8 text file to learn from. Omitted: the Python standard library's own "
+        "source (built from this interpreter, no download).",
+        show_default=False,
+    ),
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Codec of the text file. [default: utf-8]", show_default=False),
+]
+BytesOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--bytes/--chars",
+        help="Byte-level vocabulary (256 symbols, any file) instead of characters. "
+        "[default: --chars]",
+        show_default=False,
+    ),
+]
+MaxMbOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-mb",
+        help=f"Size of the default corpus in MB. [default: {_DATA.max_mb:g}]",
+        show_default=False,
+        min=0.01,
+    ),
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        help="Where encoded corpora are cached. [default: $CHARRNN_CACHE or ~/.cache/charrnn]",
+        show_default=False,
+        envvar="CHARRNN_CACHE",
+    ),
+]
+SkipUnknownOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-unknown",
+        help="Drop characters the vocabulary lacks (with a warning) instead of failing.",
+    ),
+]
+
+
+# -- train ---------------------------------------------------------------------------------
+
+
+def _budget_seconds(value: str | None) -> float | None:
+    return parse_duration(value) if value is not None else None
+
+
+def build_run_config(
+    file: Path | None,
+    config_file: Path | None,
+    cli_values: dict[str, dict[str, Any]],
+) -> RunConfig:
+    """Settings from ``--config`` (if any) overridden by the options given on the line.
+
+    ``cli_values`` holds, per table, the options the user actually gave (None = not
+    given). Giving any budget (steps, epochs, time) replaces the default one.
+    """
+    tables: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
+    if config_file is not None:
+        loaded = read_toml(config_file)
+        for name, table in loaded.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{config_file}: [{name}] must be a table")
+            tables.setdefault(name, {}).update(table)
+    for name, values in cli_values.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if name == "train" and any(k in given for k in ("steps", "epochs", "time_s")):
+            # A budget on the command line replaces the file's budget entirely.
+            for key in ("steps", "epochs", "time_s"):
+                tables["train"].pop(key, None)
+        tables[name].update(given)
+    if file is not None:
+        tables["data"]["path"] = str(file)
+    return RunConfig.from_dict(tables)
+
+
+@app.command()
+@friendly_errors
+def train(
+    file: CorpusFile = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML settings file ([data], [model], [train] tables); "
+            "options on the command line override it.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            help="Continue the run in this directory from its last.pt "
+            "(a new --steps/--epochs/--time extends the budget).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Run directory. [default: runs/<corpus>-<cell>]", show_default=False
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the checkpoints of an existing run.")
+    ] = False,
+    cell: Annotated[
+        Cell | None,
+        typer.Option("--cell", help=f"Recurrent cell. [default: {_M.cell}]", show_default=False),
+    ] = None,
+    layers: Annotated[
+        int | None,
+        typer.Option(
+            "--layers",
+            min=1,
+            help=f"Recurrent layers. [default: {_M.num_layers}]",
+            show_default=False,
+        ),
+    ] = None,
+    hidden: Annotated[
+        int | None,
+        typer.Option(
+            "--hidden",
+            min=1,
+            help=f"Hidden units per layer. [default: {_M.hidden_size}]",
+            show_default=False,
+        ),
+    ] = None,
+    embed: Annotated[
+        int | None,
+        typer.Option(
+            "--embed",
+            min=0,
+            help=f"Character embedding size; 0 = one-hot inputs. [default: {_M.embed_size}]",
+            show_default=False,
+        ),
+    ] = None,
+    dropout: Annotated[
+        float | None,
+        typer.Option(
+            "--dropout",
+            min=0.0,
+            max=0.95,
+            help=f"Dropout between layers and before the output, 0-0.95. [default: {_M.dropout}]",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            "-b",
+            min=1,
+            help=f"Parallel text streams per step. [default: {_D.batch_size}]",
+            show_default=False,
+        ),
+    ] = None,
+    seq_len: Annotated[
+        int | None,
+        typer.Option(
+            "--seq-len",
+            "-t",
+            min=1,
+            help=f"Characters per window = backprop length. [default: {_D.seq_len}]",
+            show_default=False,
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            "--lr", help=f"Peak learning rate (AdamW). [default: {_D.lr:g}]", show_default=False
+        ),
+    ] = None,
+    weight_decay: Annotated[
+        float | None,
+        typer.Option(
+            "--weight-decay",
+            help=f"AdamW weight decay on weight matrices. [default: {_D.weight_decay:g}]",
+            show_default=False,
+        ),
+    ] = None,
+    clip: Annotated[
+        float | None,
+        typer.Option(
+            "--clip",
+            help=f"Gradient-norm clipping threshold; 0 = off. [default: {_D.clip:g}]",
+            show_default=False,
+        ),
+    ] = None,
+    warmup: Annotated[
+        float | None,
+        typer.Option(
+            "--warmup",
+            help=f"Linear warm-up, as a fraction of the budget (0-0.5). [default: {_D.warmup:g}]",
+            show_default=False,
+        ),
+    ] = None,
+    schedule: Annotated[
+        Schedule | None,
+        typer.Option(
+            "--schedule",
+            help="Decay after warm-up: cosine to min-lr-frac x lr, step "
+            f"(x0.3 at 50%, x0.1 at 75%), or constant. [default: {_D.schedule}]",
+            show_default=False,
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            min=1,
+            help=f"Budget in optimizer steps. [default: {_D.steps} when no budget is given]",
+            show_default=False,
+        ),
+    ] = None,
+    epochs: Annotated[
+        float | None,
+        typer.Option(
+            "--epochs",
+            help="Budget in passes over the training text (may be fractional).",
+            show_default=False,
+        ),
+    ] = None,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--time", help="Budget in training time, e.g. 90s, 10m, 1h30m.", show_default=False
+        ),
+    ] = None,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            "--eval-every",
+            min=1,
+            help=f"Steps between validations (and samples). [default: {_D.eval_every}]",
+            show_default=False,
+        ),
+    ] = None,
+    save_every: Annotated[
+        int | None,
+        typer.Option(
+            "--save-every",
+            min=1,
+            help=f"Steps between saves of last.pt. [default: {_D.save_every}]",
+            show_default=False,
+        ),
+    ] = None,
+    sample_length: Annotated[
+        int | None,
+        typer.Option(
+            "--sample-length",
+            min=0,
+            help=f"Characters sampled at each validation; 0 = none. [default: {_D.sample_length}]",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed", min=0, help=f"Random seed. [default: {_D.seed}]", show_default=False
+        ),
+    ] = None,
+    val_frac: Annotated[
+        float | None,
+        typer.Option(
+            "--val-frac",
+            help="Share of the text (its end) held out for validation. "
+            f"[default: {_DATA.val_frac:g}]",
+            show_default=False,
+        ),
+    ] = None,
+    val_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--val-file",
+            help="Separate validation text (instead of --val-frac).",
+            show_default=False,
+        ),
+    ] = None,
+    encoding: EncodingOpt = None,
+    byte_level: BytesOpt = None,
+    max_mb: MaxMbOpt = None,
+    device: Annotated[
+        Device | None,
+        typer.Option(
+            "--device",
+            help="auto picks cuda, then mps, then cpu. [default: auto]",
+            show_default=False,
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", min=1, help="CPU threads. [default: torch's choice]", show_default=False
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Show nothing while training.")
+    ] = False,
+    json_lines: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per validation to stdout.")
+    ] = False,
+    skip_unknown: SkipUnknownOpt = False,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Train a model on FILE (default: Python's standard library source)."""
+    from charrnn import training as library
+    from charrnn.corpora import DEFAULT_CORPUS
+    from charrnn.display import JsonReporter, LiveReporter
+    from charrnn.rundir import default_run_name
+
+    reporter: Any
+    live = None
+    if json_lines:
+        reporter = JsonReporter()
+    elif quiet:
+        reporter = library.SilentReporter()
+    else:
+        reporter = live = LiveReporter()
+
+    def on_encode(path: Path) -> None:
+        # Worth a word only when the pause is noticeable (about 50 ms per MB).
+        if not quiet and not json_lines and path.stat().st_size > 20_000_000:
+            typer.echo(f"encoding {path} (cached for next time)...", err=True)
+
+    time_s = _budget_seconds(time_budget)
+    common: dict[str, Any] = {
+        "reporter": reporter,
+        "cache_dir": cache_dir,
+        "skip_unknown": skip_unknown,
+        "warn": _warn,
+        "on_encode": on_encode,
+    }
+    try:
+        if resume is not None:
+            architecture = (file, config, cell, layers, hidden, embed, dropout, byte_level, out)
+            if any(v is not None for v in architecture):
+                raise ConfigError(
+                    "--resume takes its corpus, settings and model from the run; only "
+                    "--steps, --epochs and --time may change"
+                )
+            library.resume(resume, steps=steps, epochs=epochs, time_s=time_s, **common)
+            return
+        run_config = build_run_config(
+            file,
+            config,
+            {
+                "data": {
+                    "encoding": encoding,
+                    "byte_level": byte_level,
+                    "val_frac": val_frac,
+                    "val_file": str(val_file) if val_file else None,
+                    "max_mb": max_mb,
+                },
+                "model": {
+                    "cell": cell.value if cell else None,
+                    "num_layers": layers,
+                    "hidden_size": hidden,
+                    "embed_size": embed,
+                    "dropout": dropout,
+                },
+                "train": {
+                    "batch_size": batch_size,
+                    "seq_len": seq_len,
+                    "lr": lr,
+                    "weight_decay": weight_decay,
+                    "clip": clip,
+                    "warmup": warmup,
+                    "schedule": schedule.value if schedule else None,
+                    "steps": steps,
+                    "epochs": epochs,
+                    "time_s": time_s,
+                    "eval_every": eval_every,
+                    "save_every": save_every,
+                    "sample_length": sample_length,
+                    "seed": seed,
+                    "device": device.value if device else None,
+                    "threads": threads,
+                },
+            },
+        )
+        if out is None:
+            path = run_config.data.path
+            corpus_name = Path(path).stem if path else DEFAULT_CORPUS
+            out = Path("runs") / default_run_name(corpus_name, run_config.model.cell)
+        library.train(run_config, out, overwrite=overwrite, **common)
+    finally:
+        if live is not None:
+            live.close()
+
+
+# -- sample ----------------------------------------------------------------------------------
+
+
+class _Throttled:
+    """Writes bytes at once but flushes at most every 30 ms (a pipe to head still works)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.flushed = time.monotonic()
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data)
+        now = time.monotonic()
+        if now - self.flushed > 0.03:
+            self.stream.flush()
+            self.flushed = now
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@app.command()
+@friendly_errors
+def sample(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A run directory (its best.pt) or a checkpoint file.", show_default=False
+        ),
+    ],
+    length: Annotated[
+        int, typer.Option("--length", "-n", help="Characters to generate (>= 0).")
+    ] = 500,
+    temperature: Annotated[
+        float,
+        typer.Option(
+            "--temperature",
+            "-T",
+            help="Sharpness: <1 safer, >1 wilder, 0 = always the most likely character.",
+        ),
+    ] = 1.0,
+    prime: Annotated[
+        str,
+        typer.Option(
+            "--prime",
+            "-p",
+            help="Text to start from (printed first); '-' reads it "
+            "from stdin. [default: a newline, not printed]",
+            show_default=False,
+        ),
+    ] = "",
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            min=0,
+            help="Seed for reproducible samples. [default: random]",
+            show_default=False,
+        ),
+    ] = None,
+    top_k: Annotated[
+        int,
+        typer.Option("--top-k", help="Draw only from the k most likely characters; 0 = off."),
+    ] = 0,
+    top_p: Annotated[
+        float,
+        typer.Option(
+            "--top-p",
+            help="Draw from the smallest set of characters whose "
+            "probability reaches p, in (0, 1]; 1 = off.",
+        ),
+    ] = 1.0,
+    num_samples: Annotated[
+        int,
+        typer.Option("--num-samples", "-m", help="Samples drawn together as one batch (>= 1)."),
+    ] = 1,
+    device: Annotated[
+        Device, typer.Option("--device", help="Where to run the model.")
+    ] = Device.cpu,
+    skip_unknown: SkipUnknownOpt = False,
+) -> None:
+    """Generate text from a trained model, streaming it as it is drawn."""
+    from charrnn.checkpoint import load_model
+    from charrnn.hardware import select_device
+    from charrnn.sample import SampleSettings, stream
+
+    if length < 0:
+        raise ConfigError(f"--length must be >= 0, got {length}")
+    if prime == "-":
+        prime = sys.stdin.read()
+    settings = SampleSettings(
+        temperature=temperature, top_k=top_k or None, top_p=top_p if top_p != 1.0 else None
+    )
+    model, vocab, _ = load_model(checkpoint, device=select_device(device.value))
+    steps = stream(
+        model,
+        vocab,
+        length=length,
+        prime=prime,
+        settings=settings,
+        num_samples=num_samples,
+        seed=seed,
+        skip_unknown=skip_unknown,
+        warn=_warn,
+    )
+    out = _Throttled(typer.get_binary_stream("stdout"))
+    head = prime.encode("utf-8", "surrogateescape")
+    try:
+        if num_samples == 1:
+            out.write(head)
+            for ids in steps:
+                out.write(vocab.decode_bytes(ids.numpy()))
+            out.write(b"\n")
+        else:
+            rows: list[list[int]] = [[] for _ in range(num_samples)]
+            for ids in steps:
+                for row, i in zip(rows, ids.tolist(), strict=True):
+                    row.append(i)
+            for n, row in enumerate(rows, 1):
+                out.flush()
+                typer.echo(f"── sample {n}/{num_samples} ──", err=True)
+                out.write(head + vocab.decode_bytes(row) + b"\n")
+        out.flush()
+    except BrokenPipeError:
+        # The reader (e.g. `head`) has gone: stop quietly, like any Unix filter.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
+# -- info, vocab, hello --------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def info(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A run directory (its best.pt) or a checkpoint file.", show_default=False
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
+) -> None:
+    """Show a checkpoint's settings, size, progress and validation loss."""
+    from charrnn.checkpoint import load_checkpoint, model_from_record, resolve_checkpoint
+    from charrnn.display import info_dict, info_table, stdout_console
+
+    path = resolve_checkpoint(checkpoint)
+    record = load_checkpoint(path)
+    model, _, _ = model_from_record(record, path)  # proves the weights match the settings
+    record.setdefault("num_parameters", model.num_parameters)
+    if as_json:
+        typer.echo(json.dumps(info_dict(record), indent=2))
+    else:
+        stdout_console().print(info_table(path, record))
+
+
+@app.command()
+@friendly_errors
+def vocab(
+    file: CorpusFile = None,
+    encoding: EncodingOpt = None,
+    byte_level: BytesOpt = None,
+    max_mb: MaxMbOpt = None,
+    show: Annotated[int, typer.Option("--show", min=1, help="Most frequent symbols listed.")] = 40,
+    rarest: Annotated[int, typer.Option("--rarest", min=0, help="Rarest symbols listed.")] = 10,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Show a text's vocabulary: size, characters with counts, the rarest ones."""
+    from charrnn.corpora import resolve_corpus
+    from charrnn.corpus import load_corpus
+    from charrnn.display import stdout_console, vocab_table
+
+    path, name = resolve_corpus(file, max_mb=max_mb or _DATA.max_mb, cache_dir=cache_dir)
+    corpus = load_corpus(
+        path,
+        encoding=encoding or "utf-8",
+        byte_level=bool(byte_level),
+        cache_dir=cache_dir,
+        name=name,
+    )
+    console = stdout_console()
+    label = name if file is None else str(file)
+    for part in vocab_table(corpus.vocab, corpus.counts, label, show=show, rarest=rarest):
+        console.print(part)
+
+
+@app.command()
+@friendly_errors
+def hello(
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Training steps.")] = 300,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for the initial weights.")] = 0,
+) -> None:
+    """The lecture's example: a 3-unit RNN learns "hello" (takes a second)."""
+    from charrnn.display import hello_tables, stdout_console
+    from charrnn.hello import run_hello
+
+    result = run_hello(steps=steps, seed=seed)
+    console = stdout_console()
+    for part in hello_tables(result):
+        console.print(part)
+    console.print(
+        f"sampled from 'h', always taking the most likely next character: [bold]{result.sample}[/]"
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

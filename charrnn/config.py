@@ -1,0 +1,230 @@
+"""Settings: frozen dataclasses, validated when built, read from and written to TOML.
+
+A run's settings come in three parts — what it reads (:class:`DataConfig`), what it
+builds (:class:`ModelConfig`) and how it trains (:class:`TrainConfig`). Each part is
+a table in ``config.toml``; the CLI fills them from a ``--config`` file first and
+its own options second, so options on the command line win.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomli_w
+
+from charrnn.errors import ConfigError
+
+CELLS = ("rnn", "lstm", "gru")
+SCHEDULES = ("cosine", "step", "constant")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+_BUDGET = ("steps", "epochs", "time_s")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    _require(ok, f"{name} must be a positive integer, got {value!r}")
+
+
+def _finite(name: str, value: Any, low: float, high: float, *, open_low: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low) and value <= high
+    bracket = "(" if open_low else "["
+    _require(ok, f"{name} must be a number in {bracket}{low:g}, {high:g}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: embedding -> ``num_layers`` recurrent layers -> linear.
+
+    ``embed_size`` 0 feeds one-hot vectors instead of a learned embedding (as in
+    the lecture's figure).
+    """
+
+    cell: str = "lstm"
+    num_layers: int = 2
+    hidden_size: int = 256
+    embed_size: int = 64
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        _require(self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        _positive_int("layers", self.num_layers)
+        _positive_int("hidden", self.hidden_size)
+        ok = isinstance(self.embed_size, int) and self.embed_size >= 0
+        _require(ok, f"embed must be 0 (one-hot) or a positive integer, got {self.embed_size!r}")
+        _finite("dropout", self.dropout, 0.0, 0.95)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The corpus: a file (None = the embedded default) and how to read and split it."""
+
+    path: str | None = None
+    encoding: str = "utf-8"
+    byte_level: bool = False
+    val_frac: float = 0.05
+    val_file: str | None = None
+    max_mb: float = 4.0
+
+    def __post_init__(self) -> None:
+        _finite("val-frac", self.val_frac, 0.0, 0.5, open_low=True)
+        _finite("max-mb", self.max_mb, 0.0, 1e6, open_low=True)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, budget, cadence and hardware.
+
+    The budget is whichever of ``steps``, ``epochs`` and ``time_s`` ends first; the
+    learning-rate schedule follows the fraction of that budget used so far.
+    """
+
+    batch_size: int = 32
+    seq_len: int = 100
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    clip: float = 5.0
+    warmup: float = 0.02
+    schedule: str = "cosine"
+    min_lr_frac: float = 0.1
+    steps: int | None = 5000
+    epochs: float | None = None
+    time_s: float | None = None
+    eval_every: int = 500
+    save_every: int = 500
+    sample_length: int = 200
+    seed: int = 1337
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        _positive_int("batch-size", self.batch_size)
+        _positive_int("seq-len", self.seq_len)
+        _finite("lr", self.lr, 0.0, 10.0, open_low=True)
+        _finite("weight-decay", self.weight_decay, 0.0, 10.0)
+        _finite("clip", self.clip, 0.0, 1e6)
+        _finite("warmup", self.warmup, 0.0, 0.5)
+        _require(
+            self.schedule in SCHEDULES,
+            f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}",
+        )
+        _finite("min-lr-frac", self.min_lr_frac, 0.0, 1.0)
+        if self.steps is not None:
+            _positive_int("steps", self.steps)
+        if self.epochs is not None:
+            _finite("epochs", self.epochs, 0.0, 1e9, open_low=True)
+        if self.time_s is not None:
+            _finite("time", self.time_s, 0.0, 1e9, open_low=True)
+        _require(
+            any(b is not None for b in (self.steps, self.epochs, self.time_s)),
+            "give a training budget: --steps, --epochs or --time",
+        )
+        _positive_int("eval-every", self.eval_every)
+        _positive_int("save-every", self.save_every)
+        ok = isinstance(self.sample_length, int) and self.sample_length >= 0
+        _require(ok, f"sample-length must be >= 0, got {self.sample_length!r}")
+        ok = isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0
+        _require(ok, f"seed must be a non-negative integer, got {self.seed!r}")
+        _require(
+            self.device in DEVICES,
+            f"device must be one of {', '.join(DEVICES)}, got {self.device!r}",
+        )
+        if self.threads is not None:
+            _positive_int("threads", self.threads)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs: the three tables of ``config.toml``."""
+
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain values; ``None`` (not representable in TOML) is left out."""
+        return {
+            section: {k: v for k, v in asdict(getattr(self, section)).items() if v is not None}
+            for section in ("data", "model", "train")
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Build from nested tables; unknown tables or keys are a ConfigError."""
+        unknown = set(data) - {"data", "model", "train"}
+        _require(not unknown, f"unknown config table(s): {', '.join(sorted(unknown))}")
+        train = dict(data.get("train", {}))
+        if any(key in train for key in _BUDGET):
+            # A stated budget is the whole budget: the default step count does not apply.
+            for key in _BUDGET:
+                train.setdefault(key, None)
+        return cls(
+            data=build(DataConfig, data.get("data", {}), "data"),
+            model=build(ModelConfig, data.get("model", {}), "model"),
+            train=build(TrainConfig, train, "train"),
+        )
+
+
+T = TypeVar("T")
+
+
+def build(kind: type[T], values: dict[str, Any], section: str = "") -> T:
+    """``kind(**values)`` with a clear error for unknown keys or bad types."""
+    names = {f.name for f in fields(kind)}  # type: ignore[arg-type]
+    unknown = set(values) - names
+    where = f"[{section}] " if section else ""
+    _require(not unknown, f"unknown setting(s) {where}{', '.join(sorted(unknown))}")
+    try:
+        return kind(**values)
+    except TypeError as exc:
+        raise ConfigError(f"bad settings {where}{exc}") from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The tables of a TOML settings file (validated later by :meth:`RunConfig.from_dict`)."""
+    try:
+        with Path(path).open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def to_toml(config: RunConfig) -> str:
+    """``config.toml`` text for a run directory."""
+    return tomli_w.dumps(config.to_dict())
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"10m"``, ``"1.5h"`` or ``"1h30m"``."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    raw = text.strip().lower()
+    total, number = 0.0, ""
+    try:
+        for char in raw:
+            if char.isdigit() or char == ".":
+                number += char
+            elif char in units and number:
+                total += float(number) * units[char]
+                number = ""
+            else:
+                raise ValueError
+        if number:
+            total += float(number)
+    except ValueError:
+        total = -1.0
+    if not raw or total <= 0 or not math.isfinite(total):
+        raise ConfigError(f"invalid duration {text!r}: use e.g. 90s, 10m, 1h30m")
+    return total

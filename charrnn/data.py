@@ -1,0 +1,118 @@
+"""Truncated-BPTT batches: B contiguous streams read in consecutive windows of T.
+
+The training ids are cut into ``B`` rows of ``L = N // B`` characters; row ``b`` is
+the text from ``b * L`` on. Step ``k`` of an epoch feeds every row's ``k``-th window::
+
+                 window 0        window 1        window 2
+    row 0    [t0 ... t(T-1)] [tT ... t(2T-1)] [...]        <- ids[0*L : 1*L]
+    row 1    [ ...         ] [ ...          ] [...]        <- ids[1*L : 2*L]
+    ...
+    row B-1  [ ...         ] [ ...          ] [...]        <- ids[(B-1)*L : B*L]
+
+Targets are the inputs shifted left by one, so window ``k`` reads ``T + 1`` ids
+and the next window starts where its inputs ended: the hidden state at the end of
+window ``k`` is exactly the state the model needs at the start of window ``k + 1``.
+When the stream wraps to window 0 the trainer resets that state.
+
+Windows are gathered from the (memory-mapped) ids on demand, so memory use does
+not grow with the corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from charrnn.errors import CorpusError
+
+
+@dataclass(frozen=True)
+class Window:
+    """One batch: inputs ``x`` and targets ``y``, both (B, T) int64.
+
+    ``epoch`` and ``index`` locate the window; ``reset`` is true for the first window
+    of an epoch, where the streams restart and carried state must be dropped.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    epoch: int
+    index: int
+
+    @property
+    def reset(self) -> bool:
+        return self.index == 0
+
+
+def _gather(ids: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
+    """ids[start : start + length] for each start, as a (len(starts), length) int64 tensor."""
+    index = starts[:, None] + np.arange(length)[None, :]
+    return torch.from_numpy(np.asarray(ids[index], dtype=np.int64))
+
+
+class StreamBatches:
+    """The training stream as ``batch_size`` rows read ``seq_len`` at a time.
+
+    Args:
+        ids: encoded training text, shape (N,), any integer dtype (a memmap is fine).
+        batch_size: B, the number of parallel streams.
+        seq_len: T, the window (and backprop) length.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int) -> None:
+        need = batch_size * (seq_len + 1)
+        if len(ids) < need:
+            raise CorpusError(
+                f"the training text has {len(ids)} characters; batch size {batch_size} with "
+                f"seq-len {seq_len} needs at least {need} (batch-size x (seq-len + 1)): "
+                "use a longer text or lower --batch-size / --seq-len"
+            )
+        self.ids = ids
+        self.batch_size = batch_size
+        self.seq_len = seq_len
+        self.row_len = len(ids) // batch_size  # L
+        self.row_starts = np.arange(batch_size, dtype=np.int64) * self.row_len
+        self.windows_per_epoch = (self.row_len - 1) // seq_len
+
+    @property
+    def chars_per_window(self) -> int:
+        """Characters predicted per step: B x T."""
+        return self.batch_size * self.seq_len
+
+    def window(self, step: int) -> Window:
+        """The batch of global step ``step`` (0-based); epochs repeat the same layout."""
+        epoch, index = divmod(step, self.windows_per_epoch)
+        chunk = _gather(self.ids, self.row_starts + index * self.seq_len, self.seq_len + 1)
+        return Window(x=chunk[:, :-1], y=chunk[:, 1:], epoch=epoch, index=index)
+
+
+class ValidationWindows:
+    """The whole validation text as up to ``max_rows`` streams, state carried.
+
+    Every character but the first of each row is predicted once, so the mean loss
+    covers the whole text; the last window of a row may be shorter than ``seq_len``.
+    """
+
+    def __init__(self, ids: np.ndarray, max_rows: int, seq_len: int) -> None:
+        if len(ids) < 2:
+            raise CorpusError("the validation text needs at least 2 characters")
+        self.ids = ids
+        self.seq_len = seq_len
+        # Rows at least one window long, so short validation texts use fewer rows.
+        self.rows = max(1, min(max_rows, len(ids) // (seq_len + 1)))
+        self.row_len = len(ids) // self.rows
+        self.row_starts = np.arange(self.rows, dtype=np.int64) * self.row_len
+
+    @property
+    def num_targets(self) -> int:
+        """Characters predicted in one pass."""
+        return self.rows * (self.row_len - 1)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, self.row_len - 1, self.seq_len):
+            length = min(self.seq_len, self.row_len - 1 - start)
+            chunk = _gather(self.ids, self.row_starts + start, length + 1)
+            yield chunk[:, :-1], chunk[:, 1:]

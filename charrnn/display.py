@@ -1,0 +1,295 @@
+"""Rich rendering for the CLI: the live training display, tables, and JSON lines.
+
+Nothing here computes anything the library does not already report; it only shows
+it. Diagnostics go to stderr, data (JSON lines, samples) to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from charrnn.hello import HelloResult
+from charrnn.training import Evaluation, RunStart, Summary
+from charrnn.training import Progress as TrainProgress
+from charrnn.vocab import Vocab, describe_symbol
+
+LN2 = math.log(2.0)
+_BAR_UNITS = 1000  # the bar follows the budget fraction, which time budgets need
+
+
+def stderr_console() -> Console:
+    """A console on stderr that follows redirections made after import (tests)."""
+    return Console(stderr=True, highlight=False)
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False)
+
+
+def human(n: float) -> str:
+    """1234567 -> '1.23M'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def duration(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class LiveReporter:
+    """The training display: a progress bar with the numbers a person watches.
+
+    At every evaluation a line with the validation loss and a short sample is
+    printed above the bar, so the model can be seen learning.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or stderr_console()
+        self.bar = Progress(
+            BarColumn(bar_width=20),
+            TextColumn("step {task.fields[step]}"),
+            TextColumn("epoch {task.fields[epoch]}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("val bpc {task.fields[bpc]}"),
+            TextColumn("{task.fields[speed]} char/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(compact=True),
+            console=self.console,
+            transient=False,
+        )
+        self.task: TaskID | None = None
+        self.total_steps: int | None = None
+
+    def start(self, info: RunStart) -> None:
+        resumed = f", resuming at step {info.start_step}" if info.start_step else ""
+        self.console.print(
+            f"[bold]{escape(info.corpus)}[/]: {human(info.train_chars)} training and "
+            f"{human(info.val_chars)} validation characters, vocabulary {info.vocab_size}; "
+            f"model {human(info.parameters)} parameters on {info.device}{resumed}\n"
+            f"run directory: {escape(str(info.run_dir))}"
+        )
+        self.total_steps = info.total_steps
+        self.bar.start()
+        self.task = self.bar.add_task(
+            "train",
+            total=_BAR_UNITS,
+            step=self._steps(info.start_step),
+            epoch="0.00",
+            loss="-",
+            bpc="-",
+            speed="-",
+        )
+
+    def _steps(self, step: int) -> str:
+        return f"{step}/{self.total_steps}" if self.total_steps else str(step)
+
+    def progress(self, p: TrainProgress) -> None:
+        if self.task is None:
+            return
+        self.bar.update(
+            self.task,
+            completed=p.fraction * _BAR_UNITS,
+            step=self._steps(p.step),
+            epoch=f"{p.epoch:.2f}",
+            loss=f"{p.train_loss:.3f}",
+            bpc=f"{p.val_bpc:.3f}" if p.val_bpc is not None else "-",
+            speed=human(p.chars_per_s),
+        )
+
+    def evaluated(self, e: Evaluation) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, bpc=f"{e.val_bpc:.3f}")
+        star = " [green]★ best[/]" if e.is_best else ""
+        self.console.print(
+            f"[bold]step {e.step}[/] epoch {e.epoch:.2f}: train {e.train_loss:.4f}  "
+            f"val {e.val_loss:.4f} nats = [bold]{e.val_bpc:.4f} bpc[/]{star}"
+        )
+        if e.sample:
+            sample = e.sample.replace("\r", "").strip("\n")
+            self.console.print(Text(sample, style="dim"), soft_wrap=True)
+
+    def finish(self, s: Summary) -> None:
+        self.bar.stop()
+        self.console.print(
+            f"done after {s.step} steps ({human(s.chars_seen)} characters, "
+            f"{duration(s.elapsed_s)}; budget: {s.stopped_by}): best validation "
+            f"{s.best_val_loss:.4f} nats = {s.best_val_bpc:.4f} bpc\n"
+            f"checkpoints in {escape(str(s.run_dir))} — sample with: "
+            f"charrnn sample {escape(str(s.run_dir))}"
+        )
+
+    def close(self) -> None:
+        """Stop the bar (if it was started), e.g. when training ended in an error."""
+        if self.task is not None:
+            self.bar.stop()
+
+
+class JsonReporter:
+    """One JSON object per evaluation on stdout (``--json``), for scripts."""
+
+    def start(self, info: RunStart) -> None:
+        pass
+
+    def progress(self, progress: TrainProgress) -> None:
+        pass
+
+    def evaluated(self, evaluation: Evaluation) -> None:
+        sys.stdout.write(json.dumps(evaluation.record()) + "\n")
+        sys.stdout.flush()
+
+    def finish(self, summary: Summary) -> None:
+        pass
+
+
+# -- tables ---------------------------------------------------------------------------------
+
+
+def vocab_table(
+    vocab: Vocab, counts: np.ndarray, source: str, *, show: int = 40, rarest: int = 10
+) -> list[Any]:
+    """Renderables for ``charrnn vocab``: a summary line, the commonest and rarest symbols."""
+    total = int(counts.sum())
+    order = np.argsort(-counts, kind="stable")
+    summary = Text.assemble(
+        (f"{source}", "bold"),
+        f": {len(vocab)} symbols, {total:,} characters"
+        + (" (byte-level)" if vocab.byte_level else ""),
+    )
+
+    def table(title: str, ids: np.ndarray) -> Table:
+        t = Table(title=title, title_justify="left")
+        t.add_column("id", justify="right")
+        t.add_column("char")
+        t.add_column("code", justify="right")
+        t.add_column("count", justify="right")
+        t.add_column("share", justify="right")
+        for i in ids:
+            sym = vocab.symbols[int(i)]
+            code = f"0x{sym:02X}" if vocab.byte_level else f"U+{sym:04X}"
+            share = counts[i] / total if total else 0.0
+            t.add_row(
+                str(int(i)),
+                describe_symbol(sym, vocab.byte_level),
+                code,
+                f"{int(counts[i]):,}",
+                f"{share:.3%}",
+            )
+        return t
+
+    if len(vocab) <= show + rarest:
+        return [summary, table("all symbols, most frequent first", order)]
+    return [
+        summary,
+        table(f"the {show} most frequent", order[:show]),
+        table(f"the {rarest} rarest", order[::-1][:rarest]),
+    ]
+
+
+def info_table(path: Path, record: dict[str, Any]) -> Table:
+    """The settings and progress stored in a checkpoint."""
+    config = record["config"]
+    model, train, data = config.get("model", {}), config.get("train", {}), config.get("data", {})
+    best = float(record.get("best_val_loss", math.inf))
+    last = float(record.get("last_val_loss", math.inf))
+    corpus = record.get("corpus", {})
+    t = Table(title=str(path), title_justify="left", show_header=False)
+    t.add_column("setting", style="bold")
+    t.add_column("value")
+    rows = [
+        ("cell", str(model.get("cell"))),
+        ("layers x hidden", f"{model.get('num_layers')} x {model.get('hidden_size')}"),
+        ("embedding", str(model.get("embed_size") or "one-hot")),
+        ("dropout", str(model.get("dropout"))),
+        ("parameters", f"{int(record.get('num_parameters', 0)):,}"),
+        (
+            "vocabulary",
+            f"{len(record['vocab']['symbols'])} symbols"
+            + (" (byte-level)" if record["vocab"].get("byte_level") else ""),
+        ),
+        ("corpus", f"{corpus.get('name', '?')} ({corpus.get('path', data.get('path', '?'))})"),
+        ("steps trained", f"{int(record['step']):,}"),
+        ("characters seen", f"{int(record.get('chars_seen', 0)):,}"),
+        ("training time", duration(float(record.get("elapsed_s", 0.0)))),
+        ("batch x seq-len", f"{train.get('batch_size')} x {train.get('seq_len')}"),
+        ("lr, schedule", f"{train.get('lr')}, {train.get('schedule')}"),
+        (
+            "best val loss",
+            f"{best:.4f} nats = {best / LN2:.4f} bpc" if math.isfinite(best) else "-",
+        ),
+        (
+            "last val loss",
+            f"{last:.4f} nats = {last / LN2:.4f} bpc" if math.isfinite(last) else "-",
+        ),
+        ("charrnn version", str(record.get("charrnn_version", "?"))),
+    ]
+    for key, value in rows:
+        t.add_row(key, value)
+    return t
+
+
+def info_dict(record: dict[str, Any]) -> dict[str, Any]:
+    """``charrnn info --json``: the same facts as plain values."""
+    best = float(record.get("best_val_loss", math.inf))
+    return {
+        "config": record["config"],
+        "vocab_size": len(record["vocab"]["symbols"]),
+        "parameters": int(record.get("num_parameters", 0)),
+        "step": int(record["step"]),
+        "chars_seen": int(record.get("chars_seen", 0)),
+        "elapsed_s": float(record.get("elapsed_s", 0.0)),
+        "best_val_loss": best if math.isfinite(best) else None,
+        "best_val_bpc": best / LN2 if math.isfinite(best) else None,
+        "corpus": record.get("corpus", {}),
+        "charrnn_version": record.get("charrnn_version"),
+    }
+
+
+def hello_tables(result: HelloResult) -> list[Any]:
+    """The lecture's figure as tables: output scores per input, before and after."""
+    chars = [chr(s) for s in result.vocab.symbols]
+
+    def table(title: str, rows: list[Any]) -> Table:
+        t = Table(title=title, title_justify="left")
+        t.add_column("input")
+        t.add_column("target")
+        for c in chars:
+            t.add_column(f"score '{c}'", justify="right")
+        t.add_column("predicted")
+        for r in rows:
+            best = max(r.scores)
+            scores = [f"[bold green]{s:+.2f}[/]" if s == best else f"{s:+.2f}" for s in r.scores]
+            mark = "[green]✓[/]" if r.predicted == r.target_char else "[red]✗[/]"
+            t.add_row(r.input_char, r.target_char, *scores, f"{r.predicted} {mark}")
+        return t
+
+    return [
+        Text(
+            f"vocabulary {chars} (sorted), one-hot inputs, vanilla RNN with 3 hidden units",
+        ),
+        table(f"before training (loss {result.first_loss:.3f})", result.before),
+        table(f"after {result.steps} steps (loss {result.final_loss:.4f})", result.after),
+    ]

@@ -1,0 +1,44 @@
+"""The exceptions charrnn raises for problems a person can fix.
+
+Every message says what went wrong and, where it can, what to do about it. The CLI
+prints ``str(error)`` as one line on stderr and exits with ``exit_code``; anything
+that is not a ``CharRNNError`` is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class CharRNNError(Exception):
+    """Base class: a problem with the user's input, files or settings."""
+
+    exit_code = 1
+
+
+class ConfigError(CharRNNError):
+    """A setting is out of range or settings contradict each other."""
+
+
+class CorpusError(CharRNNError):
+    """The corpus cannot be read, decoded or split."""
+
+
+class VocabError(CharRNNError):
+    """Text holds characters outside the vocabulary."""
+
+
+class CheckpointError(CharRNNError):
+    """A checkpoint is missing, damaged, unsafe, or incompatible."""
+
+
+class RunDirError(CharRNNError):
+    """A run directory cannot be used (exists already, is locked, is not a run)."""
+
+
+class TrainingInterrupted(CharRNNError):
+    """Training stopped on request (Ctrl-C) after saving its state."""
+
+    exit_code = 130
+
+
+class TrainingDiverged(CharRNNError):
+    """The loss became non-finite and training cannot go on."""

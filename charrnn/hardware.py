@@ -1,0 +1,30 @@
+"""Where the work runs: device choice and CPU threads."""
+
+from __future__ import annotations
+
+import torch
+
+from charrnn.errors import ConfigError
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; others must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is available (try --device auto)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("--device mps: Apple MPS is not available (try --device auto)")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` CPU threads for torch's kernels (None keeps torch's default)."""
+    if threads is not None:
+        torch.set_num_threads(threads)

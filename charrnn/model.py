@@ -1,0 +1,128 @@
+"""CharRNN: character embedding -> recurrent stack (RNN | LSTM | GRU) -> linear.
+
+Shapes use one letter per dimension: B batch, T time, E embedding, H hidden,
+V vocabulary, N layers. The recurrent state is always a tuple of (N, B, H) tensors —
+``(h,)`` for RNN and GRU, ``(h, c)`` for LSTM — so callers can detach, reset and
+save it without caring which cell it is.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from charrnn.config import ModelConfig
+
+State = tuple[torch.Tensor, ...]
+
+_RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class CharRNN(nn.Module):
+    """A character-level language model.
+
+    Args:
+        vocab_size: V, the number of symbols.
+        config: cell type, layers, hidden and embedding sizes, dropout.
+    """
+
+    def __init__(self, vocab_size: int, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.vocab_size = vocab_size
+        # embed_size 0: one-hot inputs, as in the lecture's [h, e, l, o] figure.
+        self.embedding = nn.Embedding(vocab_size, config.embed_size) if config.embed_size else None
+        input_size = config.embed_size or vocab_size
+        self.rnn = _RECURRENT[config.cell](
+            input_size,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden_size, vocab_size)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, E) input vectors."""
+        if self.embedding is not None:
+            return self.embedding(x)
+        return F.one_hot(x, self.vocab_size).to(self.head.weight.dtype)
+
+    def initial_state(self, batch_size: int, device: torch.device | None = None) -> State:
+        """Zero state for ``batch_size`` streams."""
+        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
+        device = device or self.head.weight.device
+        zeros = [torch.zeros(shape, device=device) for _ in range(self._state_parts)]
+        return tuple(zeros)
+
+    @property
+    def _state_parts(self) -> int:
+        return 2 if self.config.cell == "lstm" else 1
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Run a window.
+
+        Args:
+            x: (B, T) int64 ids.
+            state: from the previous window, or None for zeros.
+        Returns:
+            logits (B, T, V) and the state after the last time step.
+        """
+        inputs = self._inputs(x)  # (B, T, E)
+        if state is None:
+            state = self.initial_state(x.shape[0], x.device)
+        packed = state if self.config.cell == "lstm" else state[0]
+        out, new_state = self.rnn(inputs, packed)  # out: (B, T, H)
+        logits = self.head(self.dropout(out))  # (B, T, V)
+        parts = new_state if isinstance(new_state, tuple) else (new_state,)
+        return logits, tuple(parts)
+
+    @torch.no_grad()
+    def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One time step for sampling, without the per-call cost of the fused layers.
+
+        A length-1 call into ``nn.LSTM`` costs about a millisecond of set-up on CPU;
+        calling the single-step cell functions layer by layer is several times
+        faster and computes the same thing (tests compare it with :meth:`forward`).
+
+        Args:
+            ids: (B,) int64, the current character of each sample.
+            state: tuple of (N, B, H).
+        Returns:
+            logits (B, V) for the next character, and the new state.
+        """
+        inp = self._inputs(ids)  # (B, E)
+        cell = self.config.cell
+        hs: list[torch.Tensor] = []
+        cs: list[torch.Tensor] = []
+        for layer in range(self.config.num_layers):
+            weights = (
+                getattr(self.rnn, f"weight_ih_l{layer}"),
+                getattr(self.rnn, f"weight_hh_l{layer}"),
+                getattr(self.rnn, f"bias_ih_l{layer}"),
+                getattr(self.rnn, f"bias_hh_l{layer}"),
+            )
+            h = state[0][layer]
+            if cell == "lstm":
+                h, c = torch.lstm_cell(inp, (h, state[1][layer]), *weights)
+                cs.append(c)
+            elif cell == "gru":
+                h = torch.gru_cell(inp, h, *weights)
+            else:
+                h = torch.rnn_tanh_cell(inp, h, *weights)
+            hs.append(h)
+            inp = h  # inter-layer dropout is off in eval mode, so none here
+        logits = self.head(inp)  # (B, V)
+        new_state = (torch.stack(hs),) + ((torch.stack(cs),) if cell == "lstm" else ())
+        return logits, new_state
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph at a window boundary: the values carry on, the gradients stop."""
+    return tuple(s.detach() for s in state)

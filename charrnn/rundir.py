@@ -1,0 +1,161 @@
+"""A run directory: its file names, its metrics log, its settings and its lock.
+
+::
+
+    runs/<corpus>-<cell>/
+      last.pt         latest state (resume from here)
+      best.pt         lowest validation loss so far (sample from here)
+      metrics.jsonl   one JSON object per evaluation
+      config.toml     the settings actually used
+      .lock           held while a process trains here
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from charrnn.checkpoint import BEST, LAST
+from charrnn.config import RunConfig, to_toml
+from charrnn.errors import RunDirError
+
+METRICS = "metrics.jsonl"
+CONFIG = "config.toml"
+LOCK = ".lock"
+
+try:  # POSIX advisory locks die with their process, so a killed run never leaves a stale one.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
+def default_run_name(corpus_name: str, cell: str) -> str:
+    """``<corpus>-<cell>`` with anything but letters, digits, '.', '_' and '-' replaced."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", corpus_name).strip("._") or "corpus"
+    return f"{safe}-{cell}"
+
+
+class RunDir:
+    """The files of one training run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def last(self) -> Path:
+        return self.path / LAST
+
+    @property
+    def best(self) -> Path:
+        return self.path / BEST
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG
+
+    def create(self, *, overwrite: bool = False) -> None:
+        """Make the folder for a new run; refuse to replace an existing run's files."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path}: exists and is not a directory")
+        ours = [p for p in (self.last, self.best, self.metrics, self.config) if p.exists()]
+        if ours and not overwrite:
+            raise RunDirError(
+                f"{self.path} already holds a run: continue it with --resume {self.path}, "
+                "start again with --overwrite, or choose another --out"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            for stale in ours:
+                stale.unlink()
+        except OSError as exc:
+            raise RunDirError(f"cannot prepare run directory {self.path}: {exc.strerror}") from None
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's lock: a second process training here is refused."""
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        try:
+            handle = (self.path / LOCK).open("a+")
+        except OSError as exc:
+            raise RunDirError(f"cannot lock run directory {self.path}: {exc.strerror}") from None
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise RunDirError(
+                    f"{self.path}: another charrnn process is training in this run directory"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+
+    def write_config(self, config: RunConfig) -> None:
+        """Write ``config.toml`` atomically."""
+        temp = self.path / f".{CONFIG}.{uuid.uuid4().hex}.tmp"
+        try:
+            temp.write_text(to_toml(config), encoding="utf-8")
+            os.replace(temp, self.config)
+        except OSError as exc:
+            raise RunDirError(f"cannot write {self.config}: {exc.strerror}") from None
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        """Append one evaluation as a JSON line, flushed to disk."""
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        try:
+            with self.metrics.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise RunDirError(f"cannot write {self.metrics}: {exc.strerror}") from None
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """All complete evaluation records; a torn last line (killed mid-write) is skipped."""
+        try:
+            lines = self.metrics.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    def truncate_metrics(self, step: int) -> None:
+        """Keep only records up to ``step`` (evaluations after the resumed checkpoint go)."""
+        if not self.metrics.exists():
+            return
+        kept = [r for r in self.read_metrics() if int(r.get("step", 0)) <= step]
+        temp = self.path / f".{METRICS}.{uuid.uuid4().hex}.tmp"
+        try:
+            temp.write_text(
+                "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept),
+                encoding="utf-8",
+            )
+            os.replace(temp, self.metrics)
+        except OSError as exc:
+            raise RunDirError(f"cannot rewrite {self.metrics}: {exc.strerror}") from None
+        finally:
+            temp.unlink(missing_ok=True)

@@ -1,0 +1,177 @@
+"""Generate text one character at a time, each drawn character fed back as input.
+
+The priming text runs through the model once (one call over the whole prefix);
+after that the recurrent state is carried one step at a time, so the prefix is
+never re-run. Several samples are one batch. Drawing uses a seeded
+``torch.Generator``, so a seed makes samples reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from charrnn.errors import ConfigError, VocabError
+from charrnn.model import CharRNN
+from charrnn.vocab import Vocab
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    """How to draw each character.
+
+    Attributes:
+        temperature: divides the logits; 0 takes the most likely character (greedy).
+        top_k: keep only the k most likely characters (None or 0: all).
+        top_p: keep the smallest set whose probability reaches p (nucleus), in (0, 1].
+    """
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def __post_init__(self) -> None:
+        t = self.temperature
+        if not (isinstance(t, int | float) and math.isfinite(t) and t >= 0):
+            raise ConfigError(f"temperature must be a number >= 0, got {t!r}")
+        if self.top_k is not None and self.top_k < 0:
+            raise ConfigError(f"top-k must be >= 0 (0 = off), got {self.top_k}")
+        p = self.top_p
+        if p is not None and not (math.isfinite(p) and 0.0 < p <= 1.0):
+            raise ConfigError(f"top-p must be in (0, 1], got {p!r}")
+
+
+def choose(
+    logits: torch.Tensor, settings: SampleSettings, generator: torch.Generator
+) -> torch.Tensor:
+    """Draw one id per row of ``logits`` (B, V); returns (B,) int64."""
+    if settings.temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / settings.temperature
+    if settings.top_k:
+        k = min(settings.top_k, logits.shape[-1])
+        kth = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if settings.top_p is not None and settings.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # Drop a character when the ones ranked above it already reach top_p; the
+        # most likely one always stays.
+        drop_sorted = probs.cumsum(dim=-1) - probs >= settings.top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, -math.inf)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def default_start(vocab: Vocab) -> int:
+    """The id a sample starts from when no priming text is given: newline if known."""
+    newline = vocab.encode("\n", on_unknown="drop")
+    return int(newline[0]) if len(newline) else 0
+
+
+def stream(
+    model: CharRNN,
+    vocab: Vocab,
+    *,
+    length: int,
+    prime: str = "",
+    settings: SampleSettings | None = None,
+    num_samples: int = 1,
+    seed: int | None = None,
+    skip_unknown: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> Iterator[torch.Tensor]:
+    """Yield ``length`` steps of ``num_samples`` drawn ids, each (num_samples,) on CPU.
+
+    Args:
+        model: a trained model (put in eval mode here).
+        vocab: its vocabulary.
+        length: characters to draw after the priming text (0 draws none).
+        prime: text to condition on (not yielded); empty starts from a newline.
+        settings: temperature / top-k / top-p.
+        num_samples: samples drawn together as one batch.
+        seed: for reproducible samples; None draws a fresh seed.
+        skip_unknown: drop priming characters outside the vocabulary (with ``warn``)
+            instead of raising :class:`VocabError`.
+    """
+    settings = settings or SampleSettings()
+    if length < 0:
+        raise ConfigError(f"length must be >= 0, got {length}")
+    if num_samples < 1:
+        raise ConfigError(f"num-samples must be >= 1, got {num_samples}")
+    prime_ids = vocab.encode(
+        prime,
+        what="priming text",
+        on_unknown="drop" if skip_unknown else "error",
+        warn=warn,
+    )
+    if len(prime_ids) == 0:
+        if prime and not skip_unknown:
+            raise VocabError("priming text has no characters of the vocabulary")
+        prime_ids = np.array([default_start(vocab)], dtype=np.int64)
+    device = model.head.weight.device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(
+        seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
+    )
+    model.eval()
+    # Checks above run now; drawing below runs lazily, as the caller consumes it.
+    return _draw(model, prime_ids, length, settings, num_samples, generator)
+
+
+def _draw(
+    model: CharRNN,
+    prime_ids: np.ndarray,
+    length: int,
+    settings: SampleSettings,
+    num_samples: int,
+    generator: torch.Generator,
+) -> Iterator[torch.Tensor]:
+    device = model.head.weight.device
+    with torch.inference_mode():
+        x = torch.as_tensor(prime_ids, dtype=torch.long, device=device)
+        x = x.unsqueeze(0).expand(num_samples, -1)  # (M, P)
+        logits, state = model(x)  # the whole prefix in one call
+        logits = logits[:, -1]  # (M, V)
+        for _ in range(length):
+            ids = choose(logits, settings, generator)  # (M,)
+            yield ids.cpu()
+            logits, state = model.step(ids, state)
+
+
+def generate(
+    model: CharRNN,
+    vocab: Vocab,
+    *,
+    length: int,
+    prime: str = "",
+    settings: SampleSettings | None = None,
+    num_samples: int = 1,
+    seed: int | None = None,
+    skip_unknown: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Like :func:`stream`, but returns the ``num_samples`` finished samples as text."""
+    steps = list(
+        stream(
+            model,
+            vocab,
+            length=length,
+            prime=prime,
+            settings=settings,
+            num_samples=num_samples,
+            seed=seed,
+            skip_unknown=skip_unknown,
+            warn=warn,
+        )
+    )
+    if not steps:
+        return [""] * num_samples
+    drawn = torch.stack(steps, dim=1)  # (M, length)
+    return [vocab.decode(row.numpy()) for row in drawn]

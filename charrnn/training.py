@@ -1,0 +1,686 @@
+"""Truncated backprop through time: the training loop, its budget and its checkpoints.
+
+The loop never prints: it reports through a :class:`Reporter` (the CLI's Rich
+display, JSON lines, or nothing), so the library is usable on its own::
+
+    from charrnn import RunConfig, ModelConfig, TrainConfig, DataConfig, train
+    config = RunConfig(DataConfig("input.txt"), ModelConfig(), TrainConfig())
+    summary = train(config, Path("runs/x"))
+
+Each step feeds window k of every stream, carries the recurrent state into window
+k + 1 and detaches it there (see :mod:`charrnn.data`), so the model sees long
+context while gradients flow back ``seq_len`` steps. Everything that decides what
+happens next — weights, optimizer, step, carried state, random-generator state — is
+in the checkpoint, so a resumed run continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from charrnn import __version__
+from charrnn.checkpoint import load_checkpoint, model_from_record, save_checkpoint
+from charrnn.config import RunConfig, TrainConfig
+from charrnn.corpora import resolve_corpus
+from charrnn.corpus import Corpus, encode_validation_file, load_corpus, split_ids
+from charrnn.data import StreamBatches, ValidationWindows
+from charrnn.errors import CheckpointError, CorpusError, TrainingDiverged, TrainingInterrupted
+from charrnn.hardware import select_device, set_threads
+from charrnn.model import CharRNN, State, detach_state
+from charrnn.rundir import RunDir
+from charrnn.sample import SampleSettings, generate
+from charrnn.vocab import Vocab
+
+LN2 = math.log(2.0)
+MAX_BAD_STEPS = 10  # non-finite steps in a row before giving up
+_REPORT_INTERVAL_S = 0.2
+
+
+# -- what the loop reports ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Facts about a run, reported once before the first step."""
+
+    run_dir: Path
+    corpus: str
+    vocab_size: int
+    parameters: int
+    train_chars: int
+    val_chars: int
+    windows_per_epoch: int
+    device: str
+    start_step: int
+    total_steps: int | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The loop's state, reported a few times a second."""
+
+    step: int
+    epoch: float
+    fraction: float
+    train_loss: float
+    lr: float
+    chars_per_s: float
+    elapsed_s: float
+    val_bpc: float | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One validation pass: the line written to ``metrics.jsonl`` plus a sample."""
+
+    step: int
+    epoch: float
+    chars_seen: int
+    elapsed_s: float
+    lr: float
+    train_loss: float
+    val_loss: float
+    val_bpc: float
+    chars_per_s: float
+    is_best: bool
+    sample: str
+
+    def record(self) -> dict[str, Any]:
+        """The metrics line (everything but the sample text)."""
+        fields = asdict(self)
+        fields.pop("sample")
+        return fields
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How a run ended."""
+
+    run_dir: Path
+    step: int
+    chars_seen: int
+    elapsed_s: float
+    best_val_loss: float
+    last_val_loss: float
+    stopped_by: str
+    bad_steps: int
+
+    @property
+    def best_val_bpc(self) -> float:
+        return self.best_val_loss / LN2
+
+
+class Reporter(Protocol):
+    """Receives what the loop has to say; every method may do nothing."""
+
+    def start(self, info: RunStart) -> None: ...
+    def progress(self, progress: Progress) -> None: ...
+    def evaluated(self, evaluation: Evaluation) -> None: ...
+    def finish(self, summary: Summary) -> None: ...
+
+
+class SilentReporter:
+    """A reporter that ignores everything."""
+
+    def start(self, info: RunStart) -> None:
+        pass
+
+    def progress(self, progress: Progress) -> None:
+        pass
+
+    def evaluated(self, evaluation: Evaluation) -> None:
+        pass
+
+    def finish(self, summary: Summary) -> None:
+        pass
+
+
+# -- schedule and budget --------------------------------------------------------------
+
+
+def learning_rate(config: TrainConfig, fraction: float) -> float:
+    """The learning rate when ``fraction`` of the budget is used: warm-up, then decay.
+
+    Linear warm-up over the first ``warmup`` of the budget; then ``cosine`` decays to
+    ``min_lr_frac * lr``, ``step`` multiplies by 0.3 at half and by 0.1 at three
+    quarters of the budget, and ``constant`` keeps ``lr``.
+    """
+    fraction = min(max(fraction, 0.0), 1.0)
+    if config.warmup > 0 and fraction < config.warmup:
+        return config.lr * fraction / config.warmup
+    progress = (fraction - config.warmup) / max(1.0 - config.warmup, 1e-12)
+    if config.schedule == "cosine":
+        floor = config.lr * config.min_lr_frac
+        return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if config.schedule == "step":
+        return config.lr * (1.0 if progress < 0.5 else 0.3 if progress < 0.75 else 0.1)
+    return config.lr
+
+
+def total_steps(config: TrainConfig, windows_per_epoch: int) -> int | None:
+    """Steps the budget allows, when it is counted in steps or epochs (not time)."""
+    limits = []
+    if config.steps is not None:
+        limits.append(config.steps)
+    if config.epochs is not None:
+        limits.append(max(1, math.ceil(config.epochs * windows_per_epoch)))
+    return min(limits) if limits else None
+
+
+# -- Ctrl-C -------------------------------------------------------------------------
+
+
+class StopRequest:
+    """Set by the first Ctrl-C (or by a caller); the loop checks it between steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+@contextmanager
+def graceful_interrupt(stop: StopRequest) -> Iterator[None]:
+    """Turn the first SIGINT into a stop request, so the loop can save between steps.
+
+    A second Ctrl-C interrupts at once (the last checkpoint on disk stays intact).
+    Only the main thread may install signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# -- data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A corpus split for training."""
+
+    corpus: Corpus
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+
+
+def load_dataset(
+    config: RunConfig,
+    *,
+    cache_dir: Path | None = None,
+    vocab: Vocab | None = None,
+    skip_unknown: bool = False,
+    warn: Callable[[str], None] | None = None,
+    on_encode: Callable[[Path], None] | None = None,
+) -> Dataset:
+    """Read, encode (cached) and split the corpus named by ``config.data``.
+
+    ``vocab``, when given (a resumed run), must equal the corpus's vocabulary.
+    """
+    data = config.data
+    path, name = resolve_corpus(
+        Path(data.path) if data.path else None, max_mb=data.max_mb, cache_dir=cache_dir
+    )
+    corpus = load_corpus(
+        path,
+        encoding=data.encoding,
+        byte_level=data.byte_level,
+        cache_dir=cache_dir,
+        name=name,
+        on_encode=on_encode,
+    )
+    if vocab is not None and corpus.vocab != vocab:
+        raise CorpusError(
+            f"{path}: its vocabulary ({len(corpus.vocab)} symbols) differs from the run's "
+            f"({len(vocab)} symbols)"
+        )
+    if data.val_file:
+        val_ids = encode_validation_file(
+            Path(data.val_file),
+            corpus.vocab,
+            encoding=data.encoding,
+            skip_unknown=skip_unknown,
+            warn=warn,
+        )
+        train_ids = corpus.ids
+    else:
+        train_ids, val_ids = split_ids(corpus.ids, data.val_frac)
+    return Dataset(corpus, train_ids, val_ids)
+
+
+# -- the loop -----------------------------------------------------------------------------
+
+
+class Trainer:
+    """One training run: model, optimizer, batches and counters, saved as a whole.
+
+    Build it with :func:`train` or :func:`resume` rather than directly.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        dataset: Dataset,
+        run_dir: RunDir,
+        *,
+        reporter: Reporter | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.config = config
+        self.dataset = dataset
+        self.vocab = dataset.corpus.vocab
+        self.run_dir = run_dir
+        self.reporter = reporter or SilentReporter()
+        self.stop = stop or (lambda: False)
+        tc = config.train
+        set_threads(tc.threads)
+        self.device = select_device(tc.device)
+        self.batches = StreamBatches(dataset.train_ids, tc.batch_size, tc.seq_len)
+        self.validation = ValidationWindows(dataset.val_ids, tc.batch_size, tc.seq_len)
+        torch.manual_seed(tc.seed)
+        self.model = CharRNN(len(self.vocab), config.model).to(self.device)
+        self.optimizer = self._make_optimizer()
+        self.step = 0
+        self.chars_seen = 0
+        self.elapsed_base = 0.0
+        self.bad_steps = 0
+        self.best_val_loss = math.inf
+        self.last_val_loss = math.inf
+        self.state: State | None = None
+        # Running sum of training losses since the last evaluation (kept on the device:
+        # read only when reported), saved so a resumed run reports the same means.
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.loss_count = 0
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW; weight decay on matrices only (biases and norms are left alone)."""
+        tc = self.config.train
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        fused = self.device.type == "cuda"
+        return torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.99), fused=fused)
+
+    # -- checkpoint state ------------------------------------------------------------
+
+    def payload(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly."""
+        corpus = self.dataset.corpus
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "charrnn_version": __version__,
+            "config": self.config.to_dict(),
+            "vocab": self.vocab.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "chars_seen": self.chars_seen,
+            "elapsed_s": self.elapsed_base,
+            "bad_steps": self.bad_steps,
+            "best_val_loss": self.best_val_loss,
+            "last_val_loss": self.last_val_loss,
+            "num_parameters": self.model.num_parameters,
+            "corpus": {"name": corpus.name, "sha256": corpus.sha256, "path": str(corpus.source)},
+            "state": [s.detach() for s in self.state] if self.state is not None else [],
+            "train_loss_sum": self.loss_sum.detach().clone(),
+            "train_loss_count": self.loss_count,
+            "rng": rng,
+        }
+
+    def restore(self, record: dict[str, Any], path: Path) -> None:
+        """Load a checkpoint's weights, optimizer, counters, state and RNG."""
+        model, _, _ = model_from_record(record, path, self.device)
+        self.model.load_state_dict(model.state_dict())
+        try:
+            self.optimizer.load_state_dict(record["optimizer"])
+            self.step = int(record["step"])
+            self.chars_seen = int(record.get("chars_seen", 0))
+            self.elapsed_base = float(record.get("elapsed_s", 0.0))
+            self.bad_steps = int(record.get("bad_steps", 0))
+            self.best_val_loss = float(record.get("best_val_loss", math.inf))
+            self.last_val_loss = float(record.get("last_val_loss", math.inf))
+            if "train_loss_sum" in record:
+                self.loss_sum = record["train_loss_sum"].to(self.device)
+                self.loss_count = int(record["train_loss_count"])
+            saved_state = record.get("state") or []
+            self.state = tuple(s.to(self.device) for s in saved_state) if saved_state else None
+            rng = record.get("rng", {})
+            if "torch" in rng:
+                torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(rng["cuda"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: cannot resume from this checkpoint: {exc}") from None
+
+    def save(self, *, best: bool = False, last: bool = True) -> None:
+        payload = self.payload()
+        if last:
+            save_checkpoint(self.run_dir.last, payload)
+        if best:
+            save_checkpoint(self.run_dir.best, payload)
+
+    # -- evaluation --------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean validation loss in nats per character, over the whole validation text."""
+        self.model.eval()
+        state: State | None = None
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        for x, y in self.validation:
+            x, y = x.to(self.device), y.to(self.device)
+            logits, state = self.model(x, state)
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
+            )
+            total += loss.double()
+        self.model.train()
+        return float(total.item()) / self.validation.num_targets
+
+    def sample_text(self) -> str:
+        """A short sample to show how the model writes at this point."""
+        length = self.config.train.sample_length
+        if length == 0:
+            return ""
+        text = generate(
+            self.model,
+            self.vocab,
+            length=length,
+            settings=SampleSettings(temperature=0.8),
+            seed=self.config.train.seed + self.step,
+        )[0]
+        self.model.train()
+        return text
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def fraction(self, step: int, elapsed: float) -> float:
+        """Share of the budget used after ``step`` steps and ``elapsed`` seconds."""
+        tc = self.config.train
+        parts = []
+        steps = total_steps(tc, self.batches.windows_per_epoch)
+        if steps is not None:
+            parts.append(step / steps)
+        if tc.time_s is not None:
+            parts.append(elapsed / tc.time_s)
+        return min(1.0, max(parts))
+
+    def _stopped_by(self, elapsed: float) -> str | None:
+        tc = self.config.train
+        if tc.steps is not None and self.step >= tc.steps:
+            return "steps"
+        if tc.epochs is not None and self.step >= tc.epochs * self.batches.windows_per_epoch:
+            return "epochs"
+        if tc.time_s is not None and elapsed >= tc.time_s:
+            return "time"
+        return None
+
+    def run(self) -> Summary:
+        """Train until the budget is used up; save and return how it ended."""
+        tc = self.config.train
+        model, optimizer = self.model, self.optimizer
+        model.train()
+        started = time.perf_counter()
+        start_step = self.step
+        self.reporter.start(
+            RunStart(
+                run_dir=self.run_dir.path,
+                corpus=self.dataset.corpus.name,
+                vocab_size=len(self.vocab),
+                parameters=model.num_parameters,
+                train_chars=len(self.dataset.train_ids),
+                val_chars=len(self.dataset.val_ids),
+                windows_per_epoch=self.batches.windows_per_epoch,
+                device=str(self.device),
+                start_step=start_step,
+                total_steps=total_steps(tc, self.batches.windows_per_epoch),
+            )
+        )
+        bad_in_row = 0
+        report_at, report_chars = started, self.chars_seen
+        speed = 0.0
+        eval_at, eval_chars = started, self.chars_seen
+        lr = learning_rate(tc, self.fraction(self.step, self.elapsed_base))
+        stopped_by = self._stopped_by(self.elapsed_base)
+        while stopped_by is None:
+            if self.stop():
+                self.elapsed_base += time.perf_counter() - started
+                self.save()
+                raise TrainingInterrupted(
+                    f"interrupted at step {self.step}; saved {self.run_dir.last} "
+                    f"(continue with: charrnn train --resume {self.run_dir.path})"
+                )
+            now = time.perf_counter()
+            elapsed = self.elapsed_base + (now - started)
+            lr = learning_rate(tc, self.fraction(self.step + 1, elapsed))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            window = self.batches.window(self.step)
+            if window.reset:
+                self.state = None  # the streams restart: carried state would be wrong
+            x = window.x.to(self.device, non_blocking=True)
+            y = window.y.to(self.device, non_blocking=True)
+            logits, new_state = model(x, self.state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                model.parameters(), tc.clip if tc.clip > 0 else math.inf
+            )
+            if bool(torch.isfinite(grad_norm)) and bool(torch.isfinite(loss)):
+                optimizer.step()
+                self.state = detach_state(new_state)
+                self.loss_sum += loss.detach()
+                self.loss_count += 1
+                bad_in_row = 0
+            else:
+                # A non-finite step never reaches the weights (or a checkpoint).
+                optimizer.zero_grad(set_to_none=True)
+                self.state = None
+                self.bad_steps += 1
+                bad_in_row += 1
+                if bad_in_row >= MAX_BAD_STEPS:
+                    raise TrainingDiverged(
+                        f"the loss or gradients were not finite for {bad_in_row} steps in a row "
+                        f"at step {self.step}; lower --lr or --clip. The last saved checkpoints "
+                        f"in {self.run_dir.path} are intact"
+                    )
+            self.step += 1
+            self.chars_seen += self.batches.chars_per_window
+
+            now = time.perf_counter()
+            elapsed = self.elapsed_base + (now - started)
+            stopped_by = self._stopped_by(elapsed)
+            evaluate = self.step % tc.eval_every == 0 or stopped_by is not None
+            if now - report_at >= _REPORT_INTERVAL_S or evaluate:
+                speed = (self.chars_seen - report_chars) / max(now - report_at, 1e-9)
+                report_at, report_chars = now, self.chars_seen
+                train_loss = float(self.loss_sum.item()) / max(self.loss_count, 1)
+                self.reporter.progress(
+                    Progress(
+                        step=self.step,
+                        epoch=self.step / self.batches.windows_per_epoch,
+                        fraction=self.fraction(self.step, elapsed),
+                        train_loss=train_loss,
+                        lr=lr,
+                        chars_per_s=speed,
+                        elapsed_s=elapsed,
+                        val_bpc=self.last_val_loss / LN2
+                        if math.isfinite(self.last_val_loss)
+                        else None,
+                    )
+                )
+            if evaluate:
+                train_loss = float(self.loss_sum.item()) / max(self.loss_count, 1)
+                self.loss_sum.zero_()
+                self.loss_count = 0
+                eval_speed = (self.chars_seen - eval_chars) / max(now - eval_at, 1e-9)
+                val_loss = self.evaluate()
+                is_best = val_loss < self.best_val_loss
+                self.last_val_loss = val_loss
+                if is_best:
+                    self.best_val_loss = val_loss
+                evaluation = Evaluation(
+                    step=self.step,
+                    epoch=round(self.step / self.batches.windows_per_epoch, 4),
+                    chars_seen=self.chars_seen,
+                    elapsed_s=round(elapsed, 3),
+                    lr=lr,
+                    train_loss=train_loss,
+                    val_loss=val_loss,
+                    val_bpc=val_loss / LN2,
+                    chars_per_s=round(eval_speed, 1),
+                    is_best=is_best,
+                    sample=self.sample_text(),
+                )
+                self.run_dir.append_metrics(evaluation.record())
+                self.reporter.evaluated(evaluation)
+                if is_best:
+                    self.save(best=True, last=False)
+                # Evaluation and sampling are not training time: restart the clocks.
+                pause_end = time.perf_counter()
+                self.elapsed_base += pause_end - started
+                started = pause_end
+                eval_at, eval_chars = pause_end, self.chars_seen
+                report_at, report_chars = pause_end, self.chars_seen
+            if self.step % tc.save_every == 0 or stopped_by is not None:
+                self.elapsed_base += time.perf_counter() - started
+                started = time.perf_counter()
+                self.save()
+
+        summary = Summary(
+            run_dir=self.run_dir.path,
+            step=self.step,
+            chars_seen=self.chars_seen,
+            elapsed_s=self.elapsed_base + (time.perf_counter() - started),
+            best_val_loss=self.best_val_loss,
+            last_val_loss=self.last_val_loss,
+            stopped_by=stopped_by,
+            bad_steps=self.bad_steps,
+        )
+        self.reporter.finish(summary)
+        return summary
+
+
+# -- entry points -----------------------------------------------------------------------
+
+
+def train(
+    config: RunConfig,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    reporter: Reporter | None = None,
+    cache_dir: Path | None = None,
+    skip_unknown: bool = False,
+    warn: Callable[[str], None] | None = None,
+    on_encode: Callable[[Path], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Summary:
+    """Train a new model as ``config`` says, keeping its files in ``out``.
+
+    Raises:
+        CharRNNError: for bad input or files (never leaves a half-written run).
+        TrainingInterrupted: after Ctrl-C (or ``stop()``), once ``last.pt`` is saved.
+    """
+    dataset = load_dataset(
+        config, cache_dir=cache_dir, skip_unknown=skip_unknown, warn=warn, on_encode=on_encode
+    )
+    run_dir = RunDir(out)
+    # Build the trainer first: bad settings fail before the run directory is touched.
+    trainer = Trainer(config, dataset, run_dir, reporter=reporter, stop=stop)
+    run_dir.create(overwrite=overwrite)
+    with run_dir.lock():
+        run_dir.write_config(config)
+        return _run(trainer, stop)
+
+
+def resume(
+    run_path: Path,
+    *,
+    steps: int | None = None,
+    epochs: float | None = None,
+    time_s: float | None = None,
+    reporter: Reporter | None = None,
+    cache_dir: Path | None = None,
+    skip_unknown: bool = False,
+    warn: Callable[[str], None] | None = None,
+    on_encode: Callable[[Path], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Summary:
+    """Continue the run in ``run_path`` from its ``last.pt``, optionally with a new budget."""
+    run_dir = RunDir(run_path)
+    if not run_dir.path.is_dir():
+        raise CheckpointError(f"{run_dir.path}: no such run directory")
+    record = load_checkpoint(run_dir.last)
+    _, vocab, config = model_from_record(record, run_dir.last)
+    budget: dict[str, Any] = {
+        key: value
+        for key, value in (("steps", steps), ("epochs", epochs), ("time_s", time_s))
+        if value is not None
+    }
+    if budget:
+        config = replace(config, train=replace(config.train, **budget))
+    dataset = load_dataset(
+        config,
+        cache_dir=cache_dir,
+        vocab=vocab,
+        skip_unknown=skip_unknown,
+        warn=warn,
+        on_encode=on_encode,
+    )
+    stored = record.get("corpus", {})
+    if stored.get("sha256") and stored["sha256"] != dataset.corpus.sha256:
+        raise CorpusError(
+            f"{dataset.corpus.source} changed since this run started; resuming would train "
+            "on different text (start a new run instead)"
+        )
+    with run_dir.lock():
+        trainer = Trainer(config, dataset, run_dir, reporter=reporter, stop=stop)
+        trainer.restore(record, run_dir.last)
+        if trainer._stopped_by(trainer.elapsed_base) is not None:
+            raise CheckpointError(
+                f"{run_dir.path} has already used its budget ({trainer.step} steps); "
+                "give a larger --steps, --epochs or --time to continue"
+            )
+        run_dir.truncate_metrics(trainer.step)
+        run_dir.write_config(config)
+        return _run(trainer, stop)
+
+
+def _run(trainer: Trainer, stop: Callable[[], bool] | None) -> Summary:
+    """Run with Ctrl-C turned into a clean stop, unless the caller handles stopping."""
+    if stop is not None:
+        return trainer.run()
+    request = StopRequest()
+    trainer.stop = request
+    with graceful_interrupt(request):
+        return trainer.run()

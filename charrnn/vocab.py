@@ -1,0 +1,195 @@
+"""The vocabulary: the sorted set of symbols of the training text, and id <-> text.
+
+A symbol is a Unicode code point (character-level, the default) or a byte value
+(byte-level, ``--bytes``: always all 256 bytes, so any file works). Sorting makes the
+ids a pure function of the text: the same text always gives the same vocabulary.
+
+Nothing here loops over characters in Python: text goes to code points through
+``str.encode("utf-32-le")`` and a lookup table maps code points to ids in numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from charrnn.errors import VocabError
+
+OnUnknown = Literal["error", "drop"]
+
+# Largest vocabulary an id dtype can hold; the corpus cache picks the smallest.
+_ID_DTYPES = ((256, np.uint8), (65536, np.uint16), (2**32, np.uint32))
+
+
+def id_dtype(vocab_size: int) -> np.dtype[Any]:
+    """The smallest unsigned dtype that holds ids ``0 .. vocab_size - 1``."""
+    for limit, dtype in _ID_DTYPES:
+        if vocab_size <= limit:
+            return np.dtype(dtype)
+    raise VocabError(f"a vocabulary of {vocab_size} symbols is too large")
+
+
+def code_points(text: str) -> np.ndarray:
+    """The text's code points as a uint32 array (no Python-level loop)."""
+    # surrogatepass: text from argv may carry lone surrogates (surrogateescape);
+    # they must reach the unknown-character check, not crash the encoder.
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def describe_symbol(symbol: int, byte_level: bool = False) -> str:
+    """A printable name for one symbol: 'a', '\\n', ' ' as '␠', or 'U+0301'."""
+    if byte_level:
+        return f"0x{symbol:02X}" if not (0x21 <= symbol < 0x7F) else chr(symbol)
+    char = chr(symbol)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t", " ": "␠"}
+    if char in named:
+        return named[char]
+    if char.isprintable() and not (0xD800 <= symbol <= 0xDFFF):
+        return char
+    return f"U+{symbol:04X}"
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """An ordered set of symbols; a symbol's id is its index.
+
+    Args:
+        symbols: sorted, distinct code points (or byte values when ``byte_level``).
+        byte_level: symbols are bytes 0..255 and text is handled as UTF-8 bytes.
+    """
+
+    symbols: tuple[int, ...]
+    byte_level: bool = False
+    _lookup: np.ndarray = field(init=False, repr=False, compare=False)
+    _symbol_array: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise VocabError("a vocabulary needs at least one symbol")
+        if list(self.symbols) != sorted(set(self.symbols)):
+            raise VocabError("vocabulary symbols must be sorted and distinct")
+        limit = 256 if self.byte_level else 0x110000
+        if self.symbols[0] < 0 or self.symbols[-1] >= limit:
+            raise VocabError("vocabulary symbol out of range")
+        symbol_array = np.asarray(self.symbols, dtype=np.uint32)
+        # Lookup table code point -> id; one extra slot (-1) catches everything larger.
+        lookup = np.full(int(symbol_array[-1]) + 2, -1, dtype=np.int64)
+        lookup[symbol_array] = np.arange(len(self.symbols))
+        object.__setattr__(self, "_lookup", lookup)
+        object.__setattr__(self, "_symbol_array", symbol_array)
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_text(cls, text: str) -> Vocab:
+        """The vocabulary of ``text``: its distinct code points, sorted."""
+        return cls(tuple(int(c) for c in np.unique(code_points(text))))
+
+    @classmethod
+    def bytes_vocab(cls) -> Vocab:
+        """The byte-level vocabulary: all 256 byte values."""
+        return cls(tuple(range(256)), byte_level=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Vocab:
+        """Inverse of :meth:`to_dict` (used by checkpoints and the corpus cache)."""
+        try:
+            return cls(tuple(int(s) for s in data["symbols"]), bool(data["byte_level"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VocabError(f"malformed vocabulary record: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only, so it can live in a weights-only checkpoint."""
+        return {"symbols": list(self.symbols), "byte_level": self.byte_level}
+
+    # -- queries ------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def __contains__(self, char: object) -> bool:
+        if not isinstance(char, str) or len(char) != 1 or self.byte_level:
+            return False
+        cp = ord(char)
+        return cp < len(self._lookup) - 1 and self._lookup[cp] >= 0
+
+    @property
+    def chars(self) -> list[str]:
+        """The symbols as printable names (see :func:`describe_symbol`)."""
+        return [describe_symbol(s, self.byte_level) for s in self.symbols]
+
+    # -- encoding -----------------------------------------------------------------
+
+    def encode_symbols(
+        self,
+        symbols: np.ndarray,
+        *,
+        what: str = "text",
+        on_unknown: OnUnknown = "error",
+        warn: Callable[[str], None] | None = None,
+    ) -> np.ndarray:
+        """Map an array of symbols (code points or bytes) to int64 ids.
+
+        Unknown symbols raise :class:`VocabError` naming the first few, or with
+        ``on_unknown="drop"`` are removed and reported through ``warn``.
+        """
+        limit = len(self._lookup) - 1  # the lookup's catch-all slot for larger symbols
+        if np.iinfo(symbols.dtype).max > limit:
+            symbols_in_table = np.minimum(symbols, np.array(limit, dtype=symbols.dtype))
+        else:
+            symbols_in_table = symbols
+        ids = self._lookup[symbols_in_table]
+        unknown = ids < 0
+        if not unknown.any():
+            return ids
+        message = self._unknown_message(symbols[unknown], what)
+        if on_unknown == "error":
+            raise VocabError(message + "; drop them with --skip-unknown")
+        if warn is not None:
+            warn(message + "; they were dropped")
+        return ids[~unknown]
+
+    def encode(
+        self,
+        text: str,
+        *,
+        what: str = "text",
+        on_unknown: OnUnknown = "error",
+        warn: Callable[[str], None] | None = None,
+    ) -> np.ndarray:
+        """Encode ``text`` to an int64 id array (UTF-8 bytes when byte-level)."""
+        if self.byte_level:
+            symbols = np.frombuffer(text.encode("utf-8", "surrogateescape"), dtype=np.uint8)
+        else:
+            symbols = code_points(text)
+        return self.encode_symbols(symbols, what=what, on_unknown=on_unknown, warn=warn)
+
+    def decode_bytes(self, ids: Sequence[int] | np.ndarray) -> bytes:
+        """The UTF-8 bytes of ``ids`` (raw bytes for a byte-level vocabulary)."""
+        symbols = self._symbol_array[np.asarray(ids, dtype=np.int64)]
+        if self.byte_level:
+            return symbols.astype(np.uint8).tobytes()
+        return symbols.astype("<u4").tobytes().decode("utf-32-le").encode("utf-8")
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        """The text of ``ids``; byte-level invalid UTF-8 shows as U+FFFD."""
+        symbols = self._symbol_array[np.asarray(ids, dtype=np.int64)]
+        if self.byte_level:
+            return symbols.astype(np.uint8).tobytes().decode("utf-8", "replace")
+        return symbols.astype("<u4").tobytes().decode("utf-32-le")
+
+    def _unknown_message(self, unknown: np.ndarray, what: str) -> str:
+        distinct, first_at = np.unique(unknown, return_index=True)
+        in_order = distinct[np.argsort(first_at)]
+        shown = ", ".join(
+            f"'{describe_symbol(int(s), self.byte_level)}'"
+            + ("" if self.byte_level else f" (U+{int(s):04X})")
+            for s in in_order[:5]
+        )
+        more = f" and {len(in_order) - 5} more" if len(in_order) > 5 else ""
+        kind = "byte" if self.byte_level else "character"
+        kind += "" if len(in_order) == 1 else "s"
+        return f"{what} has {len(in_order)} {kind} not in the vocabulary: {shown}{more}"

@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny corpora we write ourselves, an isolated cache, a quiet Rich."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+WORDS = (
+    "the a cat dog sat on mat ran far away and then came back home to sleep under "
+    "warm red blue sky river stone bright quiet little big old new"
+).split()
+
+
+def make_text(n_chars: int, seed: int = 0) -> str:
+    """Deterministic English-like text of about ``n_chars`` characters."""
+    rng = random.Random(seed)
+    lines, size = [], 0
+    while size < n_chars:
+        line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9))).capitalize() + "."
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)[:n_chars]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Never touch the user's cache; wide, colourless Rich output for stable text."""
+    monkeypatch.setenv("CHARRNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TERM", "dumb")
+
+
+@pytest.fixture
+def corpus_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.txt"
+    path.write_text(make_text(6000), encoding="utf-8")
+    return path
+
+
+def tiny_config(path: Path | None, **train: object) -> RunConfig:
+    """A model small enough to train in well under a second a few dozen steps."""
+    settings: dict[str, object] = {
+        "batch_size": 4,
+        "seq_len": 16,
+        "steps": 30,
+        "eval_every": 10,
+        "save_every": 10,
+        "sample_length": 20,
+        "lr": 1e-2,
+        "threads": 1,
+        "device": "cpu",
+    }
+    settings.update(train)
+    return RunConfig(
+        data=DataConfig(path=str(path) if path else None, val_frac=0.1),
+        model=ModelConfig(cell="gru", num_layers=2, hidden_size=16, embed_size=8),
+        train=TrainConfig(**settings),  # type: ignore[arg-type]
+    )

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from charrnn.checkpoint import (
+    FORMAT_VERSION,
+    load_checkpoint,
+    load_model,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charrnn.errors import CheckpointError
+from charrnn.model import CharRNN
+from charrnn.vocab import Vocab
+
+
+def _payload(hidden: int = 8) -> dict[str, object]:
+    vocab = Vocab.from_text("abcdef")
+    config = RunConfig(
+        DataConfig(), ModelConfig(cell="gru", num_layers=1, hidden_size=hidden), TrainConfig()
+    )
+    model = CharRNN(len(vocab), config.model)
+    return {
+        "config": config.to_dict(),
+        "vocab": vocab.to_dict(),
+        "model": model.state_dict(),
+        "step": 3,
+    }
+
+
+def test_save_then_load_gives_identical_logits(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    payload = _payload()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, payload)
+    model, vocab, record = load_model(path)
+    reference = CharRNN(len(vocab), ModelConfig(cell="gru", num_layers=1, hidden_size=8))
+    reference.load_state_dict(payload["model"])  # type: ignore[arg-type]
+    reference.eval()
+    x = torch.tensor([[0, 1, 2, 3]])
+    assert torch.equal(model(x)[0], reference(x)[0])
+    assert record["step"] == 3 and record["format_version"] == FORMAT_VERSION
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"], "no temporary files left"
+
+
+def test_crafted_pickle_is_refused_and_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "charrnn-checkpoint", "payload": Exploit()}, path)
+    with pytest.raises(CheckpointError, match="refused: it holds Python objects"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+    raw = tmp_path / "evil.pkl"  # a plain pickle, not even a torch zip file
+    raw.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(raw)
+    assert not marker.exists()
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, _payload())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(path)
+
+
+def test_zero_byte_and_random_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="is empty"):
+        load_checkpoint(empty)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"this is not a checkpoint at all" * 10)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(junk)
+
+
+def test_not_a_charrnn_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="not a charrnn checkpoint"):
+        load_checkpoint(path)
+
+
+def test_newer_format_version(tmp_path: Path) -> None:
+    path = tmp_path / "future.pt"
+    torch.save({**_payload(), "format": "charrnn-checkpoint", "format_version": 99}, path)
+    with pytest.raises(CheckpointError, match=r"newer charrnn .*format 99"):
+        load_checkpoint(path)
+
+
+def test_weights_that_do_not_match_the_settings(tmp_path: Path) -> None:
+    payload = _payload(hidden=8)
+    payload["config"]["model"]["hidden_size"] = 16  # type: ignore[index]
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, payload)
+    with pytest.raises(CheckpointError, match="weights do not match the stored settings"):
+        load_model(path)
+
+
+def test_failed_save_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, _payload())
+    before = path.read_bytes()
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match="No space left on device"):
+        save_checkpoint(path, _payload())
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_resolve_prefers_best_then_last(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"holds no best\.pt or last\.pt"):
+        resolve_checkpoint(tmp_path)
+    save_checkpoint(tmp_path / "last.pt", _payload())
+    assert resolve_checkpoint(tmp_path).name == "last.pt"
+    save_checkpoint(tmp_path / "best.pt", _payload())
+    assert resolve_checkpoint(tmp_path).name == "best.pt"
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        resolve_checkpoint(tmp_path / "nope.pt")

@@ -1,0 +1,304 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from charrnn import __version__
+from charrnn.cli import app
+from charrnn.rundir import RunDir
+
+runner = CliRunner()
+TINY = [
+    "--layers",
+    "1",
+    "--hidden",
+    "16",
+    "--embed",
+    "8",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "16",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+    "--sample-length",
+    "20",
+]
+
+
+def run(*args: str, input: str | None = None) -> object:
+    return runner.invoke(app, list(args), input=input)
+
+
+def trained(tmp_path: Path, corpus_file: Path, *extra: str) -> Path:
+    out = tmp_path / "run"
+    result = run(
+        "train",
+        str(corpus_file),
+        "--out",
+        str(out),
+        "--steps",
+        "20",
+        "--eval-every",
+        "10",
+        *TINY,
+        *extra,
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_help_lists_every_command() -> None:
+    result = run("--help")
+    assert result.exit_code == 0, result.output
+    for command in ("train", "sample", "info", "vocab", "hello"):
+        assert command in result.output
+
+
+def test_every_option_has_help_text() -> None:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        for param in command.params:
+            assert getattr(param, "help", None) or param.param_type_name == "argument", (
+                f"{name} {param.name} has no help"
+            )
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_python_dash_m_works() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "charrnn", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "train" in done.stdout and "sample" in done.stdout
+
+
+def test_bad_cell_is_a_usage_error(corpus_file: Path) -> None:
+    result = run("train", str(corpus_file), "--cell", "transformer")
+    assert result.exit_code == 2
+    assert "transformer" in result.output
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (lambda p: p.write_bytes(b"abc\xfe\xffdef"), "invalid utf-8 at byte offset 3"),
+        (lambda p: p.write_text("tiny"), "needs at least"),
+    ],
+)
+def test_corpus_errors_are_one_line_without_traceback(
+    tmp_path: Path, make: object, message: str
+) -> None:
+    path = tmp_path / "corpus.txt"
+    make(path)  # type: ignore[operator]
+    result = run("train", str(path), "--out", str(tmp_path / "run"), "--val-frac", "0.5")
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists(), "no run directory for a failed start"
+
+
+def test_vocab_errors_and_table(tmp_path: Path, corpus_file: Path) -> None:
+    result = run("vocab", str(tmp_path / "missing.txt"))
+    assert result.exit_code == 1 and "no such file" in result.stderr
+    result = run("vocab", str(corpus_file), "--show", "3", "--rarest", "2")
+    assert result.exit_code == 0, result.output
+    assert "the 3 most frequent" in result.stdout and "the 2 rarest" in result.stdout
+    assert "␠" in result.stdout  # space is the commonest symbol of this text
+    bytes_result = run("vocab", str(corpus_file), "--bytes")
+    assert "256 symbols" in bytes_result.stdout
+
+
+def test_vocab_of_the_default_corpus() -> None:
+    result = run("vocab", "--max-mb", "0.1")
+    assert result.exit_code == 0, result.output
+    assert "python-stdlib" in result.stdout
+
+
+def test_train_sample_info_round_trip(tmp_path: Path, corpus_file: Path) -> None:
+    out = trained(tmp_path, corpus_file)
+    assert {"last.pt", "best.pt", "metrics.jsonl", "config.toml"} <= {p.name for p in out.iterdir()}
+
+    result = run("sample", str(out), "--length", "50", "--seed", "1", "--prime", "The ")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("The ") and len(result.stdout) == 4 + 50 + 1
+    again = run("sample", str(out), "--length", "50", "--seed", "1", "--prime", "The ")
+    assert again.stdout == result.stdout
+
+    many = run("sample", str(out / "last.pt"), "-n", "10", "-m", "3", "--seed", "2")
+    assert many.exit_code == 0, many.output
+    assert many.stdout.count("\n") == 3 and many.stderr.count("sample") == 3
+
+    info = run("info", str(out))
+    assert info.exit_code == 0, info.output
+    for text in ("lstm", "1 x 16", "steps trained", "20", "bpc"):
+        assert text in info.stdout
+    as_json = json.loads(run("info", str(out), "--json").stdout)
+    assert as_json["step"] == 20 and as_json["best_val_bpc"] > 0
+
+
+def test_sample_from_stdin_and_errors(tmp_path: Path, corpus_file: Path) -> None:
+    out = trained(tmp_path, corpus_file)
+    result = run("sample", str(out), "-n", "5", "--prime", "-", "--seed", "0", input="The cat")
+    assert result.exit_code == 0 and result.stdout.startswith("The cat")
+    bad = run("sample", str(out), "--prime", "Zebra€")
+    assert bad.exit_code == 1 and "'€'" in bad.stderr and bad.stdout == ""
+    skipped = run("sample", str(out), "--prime", "Zebra€", "--skip-unknown", "-n", "5")
+    assert skipped.exit_code == 0 and "warning" in skipped.stderr
+    for args, message in (
+        (["--temperature", "-1"], "temperature"),
+        (["--top-p", "0"], "top-p"),
+        (["--top-p", "1.5"], "top-p"),
+        (["--length", "-3"], "length"),
+    ):
+        result = run("sample", str(out), *args)
+        assert result.exit_code == 1 and message in result.stderr, (args, result.output)
+    missing = run("sample", str(tmp_path / "nothing"))
+    assert missing.exit_code == 1 and "no such checkpoint" in missing.stderr
+    (tmp_path / "evil.pt").write_bytes(b"\x80\x04junk")
+    corrupt = run("sample", str(tmp_path / "evil.pt"))
+    assert corrupt.exit_code == 1 and "Traceback" not in corrupt.output
+
+
+def test_json_lines_and_quiet(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "j"
+    result = run(
+        "train",
+        str(corpus_file),
+        "--out",
+        str(out),
+        "--steps",
+        "20",
+        "--eval-every",
+        "10",
+        "--json",
+        *TINY,
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["step"] for line in lines] == [10, 20]
+    quiet = run(
+        "train", str(corpus_file), "--out", str(tmp_path / "q"), "--steps", "5", "-q", *TINY
+    )
+    assert quiet.exit_code == 0 and quiet.output == ""
+
+
+def test_live_display_shows_progress_and_samples(tmp_path: Path, corpus_file: Path) -> None:
+    result = run(
+        "train",
+        str(corpus_file),
+        "--out",
+        str(tmp_path / "r"),
+        "--steps",
+        "20",
+        "--eval-every",
+        "10",
+        *TINY,
+    )
+    assert result.exit_code == 0, result.output
+    err = result.stderr
+    assert "step 10" in err and "bpc" in err and "char/s" in err
+    assert "done after 20 steps" in err
+
+
+def test_config_file_and_overrides(tmp_path: Path, corpus_file: Path) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text(
+        '[model]\ncell = "rnn"\nhidden_size = 12\n[train]\nsteps = 7\nseq_len = 9\nbatch_size = 3\n'
+    )
+    out = tmp_path / "run"
+    result = run(
+        "train",
+        str(corpus_file),
+        "--config",
+        str(config),
+        "--hidden",
+        "10",
+        "--out",
+        str(out),
+        "-q",
+        "--threads",
+        "1",
+    )
+    assert result.exit_code == 0, result.output
+    saved = (out / "config.toml").read_text()
+    assert 'cell = "rnn"' in saved and "hidden_size = 10" in saved and "steps = 7" in saved
+    assert "seq_len = 9" in saved
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\ncolour = 'blue'\n")
+    result = run("train", str(corpus_file), "--config", str(bad))
+    assert result.exit_code == 1 and "unknown setting(s) [model] colour" in result.stderr
+
+
+def test_time_budget_replaces_the_default_steps(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "t"
+    result = run("train", str(corpus_file), "--out", str(out), "--time", "1s", "-q", *TINY)
+    assert result.exit_code == 0, result.output
+    saved = (out / "config.toml").read_text()
+    assert "time_s = 1.0" in saved and "steps" not in saved.split("[train]")[1]
+    bad = run("train", str(corpus_file), "--time", "soon")
+    assert bad.exit_code == 1 and "invalid duration" in bad.stderr
+
+
+def test_existing_run_and_resume(tmp_path: Path, corpus_file: Path) -> None:
+    out = trained(tmp_path, corpus_file)
+    again = run("train", str(corpus_file), "--out", str(out), "--steps", "20", *TINY)
+    assert again.exit_code == 1 and "already holds a run" in again.stderr
+    conflict = run("train", "--resume", str(out), "--hidden", "99")
+    assert conflict.exit_code == 1 and "--resume takes" in conflict.stderr
+    more = run("train", "--resume", str(out), "--steps", "30", "-q")
+    assert more.exit_code == 0, more.output
+    assert [r["step"] for r in RunDir(out).read_metrics()] == [10, 20, 30]
+    done = run("train", "--resume", str(out), "-q")
+    assert done.exit_code == 1 and "already used its budget" in done.stderr
+
+
+def test_default_run_directory_name(tmp_path: Path, corpus_file: Path) -> None:
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = run("train", str(corpus_file), "--steps", "3", "-q", "--cell", "gru", *TINY)
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "tiny-gru" / "last.pt").exists()
+
+
+def test_hello_command() -> None:
+    result = run("hello")
+    assert result.exit_code == 0, result.output
+    assert "before training" in result.stdout and "after 300 steps" in result.stdout
+    assert result.stdout.rstrip().endswith("hello")
+
+
+def test_sample_streams_into_a_closed_pipe(tmp_path: Path, corpus_file: Path) -> None:
+    out = trained(tmp_path, corpus_file)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(
+        f"{sys.executable} -m charrnn sample {out} --length 100000000 | head -c 1000",
+        shell=True,
+        capture_output=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0
+    assert len(done.stdout) == 1000
+    assert b"Traceback" not in done.stderr and b"Error" not in done.stderr, done.stderr

@@ -1,0 +1,43 @@
+"""A non-editable install must ship the bundled corpora inside the package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from charrnn.corpora import bundled_corpus, bundled_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_contains_the_bundled_corpora(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("charrnn-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "charrnn/_bundled/hello.txt" in names
+    assert "charrnn/cli.py" in names
+    assert not any(name.startswith("tests/") for name in names)
+
+
+def test_bundled_hello_corpus_is_found() -> None:
+    assert bundled_dir().is_dir()
+    assert bundled_corpus("hello").read_text() == "hello"

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_text, tiny_config
+
+from charrnn.checkpoint import load_checkpoint, load_model
+from charrnn.config import RunConfig, TrainConfig, read_toml
+from charrnn.errors import (
+    ConfigError,
+    CorpusError,
+    RunDirError,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
+from charrnn.rundir import RunDir
+from charrnn.sample import SampleSettings, generate
+from charrnn.training import Evaluation, learning_rate, resume, total_steps, train
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.evaluations: list[Evaluation] = []
+        self.finished = False
+
+    def start(self, info: object) -> None:
+        pass
+
+    def progress(self, progress: object) -> None:
+        pass
+
+    def evaluated(self, evaluation: Evaluation) -> None:
+        self.evaluations.append(evaluation)
+
+    def finish(self, summary: object) -> None:
+        self.finished = True
+
+
+def stop_after(steps: int):
+    """A stop callable asked once per step: True before step ``steps + 1`` runs."""
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > steps
+
+    return stop
+
+
+def losses(run: Path) -> list[tuple[int, float, float]]:
+    return [(r["step"], r["train_loss"], r["val_loss"]) for r in RunDir(run).read_metrics()]
+
+
+def test_run_directory_files_and_metrics(tmp_path: Path, corpus_file: Path) -> None:
+    recorder = Recorder()
+    summary = train(tiny_config(corpus_file), tmp_path / "run", reporter=recorder)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
+        "best.pt",
+        "config.toml",
+        "last.pt",
+        "metrics.jsonl",
+    ]
+    records = RunDir(run).read_metrics()
+    assert [r["step"] for r in records] == [10, 20, 30]
+    for r in records:
+        assert set(r) >= {
+            "step",
+            "chars_seen",
+            "elapsed_s",
+            "lr",
+            "train_loss",
+            "val_loss",
+            "val_bpc",
+        }
+        assert r["val_bpc"] == pytest.approx(r["val_loss"] / math.log(2))
+        assert r["chars_seen"] == r["step"] * 4 * 16
+    assert summary.step == 30 and summary.stopped_by == "steps"
+    assert summary.best_val_loss == min(r["val_loss"] for r in records)
+    assert recorder.finished and all(e.sample for e in recorder.evaluations)
+    best = load_checkpoint(run / "best.pt")
+    assert best["best_val_loss"] == pytest.approx(summary.best_val_loss)
+    saved = RunConfig.from_dict(read_toml(run / "config.toml"))
+    assert saved == tiny_config(corpus_file)
+
+
+def test_same_seed_gives_identical_losses(tmp_path: Path, corpus_file: Path) -> None:
+    train(tiny_config(corpus_file), tmp_path / "a")
+    train(tiny_config(corpus_file), tmp_path / "b")
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")
+    other = tiny_config(corpus_file, seed=7)
+    train(other, tmp_path / "c")
+    assert losses(tmp_path / "c") != losses(tmp_path / "a")
+
+
+def test_overfits_a_short_text(tmp_path: Path) -> None:
+    path = tmp_path / "short.txt"
+    path.write_text("the cat sat on the mat. " * 40, encoding="utf-8")
+    config = tiny_config(path, steps=300, eval_every=300, save_every=300, lr=2e-2, batch_size=2)
+    config = replace(config, model=replace(config.model, hidden_size=48))
+    summary = train(config, tmp_path / "run")
+    vocab_size = len(set("the cat sat on the mat. "))
+    assert summary.best_val_loss < 0.2 * math.log(vocab_size), summary.best_val_loss
+    model, vocab, _ = load_model(tmp_path / "run")
+    text = generate(
+        model, vocab, length=40, prime="the cat ", settings=SampleSettings(temperature=0)
+    )[0]
+    assert "sat on the mat" in text
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "text.txt"
+    path.write_text(make_text(20000, seed=3), encoding="utf-8")
+    config = tiny_config(
+        path, steps=2000, eval_every=250, save_every=1000, sample_length=0, lr=3e-3, seq_len=8
+    )
+    # Two LSTM layers with dropout: carried (h, c) state and the dropout RNG must both resume.
+    config = replace(config, model=replace(config.model, cell="lstm", hidden_size=8, dropout=0.1))
+    train(config, tmp_path / "whole")
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 700"):
+        train(config, tmp_path / "split", stop=stop_after(700))
+    assert load_checkpoint(tmp_path / "split" / "last.pt")["step"] == 700
+    resume(tmp_path / "split")
+    whole, split = losses(tmp_path / "whole"), losses(tmp_path / "split")
+    assert [s for s, _, _ in split] == [s for s, _, _ in whole]
+    assert split == whole, "a resumed run must reproduce every later evaluation exactly"
+
+
+def test_resume_with_a_larger_budget_and_metrics_after_the_checkpoint(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    config = tiny_config(corpus_file, steps=30, eval_every=10, save_every=20)
+    run = tmp_path / "run"
+    train(config, run)
+    with pytest.raises(Exception, match="already used its budget"):
+        resume(run)
+    # Pretend the process died after step 20's save: evaluation 30 is in metrics
+    # but not in last.pt. Rebuild that situation by resuming from a step-20 copy.
+    summary = resume(run, steps=50)
+    assert summary.step == 50
+    assert [r["step"] for r in RunDir(run).read_metrics()] == [10, 20, 30, 40, 50]
+    assert read_toml(run / "config.toml")["train"]["steps"] == 50
+
+
+def test_resume_drops_evaluations_newer_than_the_checkpoint(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    config = tiny_config(corpus_file, steps=40, eval_every=10, save_every=20)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train(config, run, stop=stop_after(25))  # saved at 25: metrics has 10, 20
+    rd = RunDir(run)
+    rd.append_metrics({"step": 30, "val_loss": 9.9})  # as if written after the last save
+    rd.metrics.open("a").write('{"step": 31, "val')  # and a torn line from a kill
+    resume(run)
+    steps = [r["step"] for r in rd.read_metrics()]
+    assert steps == [10, 20, 30, 40]
+    assert all(r.get("val_loss") != 9.9 for r in rd.read_metrics())
+
+
+def test_existing_run_is_not_overwritten_without_asking(tmp_path: Path, corpus_file: Path) -> None:
+    train(tiny_config(corpus_file), tmp_path / "run")
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(RunDirError, match="already holds a run"):
+        train(tiny_config(corpus_file), tmp_path / "run")
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
+    train(tiny_config(corpus_file, steps=10), tmp_path / "run", overwrite=True)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 10
+
+
+def test_bad_input_fails_before_the_run_directory_is_made(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    with pytest.raises(CorpusError, match="needs at least"):
+        train(tiny_config(corpus_file, batch_size=500, seq_len=100), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_second_writer_is_refused(tmp_path: Path, corpus_file: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    run.create()
+    with run.lock():
+        with pytest.raises(RunDirError, match="another charrnn process"):
+            train(tiny_config(corpus_file), tmp_path / "run", overwrite=True)
+        assert not run.last.exists()
+    train(tiny_config(corpus_file), tmp_path / "run", overwrite=True)  # free again
+    assert run.last.exists()
+
+
+def test_non_finite_steps_are_skipped_then_training_stops(
+    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train(tiny_config(corpus_file, steps=5, eval_every=5, save_every=5), tmp_path / "run")
+    good = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    original = torch.nn.functional.cross_entropy
+
+    def poisoned(*args: object, **kwargs: object) -> torch.Tensor:
+        return original(*args, **kwargs) * float("nan")  # type: ignore[arg-type]
+
+    import charrnn.training as training
+
+    monkeypatch.setattr(training.F, "cross_entropy", poisoned)
+    with pytest.raises(TrainingDiverged, match="not finite for 10 steps"):
+        resume(tmp_path / "run", steps=50)
+    after = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert after["bad_steps"] >= 5
+    for name, tensor in after["model"].items():
+        assert torch.equal(tensor, good[name]), f"{name} changed by a non-finite step"
+
+
+def test_schedule_warms_up_then_decays() -> None:
+    config = TrainConfig(lr=1.0, warmup=0.1, min_lr_frac=0.1, schedule="cosine")
+    assert learning_rate(config, 0.05) == pytest.approx(0.5)
+    assert learning_rate(config, 0.1) == pytest.approx(1.0)
+    assert learning_rate(config, 1.0) == pytest.approx(0.1)
+    mid = learning_rate(config, 0.55)
+    assert mid == pytest.approx(0.55)
+    step = replace(config, schedule="step")
+    assert [learning_rate(step, f) for f in (0.2, 0.6, 0.9)] == pytest.approx([1.0, 0.3, 0.1])
+    assert learning_rate(replace(config, schedule="constant"), 0.9) == 1.0
+
+
+def test_budget_in_epochs(tmp_path: Path, corpus_file: Path) -> None:
+    config = tiny_config(corpus_file, steps=None, epochs=0.5, eval_every=1000)
+    summary = train(config, tmp_path / "run")
+    windows = (int(len(corpus_file.read_text()) * 0.9) // 4 - 1) // 16
+    assert summary.step == total_steps(config.train, windows) == math.ceil(0.5 * windows)
+    assert summary.stopped_by == "epochs"
+
+
+def test_budget_in_time(tmp_path: Path, corpus_file: Path) -> None:
+    config = tiny_config(corpus_file, steps=None, time_s=0.5, eval_every=100000)
+    summary = train(config, tmp_path / "run")
+    assert summary.stopped_by == "time" and summary.step > 0
+    assert 0.5 <= summary.elapsed_s < 5
+
+
+def test_a_budget_is_required() -> None:
+    with pytest.raises(ConfigError, match="give a training budget"):
+        TrainConfig(steps=None)
+
+
+def test_json_metrics_are_plain_json(tmp_path: Path, corpus_file: Path) -> None:
+    train(tiny_config(corpus_file), tmp_path / "run")
+    for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines():
+        assert isinstance(json.loads(line), dict)
