@@ -21,11 +21,13 @@ import typer
 
 from charrnn import __version__
 from charrnn.config import (
+    PRESETS,
     DataConfig,
     ModelConfig,
     RunConfig,
     TrainConfig,
     parse_duration,
+    preset_tables,
     read_toml,
 )
 from charrnn.errors import CharRNNError, ConfigError, TrainingInterrupted
@@ -37,6 +39,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts hold literal [brackets] such as "[default: 4]"
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -167,13 +170,18 @@ def build_run_config(
     file: Path | None,
     config_file: Path | None,
     cli_values: dict[str, dict[str, Any]],
+    preset: str | None = None,
 ) -> RunConfig:
-    """Settings from ``--config`` (if any) overridden by the options given on the line.
+    """Settings, each layer overriding the one before: defaults, ``--preset``,
+    ``--config`` file, then the options given on the command line.
 
     ``cli_values`` holds, per table, the options the user actually gave (None = not
     given). Giving any budget (steps, epochs, time) replaces the default one.
     """
     tables: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
+    if preset is not None:
+        for name, table in preset_tables(preset).items():
+            tables[name].update(table)
     if config_file is not None:
         loaded = read_toml(config_file)
         for name, table in loaded.items():
@@ -223,6 +231,15 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the checkpoints of an existing run.")
     ] = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help=f"Named settings to start from: {', '.join(PRESETS)} (see the README); "
+            "a --config file and other options override it.",
+            show_default=False,
+        ),
+    ] = None,
     cell: Annotated[
         Cell | None,
         typer.Option("--cell", help=f"Recurrent cell. [default: {_M.cell}]", show_default=False),
@@ -452,7 +469,8 @@ def train(
     }
     try:
         if resume is not None:
-            architecture = (file, config, cell, layers, hidden, embed, dropout, byte_level, out)
+            architecture = [file, config, preset, cell, layers, hidden, embed, dropout]
+            architecture += [byte_level, out]
             if any(v is not None for v in architecture):
                 raise ConfigError(
                     "--resume takes its corpus, settings and model from the run; only "
@@ -497,6 +515,7 @@ def train(
                     "threads": threads,
                 },
             },
+            preset=preset,
         )
         if out is None:
             path = run_config.data.path

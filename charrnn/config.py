@@ -174,6 +174,46 @@ class RunConfig:
         )
 
 
+# Named starting points for ``--preset``: model and training settings (never the
+# budget or the corpus). Options given on the command line still override them.
+PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
+    "tiny": (
+        "1x128 GRU: seconds per epoch on small texts, for trying things out",
+        {
+            "model": {"cell": "gru", "num_layers": 1, "hidden_size": 128, "embed_size": 32},
+            "train": {"batch_size": 16, "seq_len": 64, "lr": 3e-3},
+        },
+    ),
+    "cpu-fast": (
+        "2x256 LSTM, small batches: the most learning per CPU-minute on a laptop",
+        {
+            "model": {"cell": "lstm", "num_layers": 2, "hidden_size": 256, "embed_size": 64},
+            "train": {"batch_size": 8, "seq_len": 100, "lr": 5e-3, "eval_every": 500},
+        },
+    ),
+    "large": (
+        "3x512 LSTM with dropout, large batches: for a GPU or hours of CPU",
+        {
+            "model": {
+                "cell": "lstm",
+                "num_layers": 3,
+                "hidden_size": 512,
+                "embed_size": 128,
+                "dropout": 0.2,
+            },
+            "train": {"batch_size": 64, "seq_len": 128, "lr": 2e-3, "eval_every": 1000},
+        },
+    ),
+}
+
+
+def preset_tables(name: str) -> dict[str, dict[str, Any]]:
+    """The settings tables of preset ``name`` (copies, safe to change)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return {section: dict(values) for section, values in PRESETS[name][1].items()}
+
+
 T = TypeVar("T")
 
 

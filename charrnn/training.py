@@ -347,7 +347,11 @@ class Trainer:
             "best_val_loss": self.best_val_loss,
             "last_val_loss": self.last_val_loss,
             "num_parameters": self.model.num_parameters,
-            "corpus": {"name": corpus.name, "sha256": corpus.sha256, "path": str(corpus.source)},
+            "corpus": {
+                "name": corpus.name,
+                "sha256": corpus.sha256,
+                "path": str(corpus.source.absolute()),
+            },
             "state": [s.detach() for s in self.state] if self.state is not None else [],
             "train_loss_sum": self.loss_sum.detach().clone(),
             "train_loss_count": self.loss_count,
@@ -593,6 +597,23 @@ class Trainer:
 # -- entry points -----------------------------------------------------------------------
 
 
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """Settings whose corpus paths no longer depend on the working directory.
+
+    A run may be resumed from anywhere, so ``config.toml`` and the checkpoint name the
+    corpus by absolute path.
+    """
+    data = config.data
+    return replace(
+        config,
+        data=replace(
+            data,
+            path=str(Path(data.path).absolute()) if data.path else None,
+            val_file=str(Path(data.val_file).absolute()) if data.val_file else None,
+        ),
+    )
+
+
 def train(
     config: RunConfig,
     out: Path,
@@ -611,6 +632,7 @@ def train(
         CharRNNError: for bad input or files (never leaves a half-written run).
         TrainingInterrupted: after Ctrl-C (or ``stop()``), once ``last.pt`` is saved.
     """
+    config = with_absolute_paths(config)
     dataset = load_dataset(
         config, cache_dir=cache_dir, skip_unknown=skip_unknown, warn=warn, on_encode=on_encode
     )

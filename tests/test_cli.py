@@ -302,3 +302,36 @@ def test_sample_streams_into_a_closed_pipe(tmp_path: Path, corpus_file: Path) ->
     assert done.returncode == 0
     assert len(done.stdout) == 1000
     assert b"Traceback" not in done.stderr and b"Error" not in done.stderr, done.stderr
+
+
+def test_unreadable_corpus(
+    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", refuse)
+    result = run("train", str(corpus_file), "--out", str(tmp_path / "run"))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {corpus_file}: cannot read: Permission denied\n"
+
+
+def test_train_on_the_default_corpus(tmp_path: Path) -> None:
+    out = tmp_path / "std"
+    result = run("train", "--max-mb", "0.05", "--steps", "3", "--out", str(out), "-q", *TINY)
+    assert result.exit_code == 0, result.output
+    assert "max_mb = 0.05" in (out / "config.toml").read_text()
+    info = json.loads(run("info", str(out), "--json").stdout)
+    assert info["corpus"]["name"] == "python-stdlib"
+
+
+def test_resume_from_another_directory(tmp_path: Path, corpus_file: Path) -> None:
+    cwd = os.getcwd()
+    os.chdir(corpus_file.parent)
+    try:
+        first = run("train", corpus_file.name, "--out", "rel", "--steps", "5", "-q", *TINY)
+    finally:
+        os.chdir(cwd)
+    assert first.exit_code == 0, first.output
+    more = run("train", "--resume", str(corpus_file.parent / "rel"), "--steps", "8", "-q")
+    assert more.exit_code == 0, more.output

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install charrnn into .venv, show the lecture's "hello", train for about a minute on
+# the default corpus (Python's own standard library source), then sample from it.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+charrnn hello
+charrnn train --preset cpu-fast --time "${DEMO_TIME:-60s}" --out runs/demo --overwrite
+charrnn sample runs/demo --length 600 --temperature 0.7 --prime "def "
