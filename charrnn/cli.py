@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -441,7 +442,7 @@ def train(
 ) -> None:
     """Train a model on FILE (default: Python's standard library source)."""
     from charrnn import training as library
-    from charrnn.corpora import DEFAULT_CORPUS
+    from charrnn.corpora import corpus_name
     from charrnn.display import JsonReporter, LiveReporter
     from charrnn.rundir import default_run_name
 
@@ -459,8 +460,13 @@ def train(
         if not quiet and not json_lines and path.stat().st_size > 20_000_000:
             typer.echo(f"encoding {path} (cached for next time)...", err=True)
 
+    def notice(message: str) -> None:
+        if not quiet and not json_lines:
+            typer.echo(message, err=True)
+
     time_s = _budget_seconds(time_budget)
     common: dict[str, Any] = {
+        "notice": notice,
         "reporter": reporter,
         "cache_dir": cache_dir,
         "skip_unknown": skip_unknown,
@@ -518,9 +524,8 @@ def train(
             preset=preset,
         )
         if out is None:
-            path = run_config.data.path
-            corpus_name = Path(path).stem if path else DEFAULT_CORPUS
-            out = Path("runs") / default_run_name(corpus_name, run_config.model.cell)
+            name = corpus_name(run_config.data.path)
+            out = Path("runs") / default_run_name(name, run_config.model.cell)
         library.train(run_config, out, overwrite=overwrite, **common)
     finally:
         if live is not None:
@@ -734,6 +739,112 @@ def hello(
     console.print(
         f"sampled from 'h', always taking the most likely next character: [bold]{result.sample}[/]"
     )
+
+
+# -- corpus --------------------------------------------------------------------------------
+
+corpus_app = typer.Typer(
+    help="List, generate and download corpora (train on one with corpus:NAME).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("list")
+@friendly_errors
+def corpus_list(cache_dir: CacheOpt = None) -> None:
+    """Every corpus charrnn knows: name, kind, size, what it is good for."""
+    from charrnn.corpora import list_corpora
+    from charrnn.display import corpus_table, stdout_console
+
+    stdout_console().print(corpus_table(list_corpora(cache_dir)))
+
+
+@corpus_app.command("make")
+@friendly_errors
+def corpus_make(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="A generated corpus (see corpus list), or python-stdlib.", show_default=False
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.", show_default=False)],
+    size: Annotated[
+        int, typer.Option("--size", help="Characters to generate (whole lines, at least 1).")
+    ] = 1_000_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (>= 0).")] = 0,
+    distance: Annotated[
+        int | None,
+        typer.Option(
+            "--distance",
+            help="How far back the answer lies, in characters "
+            "(recall, brackets). [default: per generator]",
+            show_default=False,
+        ),
+    ] = None,
+    max_mb: MaxMbOpt = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing file.")
+    ] = False,
+) -> None:
+    """Write a generated corpus to a file and report its best achievable loss."""
+    from charrnn.corpora import DEFAULT_CORPUS, build_stdlib_text, write_atomic
+    from charrnn.generators import generate, unigram_entropy
+
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
+    if name == DEFAULT_CORPUS:
+        write_atomic(out, build_stdlib_text(max_mb or _DATA.max_mb))
+        typer.echo(f"wrote {out}: {out.stat().st_size:,} bytes of Python source", err=True)
+        return
+    made = generate(name, size=size, seed=seed, distance=distance)
+    write_atomic(out, made.text)
+    counts = Counter(made.text)
+    unigram = unigram_entropy(tuple(counts.values()))
+    typer.echo(
+        f"wrote {out}: {len(made.text):,} characters, {len(counts)} symbols\n"
+        f"best achievable loss {made.floor_nats:.4f} nats = {made.floor_bpc:.4f} bpc; "
+        f"unigram baseline {unigram:.4f} nats = {unigram / 0.6931471805599453:.4f} bpc",
+        err=True,
+    )
+
+
+@corpus_app.command("get")
+@friendly_errors
+def corpus_get(
+    name: Annotated[
+        str, typer.Argument(help="A downloadable corpus (see corpus list).", show_default=False)
+    ],
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Download a classic corpus into the cache, verify it, and print its path."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from charrnn.corpora import DOWNLOADS, get_download
+    from charrnn.display import stderr_console
+
+    if name not in DOWNLOADS:
+        raise ConfigError(
+            f"no downloadable corpus named {name!r}: choose one of {', '.join(DOWNLOADS)}"
+        )
+    entry = DOWNLOADS[name]
+    with Progress(
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=stderr_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(name, total=entry.archive_size or entry.size)
+
+        def progress(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        path = get_download(entry, cache_dir, progress=progress)
+    typer.echo(f"{name}: {path.stat().st_size:,} bytes, verified ({entry.check})", err=True)
+    typer.echo(str(path))
 
 
 def main() -> None:

@@ -1,8 +1,13 @@
-"""Named corpora: the ones bundled in ``corpora/`` and the embedded default.
+"""Named corpora: bundled, generated, built from this machine, or downloaded.
 
-The embedded default, ``python-stdlib``, is the running interpreter's own standard
-library: real text on every machine that has Python, needing no download — our
-offline stand-in for the Linux source that char-rnn made famous.
+* bundled — texts in ``corpora/`` that we wrote (``hello``);
+* generated — :mod:`charrnn.generators`, made on demand with a seed;
+* built from this machine — ``python-stdlib``, the running interpreter's own standard
+  library: real text on every machine that has Python, needing no download — our
+  offline stand-in for the Linux source that char-rnn made famous;
+* download — the classic corpora, fetched once into the cache and verified.
+
+``charrnn train corpus:NAME`` (and ``vocab``) accept any of them by name.
 """
 
 from __future__ import annotations
@@ -11,10 +16,16 @@ import hashlib
 import os
 import sysconfig
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from charrnn.corpus import default_cache_dir
+from charrnn.download import Progress, extract_member, fetch, verify
 from charrnn.errors import CorpusError
+from charrnn.generators import GENERATORS, generate
+
+PREFIX = "corpus:"
 
 DEFAULT_CORPUS = "python-stdlib"
 DEFAULT_STDLIB_MB = 4.0
@@ -92,24 +103,253 @@ def stdlib_corpus(max_mb: float = DEFAULT_STDLIB_MB, cache_dir: Path | None = No
     target = folder / f"python{version}-stdlib-{max_mb:g}mb.txt"
     if target.is_file():
         return target
-    text = build_stdlib_text(max_mb)
+    write_atomic(target, build_stdlib_text(max_mb))
+    return target
+
+
+# -- downloads ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Download:
+    """A classic corpus on the web: where it is and how to check what arrives.
+
+    ``size``/``sha256`` describe the final text; for a zipped corpus ``archive_size``
+    describes the zip and ``member`` names the file inside it. A ``None`` hash means no
+    published checksum could be established, so only sizes are checked.
+    """
+
+    name: str
+    url: str
+    size: int
+    sha256: str | None
+    description: str
+    member: str | None = None
+    archive_size: int | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.member or f"{self.name}.txt"
+
+    @property
+    def check(self) -> str:
+        return "sha-256" if self.sha256 else "size only (no published checksum)"
+
+
+DOWNLOADS: dict[str, Download] = {
+    d.name: d
+    for d in (
+        Download(
+            "tinyshakespeare",
+            "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+            size=1_115_394,
+            sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+            description="40,000 lines of Shakespeare (char-rnn's classic); try --val-frac 0.1",
+        ),
+        Download(
+            "enwik8",
+            "http://mattmahoney.net/dc/enwik8.zip",
+            size=100_000_000,
+            sha256=None,
+            member="enwik8",
+            archive_size=36_445_475,
+            description="first 100 MB of English Wikipedia XML (Hutter Prize); train with --bytes",
+        ),
+        Download(
+            "text8",
+            "http://mattmahoney.net/dc/text8.zip",
+            size=100_000_000,
+            sha256=None,
+            member="text8",
+            archive_size=31_344_016,
+            description="enwik8 cleaned to lowercase a-z and spaces (27 symbols)",
+        ),
+    )
+}
+
+
+def download_path(entry: Download, cache_dir: Path | None = None) -> Path:
+    """Where ``entry`` lives once downloaded."""
+    return (cache_dir or default_cache_dir()) / "downloads" / entry.name / entry.filename
+
+
+def is_downloaded(entry: Download, cache_dir: Path | None = None) -> bool:
+    path = download_path(entry, cache_dir)
+    return path.is_file() and path.stat().st_size == entry.size
+
+
+def get_download(
+    entry: Download, cache_dir: Path | None = None, *, progress: Progress | None = None
+) -> Path:
+    """Download, verify and (for zips) unpack ``entry``; reuse a verified copy.
+
+    A file placed by hand at :func:`download_path` is accepted once it passes the
+    same checks.
+    """
+    dest = download_path(entry, cache_dir)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CorpusError(f"cannot create {dest.parent}: {exc.strerror}") from None
+    if dest.is_file():
+        problem = verify(dest, size=entry.size, sha256=entry.sha256)
+        if problem is None:
+            return dest
+        raise CorpusError(
+            f"{dest} is there but {problem}: remove it and run charrnn corpus get {entry.name}"
+        )
+    hint = (
+        f"; without network access, download {entry.url} elsewhere and place "
+        + (f"the unzipped {entry.member}" if entry.member else "it")
+        + f" at {dest} ({entry.size:,} bytes"
+        + (f", sha256 {entry.sha256})" if entry.sha256 else ")")
+    )
+    try:
+        if entry.member is None:
+            return fetch(entry.url, dest, size=entry.size, sha256=entry.sha256, progress=progress)
+        archive = dest.with_name(entry.name + ".zip")
+        if not archive.is_file():
+            fetch(entry.url, archive, size=entry.archive_size, sha256=None, progress=progress)
+        extract_member(archive, entry.member, dest, size=entry.size, sha256=entry.sha256)
+        archive.unlink(missing_ok=True)
+        return dest
+    except CorpusError as exc:
+        if "cannot download" in str(exc):
+            raise CorpusError(str(exc) + hint) from None
+        raise
+
+
+# -- one list of every corpus --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    """A row of ``charrnn corpus list``."""
+
+    name: str
+    kind: str
+    size: str
+    good_for: str
+    status: str
+
+
+def list_corpora(cache_dir: Path | None = None) -> list[CorpusInfo]:
+    """Every corpus charrnn knows by name."""
+    rows = [
+        CorpusInfo(
+            path.stem, "bundled", f"{path.stat().st_size:,} B", "the lecture example", "ready"
+        )
+        for path in sorted(bundled_dir().glob("*.txt"))
+    ]
+    for spec in GENERATORS.values():
+        option = f" (--distance, default {spec.default_distance})" if spec.default_distance else ""
+        rows.append(CorpusInfo(spec.name, "generated", "--size", spec.description + option, "make"))
+    rows.append(
+        CorpusInfo(
+            DEFAULT_CORPUS,
+            "built from this machine",
+            f"--max-mb (default {DEFAULT_STDLIB_MB:g})",
+            "the default: Python's standard library source, no download",
+            "ready",
+        )
+    )
+    for entry in DOWNLOADS.values():
+        status = "downloaded" if is_downloaded(entry, cache_dir) else "not downloaded"
+        rows.append(
+            CorpusInfo(
+                entry.name,
+                "download",
+                f"{entry.size / 1e6:,.1f} MB",
+                entry.description,
+                f"{status}; check: {entry.check}",
+            )
+        )
+    return rows
+
+
+def materialize_generated(
+    name: str, cache_dir: Path | None = None, *, size: int = 1_000_000, seed: int = 0
+) -> Path:
+    """A generated corpus with default settings as a file in the cache (made once)."""
+    folder = (cache_dir or default_cache_dir()) / "generated"
+    target = folder / f"{name}-{size}-seed{seed}.txt"
+    if target.is_file():
+        return target
+    generated = generate(name, size=size, seed=seed)
+    write_atomic(target, generated.text)
+    return target
+
+
+def write_atomic(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` via a temporary file in the same folder."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
-            temp.write_text(text, encoding="utf-8")
+            with temp.open("w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(temp, target)
         finally:
             temp.unlink(missing_ok=True)
     except OSError as exc:
-        raise CorpusError(f"cannot write the default corpus to {folder}: {exc.strerror}") from None
-    return target
+        raise CorpusError(f"cannot write {target}: {exc.strerror}") from None
+
+
+def resolve_named(
+    name: str,
+    *,
+    max_mb: float = DEFAULT_STDLIB_MB,
+    cache_dir: Path | None = None,
+    progress: Progress | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> Path:
+    """The file of a corpus known by name (downloading or generating it if needed)."""
+    if name == DEFAULT_CORPUS:
+        return stdlib_corpus(max_mb, cache_dir)
+    if name in GENERATORS:
+        return materialize_generated(name, cache_dir)
+    if name in DOWNLOADS:
+        entry = DOWNLOADS[name]
+        if not is_downloaded(entry, cache_dir) and announce is not None:
+            announce(f"downloading {name} from {entry.url}")
+        return get_download(entry, cache_dir, progress=progress)
+    try:
+        return bundled_corpus(name)
+    except CorpusError:
+        known = [c.name for c in list_corpora(cache_dir)]
+        raise CorpusError(
+            f"no corpus named {name!r}; known: {', '.join(known)} (charrnn corpus list)"
+        ) from None
+
+
+def corpus_name(file: Path | str | None) -> str:
+    """The short name a FILE argument gives its corpus (used to name run folders)."""
+    if file is None:
+        return DEFAULT_CORPUS
+    text = str(file)
+    if text.startswith(PREFIX):
+        return text[len(PREFIX) :]
+    return Path(text).stem or "corpus"
 
 
 def resolve_corpus(
-    file: Path | None, *, max_mb: float = DEFAULT_STDLIB_MB, cache_dir: Path | None = None
+    file: Path | str | None,
+    *,
+    max_mb: float = DEFAULT_STDLIB_MB,
+    cache_dir: Path | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> tuple[Path, str]:
-    """Turn a FILE argument into (path, corpus name); no FILE means the default corpus."""
+    """Turn a FILE argument into (path, corpus name).
+
+    None means the default corpus; ``corpus:NAME`` a corpus known by name; anything
+    else a path.
+    """
     if file is None:
         return stdlib_corpus(max_mb, cache_dir), DEFAULT_CORPUS
-    return Path(file), Path(file).stem or "corpus"
+    text = str(file)
+    if text.startswith(PREFIX):
+        name = text[len(PREFIX) :]
+        return resolve_named(name, max_mb=max_mb, cache_dir=cache_dir, announce=announce), name
+    return Path(file), corpus_name(file)

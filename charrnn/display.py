@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from charrnn.corpora import CorpusInfo
 from charrnn.hello import HelloResult
 from charrnn.training import Evaluation, RunStart, Summary
 from charrnn.training import Progress as TrainProgress
@@ -293,3 +294,13 @@ def hello_tables(result: HelloResult) -> list[Any]:
         table(f"before training (loss {result.first_loss:.3f})", result.before),
         table(f"after {result.steps} steps (loss {result.final_loss:.4f})", result.after),
     ]
+
+
+def corpus_table(rows: list[CorpusInfo]) -> Table:
+    """``charrnn corpus list``."""
+    t = Table(title="corpora (train on one with: charrnn train corpus:NAME)", title_justify="left")
+    for column in ("name", "kind", "size", "good for", "status"):
+        t.add_column(column)
+    for row in rows:
+        t.add_row(row.name, row.kind, row.size, row.good_for, row.status)
+    return t

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from charrnn import __version__
 from charrnn.checkpoint import load_checkpoint, model_from_record, save_checkpoint
 from charrnn.config import RunConfig, TrainConfig
-from charrnn.corpora import resolve_corpus
+from charrnn.corpora import PREFIX, resolve_corpus
 from charrnn.corpus import Corpus, encode_validation_file, load_corpus, split_ids
 from charrnn.data import StreamBatches, ValidationWindows
 from charrnn.errors import CheckpointError, CorpusError, TrainingDiverged, TrainingInterrupted
@@ -235,15 +235,14 @@ def load_dataset(
     skip_unknown: bool = False,
     warn: Callable[[str], None] | None = None,
     on_encode: Callable[[Path], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> Dataset:
     """Read, encode (cached) and split the corpus named by ``config.data``.
 
     ``vocab``, when given (a resumed run), must equal the corpus's vocabulary.
     """
     data = config.data
-    path, name = resolve_corpus(
-        Path(data.path) if data.path else None, max_mb=data.max_mb, cache_dir=cache_dir
-    )
+    path, name = resolve_corpus(data.path, max_mb=data.max_mb, cache_dir=cache_dir, announce=notice)
     corpus = load_corpus(
         path,
         encoding=data.encoding,
@@ -604,11 +603,12 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
     corpus by absolute path.
     """
     data = config.data
+    named = bool(data.path and data.path.startswith(PREFIX))
     return replace(
         config,
         data=replace(
             data,
-            path=str(Path(data.path).absolute()) if data.path else None,
+            path=str(Path(data.path).absolute()) if data.path and not named else data.path,
             val_file=str(Path(data.val_file).absolute()) if data.val_file else None,
         ),
     )
@@ -624,6 +624,7 @@ def train(
     skip_unknown: bool = False,
     warn: Callable[[str], None] | None = None,
     on_encode: Callable[[Path], None] | None = None,
+    notice: Callable[[str], None] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> Summary:
     """Train a new model as ``config`` says, keeping its files in ``out``.
@@ -634,7 +635,12 @@ def train(
     """
     config = with_absolute_paths(config)
     dataset = load_dataset(
-        config, cache_dir=cache_dir, skip_unknown=skip_unknown, warn=warn, on_encode=on_encode
+        config,
+        cache_dir=cache_dir,
+        skip_unknown=skip_unknown,
+        warn=warn,
+        on_encode=on_encode,
+        notice=notice,
     )
     run_dir = RunDir(out)
     # Build the trainer first: bad settings fail before the run directory is touched.
@@ -656,6 +662,7 @@ def resume(
     skip_unknown: bool = False,
     warn: Callable[[str], None] | None = None,
     on_encode: Callable[[Path], None] | None = None,
+    notice: Callable[[str], None] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> Summary:
     """Continue the run in ``run_path`` from its ``last.pt``, optionally with a new budget."""
@@ -678,6 +685,7 @@ def resume(
         skip_unknown=skip_unknown,
         warn=warn,
         on_encode=on_encode,
+        notice=notice,
     )
     stored = record.get("corpus", {})
     if stored.get("sha256") and stored["sha256"] != dataset.corpus.sha256:
