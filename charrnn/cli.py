@@ -14,19 +14,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from charrnn import __version__
+from charrnn import cli_options as opt
 from charrnn.config import (
-    PRESETS,
-    DataConfig,
-    ModelConfig,
     RunConfig,
-    TrainConfig,
     parse_duration,
     preset_tables,
     read_toml,
@@ -45,29 +41,6 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_D = TrainConfig()
-_M = ModelConfig()
-_DATA = DataConfig()
-
-
-class Cell(StrEnum):
-    rnn = "rnn"
-    lstm = "lstm"
-    gru = "gru"
-
-
-class Schedule(StrEnum):
-    cosine = "cosine"
-    step = "step"
-    constant = "constant"
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
 
 
 def _warn(message: str) -> None:
@@ -108,56 +81,6 @@ def _root(
     ] = False,
 ) -> None:
     """Train character-level RNN, LSTM and GRU language models on any text."""
-
-
-# -- shared options ---------------------------------------------------------------------
-
-CorpusFile = Annotated[
-    Path | None,
-    typer.Argument(
-        help="UTF-8 text file to learn from. Omitted: the Python standard library's own "
-        "source (built from this interpreter, no download).",
-        show_default=False,
-    ),
-]
-EncodingOpt = Annotated[
-    str | None,
-    typer.Option("--encoding", help="Codec of the text file. [default: utf-8]", show_default=False),
-]
-BytesOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--bytes/--chars",
-        help="Byte-level vocabulary (256 symbols, any file) instead of characters. "
-        "[default: --chars]",
-        show_default=False,
-    ),
-]
-MaxMbOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--max-mb",
-        help=f"Size of the default corpus in MB. [default: {_DATA.max_mb:g}]",
-        show_default=False,
-        min=0.01,
-    ),
-]
-CacheOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir",
-        help="Where encoded corpora are cached. [default: $CHARRNN_CACHE or ~/.cache/charrnn]",
-        show_default=False,
-        envvar="CHARRNN_CACHE",
-    ),
-]
-SkipUnknownOpt = Annotated[
-    bool,
-    typer.Option(
-        "--skip-unknown",
-        help="Drop characters the vocabulary lacks (with a warning) instead of failing.",
-    ),
-]
 
 
 # -- train ---------------------------------------------------------------------------------
@@ -204,241 +127,42 @@ def build_run_config(
 @app.command()
 @friendly_errors
 def train(
-    file: CorpusFile = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="TOML settings file ([data], [model], [train] tables); "
-            "options on the command line override it.",
-            show_default=False,
-        ),
-    ] = None,
-    resume: Annotated[
-        Path | None,
-        typer.Option(
-            "--resume",
-            help="Continue the run in this directory from its last.pt "
-            "(a new --steps/--epochs/--time extends the budget).",
-            show_default=False,
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", "-o", help="Run directory. [default: runs/<corpus>-<cell>]", show_default=False
-        ),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace the checkpoints of an existing run.")
-    ] = False,
-    preset: Annotated[
-        str | None,
-        typer.Option(
-            "--preset",
-            help=f"Named settings to start from: {', '.join(PRESETS)} (see the README); "
-            "a --config file and other options override it.",
-            show_default=False,
-        ),
-    ] = None,
-    cell: Annotated[
-        Cell | None,
-        typer.Option("--cell", help=f"Recurrent cell. [default: {_M.cell}]", show_default=False),
-    ] = None,
-    layers: Annotated[
-        int | None,
-        typer.Option(
-            "--layers",
-            min=1,
-            help=f"Recurrent layers. [default: {_M.num_layers}]",
-            show_default=False,
-        ),
-    ] = None,
-    hidden: Annotated[
-        int | None,
-        typer.Option(
-            "--hidden",
-            min=1,
-            help=f"Hidden units per layer. [default: {_M.hidden_size}]",
-            show_default=False,
-        ),
-    ] = None,
-    embed: Annotated[
-        int | None,
-        typer.Option(
-            "--embed",
-            min=0,
-            help=f"Character embedding size; 0 = one-hot inputs. [default: {_M.embed_size}]",
-            show_default=False,
-        ),
-    ] = None,
-    dropout: Annotated[
-        float | None,
-        typer.Option(
-            "--dropout",
-            min=0.0,
-            max=0.95,
-            help=f"Dropout between layers and before the output, 0-0.95. [default: {_M.dropout}]",
-            show_default=False,
-        ),
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            "--batch-size",
-            "-b",
-            min=1,
-            help=f"Parallel text streams per step. [default: {_D.batch_size}]",
-            show_default=False,
-        ),
-    ] = None,
-    seq_len: Annotated[
-        int | None,
-        typer.Option(
-            "--seq-len",
-            "-t",
-            min=1,
-            help=f"Characters per window = backprop length. [default: {_D.seq_len}]",
-            show_default=False,
-        ),
-    ] = None,
-    lr: Annotated[
-        float | None,
-        typer.Option(
-            "--lr", help=f"Peak learning rate (AdamW). [default: {_D.lr:g}]", show_default=False
-        ),
-    ] = None,
-    weight_decay: Annotated[
-        float | None,
-        typer.Option(
-            "--weight-decay",
-            help=f"AdamW weight decay on weight matrices. [default: {_D.weight_decay:g}]",
-            show_default=False,
-        ),
-    ] = None,
-    clip: Annotated[
-        float | None,
-        typer.Option(
-            "--clip",
-            help=f"Gradient-norm clipping threshold; 0 = off. [default: {_D.clip:g}]",
-            show_default=False,
-        ),
-    ] = None,
-    warmup: Annotated[
-        float | None,
-        typer.Option(
-            "--warmup",
-            help=f"Linear warm-up, as a fraction of the budget (0-0.5). [default: {_D.warmup:g}]",
-            show_default=False,
-        ),
-    ] = None,
-    schedule: Annotated[
-        Schedule | None,
-        typer.Option(
-            "--schedule",
-            help="Decay after warm-up: cosine to min-lr-frac x lr, step "
-            f"(x0.3 at 50%, x0.1 at 75%), or constant. [default: {_D.schedule}]",
-            show_default=False,
-        ),
-    ] = None,
-    steps: Annotated[
-        int | None,
-        typer.Option(
-            "--steps",
-            min=1,
-            help=f"Budget in optimizer steps. [default: {_D.steps} when no budget is given]",
-            show_default=False,
-        ),
-    ] = None,
-    epochs: Annotated[
-        float | None,
-        typer.Option(
-            "--epochs",
-            help="Budget in passes over the training text (may be fractional).",
-            show_default=False,
-        ),
-    ] = None,
-    time_budget: Annotated[
-        str | None,
-        typer.Option(
-            "--time", help="Budget in training time, e.g. 90s, 10m, 1h30m.", show_default=False
-        ),
-    ] = None,
-    eval_every: Annotated[
-        int | None,
-        typer.Option(
-            "--eval-every",
-            min=1,
-            help=f"Steps between validations (and samples). [default: {_D.eval_every}]",
-            show_default=False,
-        ),
-    ] = None,
-    save_every: Annotated[
-        int | None,
-        typer.Option(
-            "--save-every",
-            min=1,
-            help=f"Steps between saves of last.pt. [default: {_D.save_every}]",
-            show_default=False,
-        ),
-    ] = None,
-    sample_length: Annotated[
-        int | None,
-        typer.Option(
-            "--sample-length",
-            min=0,
-            help=f"Characters sampled at each validation; 0 = none. [default: {_D.sample_length}]",
-            show_default=False,
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None,
-        typer.Option(
-            "--seed", min=0, help=f"Random seed. [default: {_D.seed}]", show_default=False
-        ),
-    ] = None,
-    val_frac: Annotated[
-        float | None,
-        typer.Option(
-            "--val-frac",
-            help="Share of the text (its end) held out for validation. "
-            f"[default: {_DATA.val_frac:g}]",
-            show_default=False,
-        ),
-    ] = None,
-    val_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--val-file",
-            help="Separate validation text (instead of --val-frac).",
-            show_default=False,
-        ),
-    ] = None,
-    encoding: EncodingOpt = None,
-    byte_level: BytesOpt = None,
-    max_mb: MaxMbOpt = None,
-    device: Annotated[
-        Device | None,
-        typer.Option(
-            "--device",
-            help="auto picks cuda, then mps, then cpu. [default: auto]",
-            show_default=False,
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            "--threads", min=1, help="CPU threads. [default: torch's choice]", show_default=False
-        ),
-    ] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Show nothing while training.")
-    ] = False,
-    json_lines: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object per validation to stdout.")
-    ] = False,
-    skip_unknown: SkipUnknownOpt = False,
-    cache_dir: CacheOpt = None,
+    file: opt.CorpusFile = None,
+    config: opt.ConfigOpt = None,
+    resume: opt.ResumeOpt = None,
+    out: opt.OutOpt = None,
+    overwrite: opt.OverwriteOpt = False,
+    preset: opt.PresetOpt = None,
+    cell: opt.CellOpt = None,
+    layers: opt.LayersOpt = None,
+    hidden: opt.HiddenOpt = None,
+    embed: opt.EmbedOpt = None,
+    dropout: opt.DropoutOpt = None,
+    batch_size: opt.BatchSizeOpt = None,
+    seq_len: opt.SeqLenOpt = None,
+    lr: opt.LrOpt = None,
+    weight_decay: opt.WeightDecayOpt = None,
+    clip: opt.ClipOpt = None,
+    warmup: opt.WarmupOpt = None,
+    schedule: opt.ScheduleOpt = None,
+    steps: opt.StepsOpt = None,
+    epochs: opt.EpochsOpt = None,
+    time_budget: opt.TimeBudgetOpt = None,
+    eval_every: opt.EvalEveryOpt = None,
+    save_every: opt.SaveEveryOpt = None,
+    sample_length: opt.SampleLengthOpt = None,
+    seed: opt.SeedOpt = None,
+    val_frac: opt.ValFracOpt = None,
+    val_file: opt.ValFileOpt = None,
+    encoding: opt.EncodingOpt = None,
+    byte_level: opt.BytesOpt = None,
+    max_mb: opt.MaxMbOpt = None,
+    device: opt.DeviceOpt = None,
+    threads: opt.ThreadsOpt = None,
+    quiet: opt.QuietOpt = False,
+    json_lines: opt.JsonLinesOpt = False,
+    skip_unknown: opt.SkipUnknownOpt = False,
+    cache_dir: opt.CacheOpt = None,
 ) -> None:
     """Train a model on FILE (default: Python's standard library source)."""
     from charrnn import training as library
@@ -609,9 +333,9 @@ def sample(
         typer.Option("--num-samples", "-m", help="Samples drawn together as one batch (>= 1)."),
     ] = 1,
     device: Annotated[
-        Device, typer.Option("--device", help="Where to run the model.")
-    ] = Device.cpu,
-    skip_unknown: SkipUnknownOpt = False,
+        opt.Device, typer.Option("--device", help="Where to run the model.")
+    ] = opt.Device.cpu,
+    skip_unknown: opt.SkipUnknownOpt = False,
 ) -> None:
     """Generate text from a trained model, streaming it as it is drawn."""
     from charrnn.checkpoint import load_model
@@ -695,20 +419,20 @@ def info(
 @app.command()
 @friendly_errors
 def vocab(
-    file: CorpusFile = None,
-    encoding: EncodingOpt = None,
-    byte_level: BytesOpt = None,
-    max_mb: MaxMbOpt = None,
+    file: opt.CorpusFile = None,
+    encoding: opt.EncodingOpt = None,
+    byte_level: opt.BytesOpt = None,
+    max_mb: opt.MaxMbOpt = None,
     show: Annotated[int, typer.Option("--show", min=1, help="Most frequent symbols listed.")] = 40,
     rarest: Annotated[int, typer.Option("--rarest", min=0, help="Rarest symbols listed.")] = 10,
-    cache_dir: CacheOpt = None,
+    cache_dir: opt.CacheOpt = None,
 ) -> None:
     """Show a text's vocabulary: size, characters with counts, the rarest ones."""
     from charrnn.corpora import resolve_corpus
     from charrnn.corpus import load_corpus
     from charrnn.display import stdout_console, vocab_table
 
-    path, name = resolve_corpus(file, max_mb=max_mb or _DATA.max_mb, cache_dir=cache_dir)
+    path, name = resolve_corpus(file, max_mb=max_mb or opt._DATA.max_mb, cache_dir=cache_dir)
     corpus = load_corpus(
         path,
         encoding=encoding or "utf-8",
@@ -753,7 +477,7 @@ app.add_typer(corpus_app, name="corpus")
 
 @corpus_app.command("list")
 @friendly_errors
-def corpus_list(cache_dir: CacheOpt = None) -> None:
+def corpus_list(cache_dir: opt.CacheOpt = None) -> None:
     """Every corpus charrnn knows: name, kind, size, what it is good for."""
     from charrnn.corpora import list_corpora
     from charrnn.display import corpus_table, stdout_console
@@ -784,7 +508,7 @@ def corpus_make(
             show_default=False,
         ),
     ] = None,
-    max_mb: MaxMbOpt = None,
+    max_mb: opt.MaxMbOpt = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing file.")
     ] = False,
@@ -796,7 +520,7 @@ def corpus_make(
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists; pass --overwrite to replace it")
     if name == DEFAULT_CORPUS:
-        write_atomic(out, build_stdlib_text(max_mb or _DATA.max_mb))
+        write_atomic(out, build_stdlib_text(max_mb or opt._DATA.max_mb))
         typer.echo(f"wrote {out}: {out.stat().st_size:,} bytes of Python source", err=True)
         return
     made = generate(name, size=size, seed=seed, distance=distance)
@@ -817,7 +541,7 @@ def corpus_get(
     name: Annotated[
         str, typer.Argument(help="A downloadable corpus (see corpus list).", show_default=False)
     ],
-    cache_dir: CacheOpt = None,
+    cache_dir: opt.CacheOpt = None,
 ) -> None:
     """Download a classic corpus into the cache, verify it, and print its path."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn

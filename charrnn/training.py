@@ -313,6 +313,7 @@ class Trainer:
         # read only when reported), saved so a resumed run reports the same means.
         self.loss_sum = torch.zeros((), device=self.device)
         self.loss_count = 0
+        self.finished = False  # the budget is used up (saved, so tools can tell)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         """AdamW; weight decay on matrices only (biases and norms are left alone)."""
@@ -352,6 +353,7 @@ class Trainer:
                 "path": str(corpus.source.absolute()),
             },
             "state": [s.detach() for s in self.state] if self.state is not None else [],
+            "finished": self.finished,
             "train_loss_sum": self.loss_sum.detach().clone(),
             "train_loss_count": self.loss_count,
             "rng": rng,
@@ -574,7 +576,8 @@ class Trainer:
                 started = pause_end
                 eval_at, eval_chars = pause_end, self.chars_seen
                 report_at, report_chars = pause_end, self.chars_seen
-            if self.step % tc.save_every == 0 or stopped_by is not None:
+            self.finished = stopped_by is not None
+            if self.step % tc.save_every == 0 or self.finished:
                 self.elapsed_base += time.perf_counter() - started
                 started = time.perf_counter()
                 self.save()

@@ -1,0 +1,371 @@
+"""Typer option types shared by the commands (each with its help text and default).
+
+Options whose default lives in the settings dataclasses default to None here, so the
+CLI can tell "not given" from "given": only given options override a preset or a
+``--config`` file.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charrnn.config import PRESETS, DataConfig, ModelConfig, TrainConfig
+
+_D = TrainConfig()
+_M = ModelConfig()
+_DATA = DataConfig()
+
+
+class Cell(StrEnum):
+    rnn = "rnn"
+    lstm = "lstm"
+    gru = "gru"
+
+
+class Schedule(StrEnum):
+    cosine = "cosine"
+    step = "step"
+    constant = "constant"
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+CorpusFile = Annotated[
+    Path | None,
+    typer.Argument(
+        help="UTF-8 text file to learn from. Omitted: the Python standard library's own "
+        "source (built from this interpreter, no download).",
+        show_default=False,
+    ),
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Codec of the text file. [default: utf-8]", show_default=False),
+]
+BytesOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--bytes/--chars",
+        help="Byte-level vocabulary (256 symbols, any file) instead of characters. "
+        "[default: --chars]",
+        show_default=False,
+    ),
+]
+MaxMbOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-mb",
+        help=f"Size of the default corpus in MB. [default: {_DATA.max_mb:g}]",
+        show_default=False,
+        min=0.01,
+    ),
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        help="Where encoded corpora are cached. [default: $CHARRNN_CACHE or ~/.cache/charrnn]",
+        show_default=False,
+        envvar="CHARRNN_CACHE",
+    ),
+]
+SkipUnknownOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-unknown",
+        help="Drop characters the vocabulary lacks (with a warning) instead of failing.",
+    ),
+]
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="TOML settings file ([data], [model], [train] tables); "
+        "options on the command line override it.",
+        show_default=False,
+    ),
+]
+
+
+ResumeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--resume",
+        help="Continue the run in this directory from its last.pt "
+        "(a new --steps/--epochs/--time extends the budget).",
+        show_default=False,
+    ),
+]
+
+
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", "-o", help="Run directory. [default: runs/<corpus>-<cell>]", show_default=False
+    ),
+]
+
+
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the checkpoints of an existing run.")
+]
+
+
+PresetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help=f"Named settings to start from: {', '.join(PRESETS)} (see the README); "
+        "a --config file and other options override it.",
+        show_default=False,
+    ),
+]
+
+
+CellOpt = Annotated[
+    Cell | None,
+    typer.Option("--cell", help=f"Recurrent cell. [default: {_M.cell}]", show_default=False),
+]
+
+
+LayersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--layers",
+        min=1,
+        help=f"Recurrent layers. [default: {_M.num_layers}]",
+        show_default=False,
+    ),
+]
+
+
+HiddenOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--hidden",
+        min=1,
+        help=f"Hidden units per layer. [default: {_M.hidden_size}]",
+        show_default=False,
+    ),
+]
+
+
+EmbedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--embed",
+        min=0,
+        help=f"Character embedding size; 0 = one-hot inputs. [default: {_M.embed_size}]",
+        show_default=False,
+    ),
+]
+
+
+DropoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--dropout",
+        min=0.0,
+        max=0.95,
+        help=f"Dropout between layers and before the output, 0-0.95. [default: {_M.dropout}]",
+        show_default=False,
+    ),
+]
+
+
+BatchSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size",
+        "-b",
+        min=1,
+        help=f"Parallel text streams per step. [default: {_D.batch_size}]",
+        show_default=False,
+    ),
+]
+
+
+SeqLenOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seq-len",
+        "-t",
+        min=1,
+        help=f"Characters per window = backprop length. [default: {_D.seq_len}]",
+        show_default=False,
+    ),
+]
+
+
+LrOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--lr", help=f"Peak learning rate (AdamW). [default: {_D.lr:g}]", show_default=False
+    ),
+]
+
+
+WeightDecayOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--weight-decay",
+        help=f"AdamW weight decay on weight matrices. [default: {_D.weight_decay:g}]",
+        show_default=False,
+    ),
+]
+
+
+ClipOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--clip",
+        help=f"Gradient-norm clipping threshold; 0 = off. [default: {_D.clip:g}]",
+        show_default=False,
+    ),
+]
+
+
+WarmupOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--warmup",
+        help=f"Linear warm-up, as a fraction of the budget (0-0.5). [default: {_D.warmup:g}]",
+        show_default=False,
+    ),
+]
+
+
+ScheduleOpt = Annotated[
+    Schedule | None,
+    typer.Option(
+        "--schedule",
+        help="Decay after warm-up: cosine to min-lr-frac x lr, step "
+        f"(x0.3 at 50%, x0.1 at 75%), or constant. [default: {_D.schedule}]",
+        show_default=False,
+    ),
+]
+
+
+StepsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--steps",
+        min=1,
+        help=f"Budget in optimizer steps. [default: {_D.steps} when no budget is given]",
+        show_default=False,
+    ),
+]
+
+
+EpochsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--epochs",
+        help="Budget in passes over the training text (may be fractional).",
+        show_default=False,
+    ),
+]
+
+
+TimeBudgetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--time", help="Budget in training time, e.g. 90s, 10m, 1h30m.", show_default=False
+    ),
+]
+
+
+EvalEveryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--eval-every",
+        min=1,
+        help=f"Steps between validations (and samples). [default: {_D.eval_every}]",
+        show_default=False,
+    ),
+]
+
+
+SaveEveryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--save-every",
+        min=1,
+        help=f"Steps between saves of last.pt. [default: {_D.save_every}]",
+        show_default=False,
+    ),
+]
+
+
+SampleLengthOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--sample-length",
+        min=0,
+        help=f"Characters sampled at each validation; 0 = none. [default: {_D.sample_length}]",
+        show_default=False,
+    ),
+]
+
+
+SeedOpt = Annotated[
+    int | None,
+    typer.Option("--seed", min=0, help=f"Random seed. [default: {_D.seed}]", show_default=False),
+]
+
+
+ValFracOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--val-frac",
+        help=f"Share of the text (its end) held out for validation. [default: {_DATA.val_frac:g}]",
+        show_default=False,
+    ),
+]
+
+
+ValFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--val-file",
+        help="Separate validation text (instead of --val-frac).",
+        show_default=False,
+    ),
+]
+
+
+DeviceOpt = Annotated[
+    Device | None,
+    typer.Option(
+        "--device",
+        help="auto picks cuda, then mps, then cpu. [default: auto]",
+        show_default=False,
+    ),
+]
+
+
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", min=1, help="CPU threads. [default: torch's choice]", show_default=False
+    ),
+]
+
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Show nothing while training.")]
+
+
+JsonLinesOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object per validation to stdout.")
+]
