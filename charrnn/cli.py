@@ -14,10 +14,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.text import Text
 
 from charrnn import __version__
 from charrnn import cli_options as opt
@@ -167,36 +169,10 @@ def train(
     """Train a model on FILE (default: Python's standard library source)."""
     from charrnn import training as library
     from charrnn.corpora import corpus_name
-    from charrnn.display import JsonReporter, LiveReporter
     from charrnn.rundir import default_run_name
 
-    reporter: Any
-    live = None
-    if json_lines:
-        reporter = JsonReporter()
-    elif quiet:
-        reporter = library.SilentReporter()
-    else:
-        reporter = live = LiveReporter()
-
-    def on_encode(path: Path) -> None:
-        # Worth a word only when the pause is noticeable (about 50 ms per MB).
-        if not quiet and not json_lines and path.stat().st_size > 20_000_000:
-            typer.echo(f"encoding {path} (cached for next time)...", err=True)
-
-    def notice(message: str) -> None:
-        if not quiet and not json_lines:
-            typer.echo(message, err=True)
-
+    reporter, live, callbacks = _reporting(quiet=quiet, json_lines=json_lines)
     time_s = _budget_seconds(time_budget)
-    common: dict[str, Any] = {
-        "notice": notice,
-        "reporter": reporter,
-        "cache_dir": cache_dir,
-        "skip_unknown": skip_unknown,
-        "warn": _warn,
-        "on_encode": on_encode,
-    }
     try:
         if resume is not None:
             architecture = [file, config, preset, cell, layers, hidden, embed, dropout]
@@ -206,54 +182,242 @@ def train(
                     "--resume takes its corpus, settings and model from the run; only "
                     "--steps, --epochs and --time may change"
                 )
-            library.resume(resume, steps=steps, epochs=epochs, time_s=time_s, **common)
+            library.resume(
+                resume,
+                steps=steps,
+                epochs=epochs,
+                time_s=time_s,
+                reporter=reporter,
+                cache_dir=cache_dir,
+                skip_unknown=skip_unknown,
+                **callbacks,
+            )
             return
         run_config = build_run_config(
-            file,
-            config,
-            {
-                "data": {
-                    "encoding": encoding,
-                    "byte_level": byte_level,
-                    "val_frac": val_frac,
-                    "val_file": str(val_file) if val_file else None,
-                    "max_mb": max_mb,
-                },
-                "model": {
-                    "cell": cell.value if cell else None,
-                    "num_layers": layers,
-                    "hidden_size": hidden,
-                    "embed_size": embed,
-                    "dropout": dropout,
-                },
-                "train": {
-                    "batch_size": batch_size,
-                    "seq_len": seq_len,
-                    "lr": lr,
-                    "weight_decay": weight_decay,
-                    "clip": clip,
-                    "warmup": warmup,
-                    "schedule": schedule.value if schedule else None,
-                    "steps": steps,
-                    "epochs": epochs,
-                    "time_s": time_s,
-                    "eval_every": eval_every,
-                    "save_every": save_every,
-                    "sample_length": sample_length,
-                    "seed": seed,
-                    "device": device.value if device else None,
-                    "threads": threads,
-                },
-            },
-            preset=preset,
+            file, config, option_tables({**locals(), "time_s": time_s}), preset=preset
         )
         if out is None:
             name = corpus_name(run_config.data.path)
             out = Path("runs") / default_run_name(name, run_config.model.cell)
-        library.train(run_config, out, overwrite=overwrite, **common)
+        library.train(
+            run_config,
+            out,
+            overwrite=overwrite,
+            reporter=reporter,
+            cache_dir=cache_dir,
+            skip_unknown=skip_unknown,
+            **callbacks,
+        )
     finally:
         if live is not None:
             live.close()
+
+
+def _reporting(*, quiet: bool, json_lines: bool) -> tuple[Any, Any, dict[str, Any]]:
+    """The reporter for --quiet / --json / the live display, and the notice callbacks."""
+    from charrnn.display import JsonReporter, LiveReporter
+    from charrnn.training import SilentReporter
+
+    live = None
+    reporter: Any
+    if json_lines:
+        reporter = JsonReporter()
+    elif quiet:
+        reporter = SilentReporter()
+    else:
+        reporter = live = LiveReporter()
+    talk = not quiet and not json_lines
+
+    def on_encode(path: Path) -> None:
+        # Worth a word only when the pause is noticeable (about 50 ms per MB).
+        if talk and path.stat().st_size > 20_000_000:
+            typer.echo(f"encoding {path} (cached for next time)...", err=True)
+
+    def notice(message: str) -> None:
+        if talk:
+            typer.echo(message, err=True)
+
+    return reporter, live, {"warn": _warn, "on_encode": on_encode, "notice": notice}
+
+
+# Where each command-line option goes in the settings tables.
+_OPTION_KEYS = {
+    "encoding": ("data", "encoding"),
+    "byte_level": ("data", "byte_level"),
+    "val_frac": ("data", "val_frac"),
+    "val_file": ("data", "val_file"),
+    "max_mb": ("data", "max_mb"),
+    "cell": ("model", "cell"),
+    "layers": ("model", "num_layers"),
+    "hidden": ("model", "hidden_size"),
+    "embed": ("model", "embed_size"),
+    "dropout": ("model", "dropout"),
+    **{
+        name: ("train", name)
+        for name in (
+            "batch_size",
+            "seq_len",
+            "lr",
+            "weight_decay",
+            "clip",
+            "warmup",
+            "schedule",
+            "steps",
+            "epochs",
+            "time_s",
+            "eval_every",
+            "save_every",
+            "sample_length",
+            "seed",
+            "device",
+            "threads",
+        )
+    },
+}
+
+
+def option_tables(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The settings tables from a command's options (None = not given; others ignored)."""
+    tables: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
+    for name, (section, key) in _OPTION_KEYS.items():
+        value = options.get(name)
+        if isinstance(value, StrEnum):
+            value = value.value
+        elif isinstance(value, Path):
+            value = str(value)
+        tables[section][key] = value
+    return tables
+
+
+# -- compare --------------------------------------------------------------------------------
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"{option} takes positive integers, got {text!r}")
+    return values
+
+
+@app.command()
+@friendly_errors
+def compare(
+    file: opt.CorpusFile = None,
+    cells: Annotated[
+        str, typer.Option("--cells", help="Comma-separated cells to compare.")
+    ] = "rnn,lstm,gru",
+    layers_grid: Annotated[
+        str,
+        typer.Option(
+            "--layers", help="Comma-separated layer counts; every combination with --hidden runs."
+        ),
+    ] = "2",
+    hidden_grid: Annotated[
+        str, typer.Option("--hidden", help="Comma-separated hidden sizes.")
+    ] = "128",
+    match_params: Annotated[
+        bool,
+        typer.Option(
+            "--match-params",
+            help="Size each cell's hidden layer to about the "
+            "parameter count of an LSTM with --hidden (reported in the table).",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Comparison folder. [default: compare/<corpus>]", show_default=False
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Continue an interrupted comparison in --out, keeping finished runs."
+        ),
+    ] = False,
+    prime: Annotated[
+        str,
+        typer.Option(
+            "--prime",
+            help="Priming text for the final samples. [default: a newline]",
+            show_default=False,
+        ),
+    ] = "",
+    sample_length: Annotated[
+        int, typer.Option("--sample-length", min=0, help="Characters in each final sample.")
+    ] = 200,
+    config: opt.ConfigOpt = None,
+    preset: opt.PresetOpt = None,
+    embed: opt.EmbedOpt = None,
+    dropout: opt.DropoutOpt = None,
+    batch_size: opt.BatchSizeOpt = None,
+    seq_len: opt.SeqLenOpt = None,
+    lr: opt.LrOpt = None,
+    weight_decay: opt.WeightDecayOpt = None,
+    clip: opt.ClipOpt = None,
+    warmup: opt.WarmupOpt = None,
+    schedule: opt.ScheduleOpt = None,
+    steps: opt.StepsOpt = None,
+    epochs: opt.EpochsOpt = None,
+    time_budget: opt.TimeBudgetOpt = None,
+    eval_every: opt.EvalEveryOpt = None,
+    seed: opt.SeedOpt = None,
+    val_frac: opt.ValFracOpt = None,
+    val_file: opt.ValFileOpt = None,
+    encoding: opt.EncodingOpt = None,
+    byte_level: opt.BytesOpt = None,
+    max_mb: opt.MaxMbOpt = None,
+    device: opt.DeviceOpt = None,
+    threads: opt.ThreadsOpt = None,
+    quiet: opt.QuietOpt = False,
+    cache_dir: opt.CacheOpt = None,
+) -> None:
+    """Train RNN, LSTM and GRU under equal conditions; show which learns FILE best."""
+    from dataclasses import replace
+
+    from charrnn import compare as comparison
+    from charrnn.corpora import corpus_name
+    from charrnn.display import CompareDisplay, compare_table, stdout_console
+    from charrnn.training import load_dataset, with_absolute_paths
+
+    time_s = _budget_seconds(time_budget)
+    options = option_tables({**locals(), "time_s": time_s, "save_every": None})
+    base = build_run_config(file, config, options, preset=preset)
+    # Per-evaluation samples would only slow the runs down; the final ones are compared.
+    base = with_absolute_paths(replace(base, train=replace(base.train, sample_length=0)))
+    dataset = load_dataset(base, cache_dir=cache_dir)
+    runs = comparison.plan(
+        base,
+        cells=[c.strip() for c in cells.split(",") if c.strip()],
+        layers=_int_list(layers_grid, "--layers"),
+        hiddens=_int_list(hidden_grid, "--hidden"),
+        vocab_size=len(dataset.corpus.vocab),
+        match_params=match_params,
+    )
+    out = out or Path("compare") / corpus_name(base.data.path)
+    display = None if quiet else CompareDisplay()
+    try:
+        results = comparison.run_comparison(
+            runs, out, resume_existing=resume, reporter=display, cache_dir=cache_dir
+        )
+    finally:
+        if display is not None:
+            display.close()
+    comparison.write_markdown(out, results)
+    comparison.plot_curves(out, results, title=f"{corpus_name(base.data.path)}: validation bpc")
+    console = stdout_console()
+    console.print(compare_table(results))
+    if sample_length:
+        texts = comparison.samples(
+            out, results, prime=prime, length=sample_length, seed=base.train.seed
+        )
+        for name, text in texts.items():
+            console.print(f"[bold]── {name}[/]")
+            console.print(Text(prime + text), soft_wrap=True)
+    console.print(f"saved in {out}: compare.json, compare.md, curves.png and one run per model")
 
 
 # -- sample ----------------------------------------------------------------------------------

@@ -126,6 +126,20 @@ class RunResult:
     wall_s: float
     curve: list[dict[str, float]]
 
+    def cells(self) -> list[str]:
+        """The table row, formatted, in the order of :data:`COLUMNS`."""
+        return [
+            self.cell,
+            str(self.layers),
+            str(self.hidden),
+            f"{self.parameters:,}",
+            f"{self.final_train_loss:.4f}",
+            f"{self.best_val_loss:.4f}",
+            f"{self.best_val_bpc:.4f}",
+            f"{self.chars_per_s:,.0f}",
+            f"{self.wall_s:.0f} s",
+        ]
+
     def row(self) -> dict[str, Any]:
         """The numbers without the curve (for tables)."""
         data = asdict(self)
@@ -275,26 +289,26 @@ def write_json(out: Path, results: Sequence[RunResult], runs: Sequence[PlannedRu
     return path
 
 
+COLUMNS = (
+    "cell",
+    "layers",
+    "hidden",
+    "parameters",
+    "final train loss",
+    "best val loss (nats)",
+    "best val bpc",
+    "chars/s",
+    "wall time",
+)
+
+
 def markdown_table(results: Sequence[RunResult]) -> str:
     """The comparison as a Markdown table, best row in bold."""
-    header = (
-        "| cell | layers | hidden | parameters | final train loss | best val loss (nats) "
-        "| best val bpc | chars/s | wall time |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
-    )
+    header = "| " + " | ".join(COLUMNS) + " |\n|---|" + "---:|" * (len(COLUMNS) - 1) + "\n"
     best = best_index(results) if results else -1
     lines = []
     for i, r in enumerate(results):
-        cells = [
-            r.cell,
-            str(r.layers),
-            str(r.hidden),
-            f"{r.parameters:,}",
-            f"{r.final_train_loss:.4f}",
-            f"{r.best_val_loss:.4f}",
-            f"{r.best_val_bpc:.4f}",
-            f"{r.chars_per_s:,.0f}",
-            f"{r.wall_s:.0f} s",
-        ]
+        cells = r.cells()
         if i == best:
             cells = [f"**{c}**" for c in cells]
         lines.append("| " + " | ".join(cells) + " |")

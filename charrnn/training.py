@@ -17,6 +17,7 @@ in the checkpoint, so a resumed run continues exactly as if it had never stopped
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -350,7 +351,7 @@ class Trainer:
             "corpus": {
                 "name": corpus.name,
                 "sha256": corpus.sha256,
-                "path": str(corpus.source.absolute()),
+                "path": os.path.abspath(corpus.source),
             },
             "state": [s.detach() for s in self.state] if self.state is not None else [],
             "finished": self.finished,
@@ -544,6 +545,9 @@ class Trainer:
                     )
                 )
             if evaluate:
+                # Evaluation, sampling and saving are not training time: bank the
+                # training time so far now and restart the clock when they are done.
+                self.elapsed_base = elapsed
                 train_loss = float(self.loss_sum.item()) / max(self.loss_count, 1)
                 self.loss_sum.zero_()
                 self.loss_count = 0
@@ -570,17 +574,14 @@ class Trainer:
                 self.reporter.evaluated(evaluation)
                 if is_best:
                     self.save(best=True, last=False)
-                # Evaluation and sampling are not training time: restart the clocks.
-                pause_end = time.perf_counter()
-                self.elapsed_base += pause_end - started
-                started = pause_end
-                eval_at, eval_chars = pause_end, self.chars_seen
-                report_at, report_chars = pause_end, self.chars_seen
+                started = time.perf_counter()
+                eval_at, eval_chars = started, self.chars_seen
+                report_at, report_chars = started, self.chars_seen
             self.finished = stopped_by is not None
             if self.step % tc.save_every == 0 or self.finished:
                 self.elapsed_base += time.perf_counter() - started
-                started = time.perf_counter()
                 self.save()
+                started = time.perf_counter()
 
         summary = Summary(
             run_dir=self.run_dir.path,
@@ -611,8 +612,8 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
         config,
         data=replace(
             data,
-            path=str(Path(data.path).absolute()) if data.path and not named else data.path,
-            val_file=str(Path(data.val_file).absolute()) if data.val_file else None,
+            path=os.path.abspath(data.path) if data.path and not named else data.path,
+            val_file=os.path.abspath(data.val_file) if data.val_file else None,
         ),
     )
 

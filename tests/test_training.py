@@ -249,3 +249,26 @@ def test_json_metrics_are_plain_json(tmp_path: Path, corpus_file: Path) -> None:
     train(tiny_config(corpus_file), tmp_path / "run")
     for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines():
         assert isinstance(json.loads(line), dict)
+
+
+def test_training_time_excludes_evaluation_and_is_recorded_in_best(
+    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time as clock
+
+    import charrnn.training as training
+
+    real = training.Trainer.evaluate
+
+    def slow_evaluate(self: training.Trainer) -> float:
+        clock.sleep(0.3)
+        return real(self)
+
+    monkeypatch.setattr(training.Trainer, "evaluate", slow_evaluate)
+    train(tiny_config(corpus_file, steps=4, eval_every=1, sample_length=0), tmp_path / "run")
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["elapsed_s"] < 0.3, "four evaluations of 0.3 s were counted as training"
+    records = RunDir(tmp_path / "run").read_metrics()
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    best_record = next(r for r in records if r["step"] == best["step"])
+    assert best["elapsed_s"] == pytest.approx(best_record["elapsed_s"], abs=1e-3)
