@@ -41,7 +41,7 @@ def encode_speed(megabytes: float, repeats: int = 3) -> dict[str, Any]:
 
 
 def peak_rss(sizes_mb: list[float]) -> list[dict[str, Any]]:
-    """Peak RSS of a fresh process that encodes a corpus and trains 30 steps on it."""
+    """Peak RSS of a fresh process that encodes a corpus and trains 300 steps on it."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for mb in sizes_mb:

@@ -1,4 +1,4 @@
-"""Run in a fresh process: encode and train briefly on a corpus, print peak RSS in MB.
+"""Run in a fresh process: encode, train 300 steps on a corpus, print peak RSS in MB.
 
 ``python -m benchmarks.rss_child FILE CACHE_DIR`` — a separate process so each corpus
 size gets its own peak.
@@ -22,7 +22,7 @@ def main() -> None:
         DataConfig(path=str(corpus), val_frac=0.001),
         ModelConfig(cell="lstm", num_layers=2, hidden_size=128, embed_size=32),
         TrainConfig(
-            batch_size=32, seq_len=64, steps=30, eval_every=10**6, sample_length=0, threads=2
+            batch_size=32, seq_len=64, steps=300, eval_every=10**6, sample_length=0, threads=2
         ),
     )
     with tempfile.TemporaryDirectory() as out:

@@ -68,7 +68,7 @@ def main() -> None:
 
     sizes = [10.0, 50.0] if args.quick else [10.0, 500.0, 1000.0]
     results["peak_rss"] = rows = peak_rss(sizes)
-    table = Table(title="peak RSS: encode + 30 training steps, fresh process")
+    table = Table(title="peak RSS: encode + 300 training steps, fresh process")
     table.add_column("corpus MB", justify="right")
     table.add_column("peak RSS MB", justify="right")
     table.add_column("vs smallest", justify="right")

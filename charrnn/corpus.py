@@ -33,6 +33,8 @@ from charrnn.errors import CorpusError
 from charrnn.vocab import Vocab, code_points, id_dtype
 
 CHUNK_BYTES = 16 * 2**20
+# Codecs that decode every ASCII byte to the same code point (see iter_symbol_chunks).
+_ASCII_SUPERSETS = {"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252"}
 _CACHE_FORMAT = 1
 _STALE_TEMP_S = 3600.0
 
@@ -105,6 +107,7 @@ def iter_symbol_chunks(
     """
     try:
         decoder = None if byte_level else codecs.getincrementaldecoder(encoding)("strict")
+        ascii_superset = codecs.lookup(encoding).name in _ASCII_SUPERSETS
     except LookupError:
         raise CorpusError(f"unknown encoding {encoding!r}") from None
     offset = 0
@@ -118,6 +121,10 @@ def iter_symbol_chunks(
             if decoder is None:
                 if final:
                     return
+                yield raw, np.frombuffer(raw, dtype=np.uint8)
+            elif ascii_superset and raw and raw.isascii() and decoder.getstate()[0] == b"":
+                # Fast path: in these codecs an ASCII byte is its own code point, so
+                # the bytes are the symbols (no decoding, 1 byte per symbol).
                 yield raw, np.frombuffer(raw, dtype=np.uint8)
             else:
                 try:
@@ -149,6 +156,22 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
 # -- encoding with a cache ------------------------------------------------------
 
 
+def count_symbols(symbols: np.ndarray) -> np.ndarray:
+    """Occurrences of each symbol value (index = value).
+
+    For bytes, counting adjacent pairs as 16-bit values and folding the 256 x 256
+    table back is about three times faster than counting bytes one by one.
+    """
+    if symbols.dtype != np.uint8:
+        return np.bincount(symbols)
+    even = len(symbols) - len(symbols) % 2
+    pairs = np.bincount(symbols[:even].view("<u2"), minlength=65536).reshape(256, 256)
+    counts = pairs.sum(axis=0) + pairs.sum(axis=1)  # low bytes + high bytes
+    if even < len(symbols):
+        counts[symbols[-1]] += 1
+    return counts
+
+
 def _scan(path: Path, encoding: str, byte_level: bool) -> tuple[Vocab, np.ndarray, int, str]:
     """Pass 1: vocabulary, counts, length in symbols, and sha256 of the bytes."""
     digest = hashlib.sha256()
@@ -157,7 +180,8 @@ def _scan(path: Path, encoding: str, byte_level: bool) -> tuple[Vocab, np.ndarra
     for raw, symbols in iter_symbol_chunks(path, encoding=encoding, byte_level=byte_level):
         digest.update(raw)
         if len(symbols):
-            counts[: int(symbols.max()) + 1] += np.bincount(symbols)
+            chunk_counts = count_symbols(symbols)
+            counts[: len(chunk_counts)] += chunk_counts
         total += len(symbols)
     if total == 0:
         raise CorpusError(f"{path}: holds no characters")
@@ -171,21 +195,31 @@ def _scan(path: Path, encoding: str, byte_level: bool) -> tuple[Vocab, np.ndarra
 def _write_ids(
     path: Path, target: Path, vocab: Vocab, total: int, encoding: str, byte_level: bool
 ) -> None:
-    """Pass 2: encode into ``target`` via a temporary file renamed when complete."""
+    """Pass 2: encode into ``target`` (a ``.npy`` file) via a temporary file renamed
+    when complete.
+
+    Plain writes, not a memory map: written pages then stay out of this process's
+    resident memory, so encoding a large corpus does not grow it.
+    """
+    dtype = id_dtype(len(vocab))
     temp = target.with_name(target.name + ".tmp")
     try:
-        out = np.lib.format.open_memmap(temp, mode="w+", dtype=id_dtype(len(vocab)), shape=(total,))
-        pos = 0
-        for _, symbols in iter_symbol_chunks(path, encoding=encoding, byte_level=byte_level):
-            ids = vocab.encode_symbols(symbols, what=str(path))
-            out[pos : pos + len(ids)] = ids
-            pos += len(ids)
-        if pos != total:
-            raise CorpusError(f"{path}: changed while it was being read; try again")
-        out.flush()
-        del out
-        with temp.open("rb+") as handle:
-            os.fsync(handle.fileno())
+        with temp.open("wb") as out:
+            header = {
+                "descr": np.lib.format.dtype_to_descr(dtype),
+                "fortran_order": False,
+                "shape": (total,),
+            }
+            np.lib.format.write_array_header_1_0(out, header)
+            written = 0
+            for _, symbols in iter_symbol_chunks(path, encoding=encoding, byte_level=byte_level):
+                ids = vocab.encode_symbols(symbols, what=str(path), dtype=dtype)
+                out.write(ids.tobytes())
+                written += len(ids)
+            if written != total:
+                raise CorpusError(f"{path}: changed while it was being read; try again")
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)

@@ -20,6 +20,8 @@ not grow with the corpus.
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,6 +29,8 @@ import numpy as np
 import torch
 
 from charrnn.errors import CorpusError
+
+_RELEASE_EVERY = 256  # windows between releases of memory-mapped pages
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,20 @@ class Window:
     @property
     def reset(self) -> bool:
         return self.index == 0
+
+
+def release_pages(ids: np.ndarray) -> None:
+    """Let go of the pages of a memory-mapped corpus that reading has made resident.
+
+    They are file-backed and would be re-read from the page cache if needed, but the
+    kernel counts them in this process's resident memory (RSS) until released, and an
+    epoch over a large corpus would touch them all.
+    """
+    mapping = getattr(ids, "_mmap", None)  # set by numpy on memmaps and their views
+    if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    with contextlib.suppress(OSError, ValueError):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _gather(ids: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
@@ -85,6 +103,8 @@ class StreamBatches:
     def window(self, step: int) -> Window:
         """The batch of global step ``step`` (0-based); epochs repeat the same layout."""
         epoch, index = divmod(step, self.windows_per_epoch)
+        if step % _RELEASE_EVERY == 0:
+            release_pages(self.ids)
         chunk = _gather(self.ids, self.row_starts + index * self.seq_len, self.seq_len + 1)
         return Window(x=chunk[:, :-1], y=chunk[:, 1:], epoch=epoch, index=index)
 
@@ -112,7 +132,10 @@ class ValidationWindows:
         return self.rows * (self.row_len - 1)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, self.row_len - 1, self.seq_len):
+        for n, start in enumerate(range(0, self.row_len - 1, self.seq_len)):
+            if n % _RELEASE_EVERY == 0:
+                release_pages(self.ids)
             length = min(self.seq_len, self.row_len - 1 - start)
             chunk = _gather(self.ids, self.row_starts + start, length + 1)
             yield chunk[:, :-1], chunk[:, 1:]
+        release_pages(self.ids)

@@ -203,3 +203,36 @@ def test_default_corpus_is_the_stdlib_without_tests(tmp_path: Path) -> None:
     path, name = resolve_corpus(None, max_mb=0.2, cache_dir=tmp_path)
     assert name == DEFAULT_CORPUS
     assert path.read_text(encoding="utf-8") == text
+
+
+def test_ascii_fast_path_keeps_a_pending_invalid_sequence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(corpus_module, "CHUNK_BYTES", 4)
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"abc\xc3defgh")  # a lead byte, then an all-ASCII chunk
+    with pytest.raises(CorpusError, match="byte offset 3"):
+        load_corpus(path, cache_dir=tmp_path / "c")
+
+
+def test_ascii_and_non_ascii_chunks_mix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(corpus_module, "CHUNK_BYTES", 8)
+    text = "plain ascii here " * 3 + "ünïcödé " + "more ascii " * 3 + "日本語" + " end"
+    path = tmp_path / "mixed.txt"
+    path.write_text(text, encoding="utf-8")
+    corpus = load_corpus(path, cache_dir=tmp_path / "c")
+    assert corpus.vocab == Vocab.from_text(text)
+    assert corpus.vocab.decode(np.asarray(corpus.ids)) == text
+    assert int(corpus.counts.sum()) == len(text)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 1000])
+def test_count_symbols_matches_bincount(n: int) -> None:
+    from charrnn.corpus import count_symbols
+
+    data = np.random.default_rng(n).integers(0, 256, size=n, dtype=np.uint8)
+    counts = count_symbols(data)
+    assert len(counts) == 256
+    assert counts.tolist() == np.bincount(data, minlength=256).tolist()
+    wide = data.astype(np.uint32) * 300
+    assert count_symbols(wide).tolist() == np.bincount(wide).tolist()

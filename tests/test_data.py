@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -67,3 +69,24 @@ def test_short_validation_uses_one_row() -> None:
     assert val.rows == 1
     ((x, y),) = list(val)
     assert x.tolist() == [[0, 1, 2]] and y.tolist() == [[1, 2, 3]]
+
+
+def test_reading_a_memory_mapped_corpus_releases_its_pages(tmp_path: Path) -> None:
+    path = tmp_path / "ids.npy"
+    np.save(path, np.arange(4_000_000, dtype=np.uint8) % 200)
+    ids = np.load(path, mmap_mode="r")
+
+    def resident_file_kb() -> int:
+        for line in open("/proc/self/status"):
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+        pytest.skip("no /proc/self/status")
+        return 0
+
+    before = resident_file_kb()
+    np.asarray(ids[:]).sum()  # touch every page: about 4 MB becomes resident
+    assert resident_file_kb() - before > 3000
+    from charrnn.data import release_pages
+
+    release_pages(ids[100:])  # a view, as the train/validation split makes
+    assert resident_file_kb() - before < 1000
