@@ -77,7 +77,7 @@ def test_reading_a_memory_mapped_corpus_releases_its_pages(tmp_path: Path) -> No
     ids = np.load(path, mmap_mode="r")
 
     def resident_file_kb() -> int:
-        for line in open("/proc/self/status"):
+        for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("RssFile:"):
                 return int(line.split()[1])
         pytest.skip("no /proc/self/status")
