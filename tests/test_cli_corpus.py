@@ -71,7 +71,7 @@ def test_make_writes_the_corpus_and_reports_the_floor(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "best achievable loss" in result.stderr and "unigram baseline" in result.stderr
     first = out.read_text().splitlines()[0]
-    assert len(first) == 4 + 1 + 30 + 1 + 4
+    assert len(first) == 1 + 1 + 30 + 1 + 1
     again = runner.invoke(app, ["corpus", "make", "recall", "--out", str(out)])
     assert again.exit_code == 1 and "exists" in again.stderr
     assert len(out.read_text()) < 3000, "the existing file was left alone"
