@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -51,19 +52,32 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """
     path = Path(path)
     record = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise CheckpointError(f"cannot save checkpoint {path}: {exc.strerror or exc}") from None
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(record, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        _test_pause()
         os.replace(temp, path)
         _fsync_dir(path.parent)
     except OSError as exc:
         raise CheckpointError(f"cannot save checkpoint {path}: {exc.strerror or exc}") from None
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _test_pause() -> None:
+    """Test hook: ``CHARRNN_TEST_SAVE_DELAY`` seconds between writing and renaming, so
+    the kill tests can land a SIGKILL inside a save. Unset (always, for users): no pause.
+    """
+    delay = os.environ.get("CHARRNN_TEST_SAVE_DELAY")
+    if delay:
+        time.sleep(float(delay))
 
 
 def _fsync_dir(folder: Path) -> None:

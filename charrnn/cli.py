@@ -161,6 +161,7 @@ def train(
     max_mb: opt.MaxMbOpt = None,
     device: opt.DeviceOpt = None,
     threads: opt.ThreadsOpt = None,
+    max_bad_steps: opt.MaxBadStepsOpt = None,
     quiet: opt.QuietOpt = False,
     json_lines: opt.JsonLinesOpt = False,
     skip_unknown: opt.SkipUnknownOpt = False,
@@ -271,6 +272,7 @@ _OPTION_KEYS = {
             "seed",
             "device",
             "threads",
+            "max_bad_steps",
         )
     },
 }

@@ -369,3 +369,15 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Show nothing whil
 JsonLinesOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per validation to stdout.")
 ]
+
+
+MaxBadStepsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-bad-steps",
+        min=1,
+        help="Steps in a row with a non-finite loss or gradient (each skipped) before "
+        f"training stops. [default: {_D.max_bad_steps}]",
+        show_default=False,
+    ),
+]

@@ -24,22 +24,10 @@ from typing import Any, Protocol
 from charrnn.checkpoint import load_checkpoint, load_model
 from charrnn.config import CELLS, RunConfig
 from charrnn.errors import CheckpointError, ConfigError
+from charrnn.model import count_parameters
 from charrnn.rundir import RunDir
 from charrnn.sample import SampleSettings, generate
 from charrnn.training import LN2, Reporter, resume, train
-
-_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
-def count_parameters(cell: str, layers: int, hidden: int, embed: int, vocab: int) -> int:
-    """Parameters of a :class:`CharRNN` without building it (checked against torch in tests)."""
-    gates = _GATES[cell]
-    total = vocab * embed if embed else 0
-    inputs = embed or vocab
-    for _ in range(layers):
-        total += gates * hidden * (inputs + hidden + 2)  # W_ih, W_hh, b_ih, b_hh
-        inputs = hidden
-    return total + hidden * vocab + vocab  # output layer
 
 
 def matched_hidden(cell: str, layers: int, embed: int, vocab: int, target: int) -> int:

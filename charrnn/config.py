@@ -105,6 +105,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     threads: int | None = None
+    max_bad_steps: int = 10
 
     def __post_init__(self) -> None:
         _positive_int("batch-size", self.batch_size)
@@ -130,8 +131,8 @@ class TrainConfig:
         )
         _positive_int("eval-every", self.eval_every)
         _positive_int("save-every", self.save_every)
-        ok = isinstance(self.sample_length, int) and self.sample_length >= 0
-        _require(ok, f"sample-length must be >= 0, got {self.sample_length!r}")
+        ok = isinstance(self.sample_length, int) and 0 <= self.sample_length <= 100_000
+        _require(ok, f"sample-length must be 0 to 100000, got {self.sample_length!r}")
         ok = isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0
         _require(ok, f"seed must be a non-negative integer, got {self.seed!r}")
         _require(
@@ -140,6 +141,8 @@ class TrainConfig:
         )
         if self.threads is not None:
             _positive_int("threads", self.threads)
+            _require(self.threads <= 1024, f"threads must be at most 1024, got {self.threads}")
+        _positive_int("max-bad-steps", self.max_bad_steps)
 
 
 @dataclass(frozen=True)

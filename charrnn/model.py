@@ -19,6 +19,19 @@ State = tuple[torch.Tensor, ...]
 _RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
+_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def count_parameters(cell: str, layers: int, hidden: int, embed: int, vocab: int) -> int:
+    """Parameters of a :class:`CharRNN` without building it (checked against torch in tests)."""
+    gates = _GATES[cell]
+    inputs = embed or vocab
+    # Per layer: W_ih (gates*H x in), W_hh (gates*H x H) and two biases (gates*H each).
+    first = gates * hidden * (inputs + hidden + 2)
+    rest = (layers - 1) * gates * hidden * (2 * hidden + 2)
+    return (vocab * embed if embed else 0) + first + rest + hidden * vocab + vocab
+
+
 class CharRNN(nn.Module):
     """A character-level language model.
 

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,17 @@ class RunDir:
         finally:
             handle.close()
 
+    def clean_temporaries(self) -> list[Path]:
+        """Remove temporary files a killed process left behind (call with the lock held)."""
+        removed = []
+        for stale in self.path.glob(".*.tmp"):
+            try:
+                stale.unlink()
+                removed.append(stale)
+            except OSError:
+                pass
+        return removed
+
     def write_config(self, config: RunConfig) -> None:
         """Write ``config.toml`` atomically."""
         temp = self.path / f".{CONFIG}.{uuid.uuid4().hex}.tmp"
@@ -127,27 +138,30 @@ class RunDir:
         except OSError as exc:
             raise RunDirError(f"cannot write {self.metrics}: {exc.strerror}") from None
 
-    def read_metrics(self) -> list[dict[str, Any]]:
-        """All complete evaluation records; a torn last line (killed mid-write) is skipped."""
+    def read_metrics(self, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+        """All complete evaluation records; a torn line (killed mid-write) is skipped,
+        with a word to ``warn``."""
         try:
-            lines = self.metrics.read_text(encoding="utf-8").splitlines()
+            lines = self.metrics.read_text(encoding="utf-8", errors="replace").splitlines()
         except FileNotFoundError:
             return []
         records = []
-        for line in lines:
+        for number, line in enumerate(lines, 1):
             try:
                 record = json.loads(line)
             except ValueError:
+                if warn is not None:
+                    warn(f"{self.metrics}: skipped line {number}, torn by an interrupted write")
                 continue
             if isinstance(record, dict):
                 records.append(record)
         return records
 
-    def truncate_metrics(self, step: int) -> None:
+    def truncate_metrics(self, step: int, warn: Callable[[str], None] | None = None) -> None:
         """Keep only records up to ``step`` (evaluations after the resumed checkpoint go)."""
         if not self.metrics.exists():
             return
-        kept = [r for r in self.read_metrics() if int(r.get("step", 0)) <= step]
+        kept = [r for r in self.read_metrics(warn) if int(r.get("step", 0)) <= step]
         temp = self.path / f".{METRICS}.{uuid.uuid4().hex}.tmp"
         try:
             temp.write_text(

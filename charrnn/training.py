@@ -37,16 +37,22 @@ from charrnn.config import RunConfig, TrainConfig
 from charrnn.corpora import PREFIX, resolve_corpus
 from charrnn.corpus import Corpus, encode_validation_file, load_corpus, split_ids
 from charrnn.data import StreamBatches, ValidationWindows
-from charrnn.errors import CheckpointError, CorpusError, TrainingDiverged, TrainingInterrupted
+from charrnn.errors import (
+    CheckpointError,
+    ConfigError,
+    CorpusError,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
 from charrnn.hardware import select_device, set_threads
-from charrnn.model import CharRNN, State, detach_state
+from charrnn.model import CharRNN, State, count_parameters, detach_state
 from charrnn.rundir import RunDir
 from charrnn.sample import SampleSettings, generate
 from charrnn.vocab import Vocab
 
 LN2 = math.log(2.0)
-MAX_BAD_STEPS = 10  # non-finite steps in a row before giving up
 _REPORT_INTERVAL_S = 0.2
+MAX_PARAMETERS = 2**31  # 8 GB of fp32 weights, before gradients and optimizer state
 
 
 # -- what the loop reports ----------------------------------------------------------
@@ -300,9 +306,25 @@ class Trainer:
         self.device = select_device(tc.device)
         self.batches = StreamBatches(dataset.train_ids, tc.batch_size, tc.seq_len)
         self.validation = ValidationWindows(dataset.val_ids, tc.batch_size, tc.seq_len)
+        m = config.model
+        parameters = count_parameters(
+            m.cell, m.num_layers, m.hidden_size, m.embed_size, len(self.vocab)
+        )
+        if parameters > MAX_PARAMETERS:
+            raise ConfigError(
+                f"a {m.cell} {m.num_layers}x{m.hidden_size} model would have {parameters:,} "
+                f"parameters; charrnn builds at most {MAX_PARAMETERS:,}"
+            )
         torch.manual_seed(tc.seed)
-        self.model = CharRNN(len(self.vocab), config.model).to(self.device)
-        self.optimizer = self._make_optimizer()
+        try:
+            self.model = CharRNN(len(self.vocab), config.model).to(self.device)
+            self.optimizer = self._make_optimizer()
+        except (RuntimeError, MemoryError, OverflowError) as exc:
+            detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise ConfigError(
+                f"cannot build a {m.cell} {m.num_layers}x{m.hidden_size} model "
+                f"(embedding {m.embed_size}) on {self.device}: {detail}"
+            ) from None
         self.step = 0
         self.chars_seen = 0
         self.elapsed_base = 0.0
@@ -513,7 +535,7 @@ class Trainer:
                 self.state = None
                 self.bad_steps += 1
                 bad_in_row += 1
-                if bad_in_row >= MAX_BAD_STEPS:
+                if bad_in_row >= tc.max_bad_steps:
                     raise TrainingDiverged(
                         f"the loss or gradients were not finite for {bad_in_row} steps in a row "
                         f"at step {self.step}; lower --lr or --clip. The last saved checkpoints "
@@ -651,6 +673,7 @@ def train(
     trainer = Trainer(config, dataset, run_dir, reporter=reporter, stop=stop)
     run_dir.create(overwrite=overwrite)
     with run_dir.lock():
+        run_dir.clean_temporaries()
         run_dir.write_config(config)
         return _run(trainer, stop)
 
@@ -698,6 +721,7 @@ def resume(
             "on different text (start a new run instead)"
         )
     with run_dir.lock():
+        run_dir.clean_temporaries()
         trainer = Trainer(config, dataset, run_dir, reporter=reporter, stop=stop)
         trainer.restore(record, run_dir.last)
         if trainer._stopped_by(trainer.elapsed_base) is not None:
@@ -705,7 +729,7 @@ def resume(
                 f"{run_dir.path} has already used its budget ({trainer.step} steps); "
                 "give a larger --steps, --epochs or --time to continue"
             )
-        run_dir.truncate_metrics(trainer.step)
+        run_dir.truncate_metrics(trainer.step, warn)
         run_dir.write_config(config)
         return _run(trainer, stop)
 

@@ -1,0 +1,132 @@
+"""Failures that must lose nothing: full disks, read-only folders, stale locks, odd names."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+from typer.testing import CliRunner
+
+from charrnn.checkpoint import load_checkpoint, save_checkpoint
+from charrnn.cli import app
+from charrnn.errors import CheckpointError
+from charrnn.rundir import RunDir, default_run_name
+from charrnn.training import train
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("where", "error"),
+    [
+        ("mkstemp", PermissionError(13, "Permission denied")),
+        ("mkstemp", OSError(30, "Read-only file system")),
+        ("save", OSError(28, "No space left on device")),
+        ("replace", OSError(30, "Read-only file system")),
+    ],
+)
+def test_failed_saves_keep_the_previous_checkpoint(
+    tmp_path: Path,
+    corpus_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+    error: OSError,
+) -> None:
+    run = tmp_path / "run"
+    train(tiny_config(corpus_file, steps=10), run)
+    before = (run / "last.pt").read_bytes()
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    target = {
+        "mkstemp": (tempfile, "mkstemp"),
+        "save": (torch, "save"),
+        "replace": (os, "replace"),
+    }[where]
+    monkeypatch.setattr(*target, fail)
+    result = runner.invoke(app, ["train", "--resume", str(run), "--steps", "20", "-q"])
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    # os.replace also fails earlier, for metrics.jsonl: that is just as clear an error
+    assert result.stderr.startswith("error: cannot ")
+    assert error.strerror in result.stderr and result.stderr.count("\n") == 1
+    assert (run / "last.pt").read_bytes() == before
+    assert not list(run.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_a_lock_held_by_a_killed_process_is_taken_over(tmp_path: Path, corpus_file: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    run.create()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from charrnn.rundir import RunDir\n"
+            "with RunDir(Path(sys.argv[1])).lock():\n"
+            "    print('locked', flush=True); time.sleep(60)",
+            str(run.path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        result = runner.invoke(
+            app, ["train", str(corpus_file), "--out", str(run.path), "--steps", "3", "-q"]
+        )
+        assert result.exit_code == 1 and "another charrnn process" in result.stderr
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    finally:
+        holder.kill()
+    assert (run.path / ".lock").exists()  # left behind by the killed holder ...
+    time.sleep(0.1)
+    result = runner.invoke(
+        app,
+        ["train", str(corpus_file), "--out", str(run.path), "--steps", "3", "-q", "--threads", "1"],
+    )
+    assert result.exit_code == 0, result.output  # ... and taken over
+
+
+def test_torn_metrics_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    run.append_metrics({"step": 1, "val_loss": 2.0})
+    with run.metrics.open("a") as handle:
+        handle.write('{"step": 2, "val_lo')
+    warnings: list[str] = []
+    assert run.read_metrics(warnings.append) == [{"step": 1, "val_loss": 2.0}]
+    assert len(warnings) == 1 and "torn" in warnings[0] and "line 2" in warnings[0]
+
+
+def test_checkpoint_with_a_wrong_vocabulary_size(tmp_path: Path, corpus_file: Path) -> None:
+    train(tiny_config(corpus_file, steps=2), tmp_path / "run")
+    record = load_checkpoint(tmp_path / "run" / "last.pt")
+    record["vocab"]["symbols"] = record["vocab"]["symbols"][:-3]
+    record.pop("format"), record.pop("format_version")
+    save_checkpoint(tmp_path / "bad.pt", record)
+    result = runner.invoke(app, ["sample", str(tmp_path / "bad.pt")])
+    assert result.exit_code == 1
+    assert "weights do not match the stored settings" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_checkpoint_save_error_type() -> None:
+    with pytest.raises(CheckpointError, match="cannot save checkpoint"):
+        save_checkpoint(Path("/nonexistent-folder/last.pt"), {"step": 1})
+
+
+@pytest.mark.parametrize("name", ["../../etc", "/abs/path", "a/b", "..", "", "💥 odd name!"])
+def test_run_names_stay_inside_their_folder(name: str) -> None:
+    run_name = default_run_name(name, "lstm")
+    assert "/" not in run_name and "\\" not in run_name
+    assert not run_name.startswith(".")
+    assert (Path("runs") / run_name).resolve().parent == Path("runs").resolve()
