@@ -1,6 +1,6 @@
 """The vanishing-gradient lesson, measured: RNN vs LSTM vs GRU on ``recall``.
 
-``python -m benchmarks.long_range [--distances 5,20,50,80] [--steps 1500]`` generates the
+``python -m benchmarks.long_range [--distances 5,20,50,80] [--steps 4000]`` generates the
 recall corpus (a random letter, ``distance`` dots, the letter again) at each distance,
 runs the same comparison as ``charrnn compare`` on it, and then measures what matters:
 the loss, in bits, on the recalled letter alone (the character after ``=``), over the
@@ -102,7 +102,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--distances", default="5,20,50,80")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--size", type=int, default=300_000)
     parser.add_argument("--hidden", type=int, default=64)
     args = parser.parse_args()

@@ -536,14 +536,15 @@ def sample(
                 out.write(vocab.decode_bytes(ids.numpy()))
             out.write(b"\n")
         else:
-            rows: list[list[int]] = [[] for _ in range(num_samples)]
+            # Drawn together, so held until done: as the UTF-8 bytes they will print.
+            texts = [bytearray() for _ in range(num_samples)]
             for ids in steps:
-                for row, i in zip(rows, ids.tolist(), strict=True):
-                    row.append(i)
-            for n, row in enumerate(rows, 1):
+                for text, i in zip(texts, ids.tolist(), strict=True):
+                    text += vocab.decode_bytes([i])
+            for n, text in enumerate(texts, 1):
                 out.flush()
                 typer.echo(f"── sample {n}/{num_samples} ──", err=True)
-                out.write(head + vocab.decode_bytes(row) + b"\n")
+                out.write(head + bytes(text) + b"\n")
         out.flush()
     except BrokenPipeError:
         # The reader (e.g. `head`) has gone: stop quietly, like any Unix filter.
