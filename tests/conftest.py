@@ -26,6 +26,10 @@ def make_text(n_chars: int, seed: int = 0) -> str:
     return "\n".join(lines)[:n_chars]
 
 
+# A model small enough to train in milliseconds a step, as command-line options.
+TINY_CLI = "--layers 1 --hidden 16 --embed 8 --batch-size 4 --seq-len 16 --threads 1".split()
+
+
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Never touch the user's cache; wide, colourless Rich output for stable text."""

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY_CLI
 from typer.testing import CliRunner
 
 from charrnn import __version__
@@ -14,24 +15,7 @@ from charrnn.cli import app
 from charrnn.rundir import RunDir
 
 runner = CliRunner()
-TINY = [
-    "--layers",
-    "1",
-    "--hidden",
-    "16",
-    "--embed",
-    "8",
-    "--batch-size",
-    "4",
-    "--seq-len",
-    "16",
-    "--threads",
-    "1",
-    "--device",
-    "cpu",
-    "--sample-length",
-    "20",
-]
+TINY = [*TINY_CLI, "--device", "cpu", "--sample-length", "20"]
 
 
 def run(*args: str, input: str | None = None) -> object:

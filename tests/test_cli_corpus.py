@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import TINY_CLI
 from typer.testing import CliRunner
 
 from charrnn import corpora
@@ -11,23 +12,7 @@ from charrnn.corpora import Download
 from charrnn.rundir import RunDir
 
 runner = CliRunner()
-TINY = [
-    "--layers",
-    "1",
-    "--hidden",
-    "16",
-    "--embed",
-    "8",
-    "--batch-size",
-    "4",
-    "--seq-len",
-    "16",
-    "--threads",
-    "1",
-    "--sample-length",
-    "0",
-    "-q",
-]
+TINY = [*TINY_CLI, "--sample-length", "0", "-q"]
 
 
 def test_list_shows_every_kind() -> None:

@@ -20,24 +20,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TINY_CLI
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.rundir import RunDir
 
 KILL_POINTS = 20
 SETTINGS = [
-    "--layers",
-    "1",
-    "--hidden",
-    "16",
-    "--embed",
-    "8",
-    "--batch-size",
-    "4",
-    "--seq-len",
-    "16",
-    "--threads",
-    "1",
+    *TINY_CLI,
     "--sample-length",
     "0",
     "--steps",
