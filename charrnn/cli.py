@@ -405,6 +405,11 @@ def compare(
         results = comparison.run_comparison(
             runs, out, resume_existing=resume, reporter=display, cache_dir=cache_dir
         )
+    except TrainingInterrupted as exc:
+        raise TrainingInterrupted(
+            f"{exc}".split(" (continue with")[0]
+            + f"; continue the comparison with the same command and --resume --out {out}"
+        ) from None
     finally:
         if display is not None:
             display.close()

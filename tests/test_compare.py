@@ -202,3 +202,17 @@ def test_compare_command(tmp_path: Path, corpus_file: Path) -> None:
     assert bad.exit_code == 1 and "comma-separated integers" in bad.stderr
     bad = runner.invoke(app, ["compare", str(corpus_file), "--cells", "rnn,cnn"])
     assert bad.exit_code == 1 and "unknown cell" in bad.stderr
+
+
+def test_interrupted_compare_says_how_to_resume(
+    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise TrainingInterrupted("interrupted at step 3; saved x (continue with: charrnn ...)")
+
+    monkeypatch.setattr(comparison, "run_comparison", interrupted)
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", str(corpus_file), "--out", str(out), "--steps", "3"])
+    assert result.exit_code == 130
+    assert "interrupted at step 3" in result.stderr
+    assert f"--resume --out {out}" in result.stderr and "charrnn ..." not in result.stderr
