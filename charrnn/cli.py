@@ -29,6 +29,7 @@ from charrnn.config import (
     preset_tables,
     read_toml,
 )
+from charrnn.distributed import PeerFailed
 from charrnn.errors import CharRNNError, ConfigError, TrainingInterrupted
 
 app = typer.Typer(
@@ -54,13 +55,19 @@ def friendly_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Under torchrun every process runs the command: rank 0 speaks for the run, and
+        # another rank only for a failure of its own, saying which rank it is.
+        rank = os.environ.get("RANK", "0")
+        prefix = "" if rank == "0" else f"rank {rank}: "
         try:
             return command(*args, **kwargs)
         except TrainingInterrupted as exc:
-            typer.echo(str(exc), err=True)
+            if not prefix:
+                typer.echo(str(exc), err=True)
             raise typer.Exit(code=exc.exit_code) from None
         except CharRNNError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            if not prefix or not isinstance(exc, PeerFailed):
+                typer.echo(f"{prefix}error: {exc}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
@@ -162,6 +169,7 @@ def train(
     device: opt.DeviceOpt = None,
     threads: opt.ThreadsOpt = None,
     max_bad_steps: opt.MaxBadStepsOpt = None,
+    precision: opt.PrecisionOpt = None,
     quiet: opt.QuietOpt = False,
     json_lines: opt.JsonLinesOpt = False,
     skip_unknown: opt.SkipUnknownOpt = False,
@@ -227,7 +235,9 @@ def _reporting(*, quiet: bool, json_lines: bool) -> tuple[Any, Any, dict[str, An
         reporter = SilentReporter()
     else:
         reporter = live = LiveReporter()
-    talk = not quiet and not json_lines
+    talk = not quiet and not json_lines and os.environ.get("RANK", "0") == "0"
+    if os.environ.get("RANK", "0") != "0":
+        reporter, live = SilentReporter(), None  # rank 0 shows the run
 
     def on_encode(path: Path) -> None:
         # Worth a word only when the pause is noticeable (about 50 ms per MB).
@@ -273,6 +283,7 @@ _OPTION_KEYS = {
             "device",
             "threads",
             "max_bad_steps",
+            "precision",
         )
     },
 }

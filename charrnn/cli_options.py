@@ -381,3 +381,21 @@ MaxBadStepsOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+PrecisionOpt = Annotated[
+    Precision | None,
+    typer.Option(
+        "--precision",
+        help="Arithmetic of the forward pass: fp32, bf16 (autocast; CPUs with bf16 "
+        "instructions, recent GPUs) or fp16 (autocast with a gradient scaler; CUDA only). "
+        f"[default: {_D.precision}]",
+        show_default=False,
+    ),
+]

@@ -21,6 +21,7 @@ from charrnn.errors import ConfigError
 CELLS = ("rnn", "lstm", "gru")
 SCHEDULES = ("cosine", "step", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "bf16", "fp16")
 _BUDGET = ("steps", "epochs", "time_s")
 
 
@@ -106,6 +107,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     max_bad_steps: int = 10
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _positive_int("batch-size", self.batch_size)
@@ -143,6 +145,10 @@ class TrainConfig:
             _positive_int("threads", self.threads)
             _require(self.threads <= 1024, f"threads must be at most 1024, got {self.threads}")
         _positive_int("max-bad-steps", self.max_bad_steps)
+        _require(
+            self.precision in PRECISIONS,
+            f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",
+        )
 
 
 @dataclass(frozen=True)

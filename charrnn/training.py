@@ -22,14 +22,15 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from charrnn import __version__
 from charrnn.checkpoint import load_checkpoint, model_from_record, save_checkpoint
@@ -37,7 +38,9 @@ from charrnn.config import RunConfig, TrainConfig
 from charrnn.corpora import PREFIX, resolve_corpus
 from charrnn.corpus import Corpus, encode_validation_file, load_corpus, split_ids
 from charrnn.data import StreamBatches, ValidationWindows
+from charrnn.distributed import Group, require_all, session
 from charrnn.errors import (
+    CharRNNError,
     CheckpointError,
     ConfigError,
     CorpusError,
@@ -186,6 +189,15 @@ def total_steps(config: TrainConfig, windows_per_epoch: int) -> int | None:
     return min(limits) if limits else None
 
 
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``--precision`` (None: plain fp32)."""
+    if precision == "fp32":
+        return None
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("--precision fp16 needs a CUDA GPU (use bf16 on a CPU)")
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
 # -- Ctrl-C -------------------------------------------------------------------------
 
 
@@ -203,16 +215,23 @@ class StopRequest:
 def graceful_interrupt(stop: StopRequest) -> Iterator[None]:
     """Turn the first SIGINT into a stop request, so the loop can save between steps.
 
-    A second Ctrl-C interrupts at once (the last checkpoint on disk stays intact).
+    A second Ctrl-C (more than two seconds later) interrupts at once; the last
+    checkpoint on disk stays intact.
     Only the main thread may install signal handlers; elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
+    first_at: list[float] = []
+
     def handler(signum: int, frame: object) -> None:
-        if stop.requested:
+        # torchrun forwards the terminal's Ctrl-C to workers that already got it: a
+        # repeat within two seconds is the same Ctrl-C, not a second one.
+        if stop.requested and time.monotonic() - first_at[0] > 2.0:
             raise KeyboardInterrupt
+        if not stop.requested:
+            first_at.append(time.monotonic())
         stop.requested = True
 
     previous = signal.signal(signal.SIGINT, handler)
@@ -294,16 +313,24 @@ class Trainer:
         *,
         reporter: Reporter | None = None,
         stop: Callable[[], bool] | None = None,
+        group: Group | None = None,
     ) -> None:
         self.config = config
         self.dataset = dataset
         self.vocab = dataset.corpus.vocab
         self.run_dir = run_dir
-        self.reporter = reporter or SilentReporter()
+        self.group = group or Group()
+        # Only rank 0 speaks; the others train silently beside it.
+        self.reporter = reporter if reporter and self.group.is_main else SilentReporter()
         self.stop = stop or (lambda: False)
         tc = config.train
         set_threads(tc.threads)
         self.device = select_device(tc.device)
+        if self.device.type == "cuda" and self.group.enabled:
+            self.device = torch.device("cuda", self.group.local_rank)
+        self.rows = self.group.rows(tc.batch_size)  # this rank's rows of each batch
+        self.autocast = _autocast_dtype(tc.precision, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
         self.batches = StreamBatches(dataset.train_ids, tc.batch_size, tc.seq_len)
         self.validation = ValidationWindows(dataset.val_ids, tc.batch_size, tc.seq_len)
         m = config.model
@@ -325,6 +352,13 @@ class Trainer:
                 f"cannot build a {m.cell} {m.num_layers}x{m.hidden_size} model "
                 f"(embedding {m.embed_size}) on {self.device}: {detail}"
             ) from None
+        # The model itself (saved, evaluated, sampled) and what trains it: under torchrun,
+        # DistributedDataParallel, which starts every rank from rank 0's weights and
+        # averages the gradients.
+        self.engine: torch.nn.Module = self.model
+        if self.group.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.engine = DistributedDataParallel(self.model, device_ids=ids)
         self.step = 0
         self.chars_seen = 0
         self.elapsed_base = 0.0
@@ -354,9 +388,13 @@ class Trainer:
     def payload(self) -> dict[str, Any]:
         """Everything needed to continue this run exactly."""
         corpus = self.dataset.corpus
+        # Collectives below: every rank calls payload() at the same step.
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
+        if self.group.enabled:
+            rng["torch_ranks"] = self.group.gather(torch.get_rng_state().unsqueeze(0), dim=0)
+        elif self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        state = [self.group.gather(s.detach(), dim=1) for s in self.state] if self.state else []
         return {
             "charrnn_version": __version__,
             "config": self.config.to_dict(),
@@ -375,9 +413,10 @@ class Trainer:
                 "sha256": corpus.sha256,
                 "path": os.path.abspath(corpus.source),
             },
-            "state": [s.detach() for s in self.state] if self.state is not None else [],
+            "state": state,
             "finished": self.finished,
-            "train_loss_sum": self.loss_sum.detach().clone(),
+            # The mean over ranks: the reported train loss is linear in it.
+            "train_loss_sum": torch.tensor(self.group.mean(float(self.loss_sum))),
             "train_loss_count": self.loss_count,
             "rng": rng,
         }
@@ -398,9 +437,16 @@ class Trainer:
                 self.loss_sum = record["train_loss_sum"].to(self.device)
                 self.loss_count = int(record["train_loss_count"])
             saved_state = record.get("state") or []
-            self.state = tuple(s.to(self.device) for s in saved_state) if saved_state else None
+            self.state = (
+                tuple(s[:, self.rows].contiguous().to(self.device) for s in saved_state)
+                if saved_state
+                else None
+            )
             rng = record.get("rng", {})
-            if "torch" in rng:
+            ranks = rng.get("torch_ranks")
+            if ranks is not None and len(ranks) == self.group.world_size:
+                torch.set_rng_state(ranks[self.group.rank].clone())  # own storage
+            elif "torch" in rng:
                 torch.set_rng_state(rng["torch"])
             if "cuda" in rng and self.device.type == "cuda":
                 torch.cuda.set_rng_state_all(rng["cuda"])
@@ -408,11 +454,24 @@ class Trainer:
             raise CheckpointError(f"{path}: cannot resume from this checkpoint: {exc}") from None
 
     def save(self, *, best: bool = False, last: bool = True) -> None:
+        """Save on rank 0 (every rank must call it: the payload gathers their state)."""
         payload = self.payload()
+        if not self.group.is_main:
+            return
         if last:
             save_checkpoint(self.run_dir.last, payload)
         if best:
             save_checkpoint(self.run_dir.best, payload)
+
+    def _precision(self) -> AbstractContextManager[object]:
+        """Autocast for --precision bf16/fp16; nothing for fp32."""
+        if self.autocast is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
+
+    def shared_validation(self) -> float:
+        """Validation loss computed once, on rank 0, and shared with every rank."""
+        return self.group.from_main(self.evaluate() if self.group.is_main else 0.0)
 
     # -- evaluation --------------------------------------------------------------------
 
@@ -498,7 +557,10 @@ class Trainer:
         lr = learning_rate(tc, self.fraction(self.step, self.elapsed_base))
         stopped_by = self._stopped_by(self.elapsed_base)
         while stopped_by is None:
-            if self.stop():
+            stop_now = self.stop()
+            if self.group.enabled:  # every rank stops at the same step
+                stop_now = self.group.max(float(stop_now))[0] > 0
+            if stop_now:
                 self.elapsed_base += time.perf_counter() - started
                 self.save()
                 raise TrainingInterrupted(
@@ -506,7 +568,7 @@ class Trainer:
                     f"(continue with: charrnn train --resume {self.run_dir.path})"
                 )
             now = time.perf_counter()
-            elapsed = self.elapsed_base + (now - started)
+            elapsed = self.group.max(self.elapsed_base + (now - started))[0]
             lr = learning_rate(tc, self.fraction(self.step + 1, elapsed))
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -514,18 +576,37 @@ class Trainer:
             window = self.batches.window(self.step)
             if window.reset:
                 self.state = None  # the streams restart: carried state would be wrong
-            x = window.x.to(self.device, non_blocking=True)
-            y = window.y.to(self.device, non_blocking=True)
-            logits, new_state = model(x, self.state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            x, y = window.x[self.rows], window.y[self.rows]
+            if self.device.type == "cuda":  # page-locked, so the copy overlaps compute
+                x, y = x.pin_memory(), y.pin_memory()
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            with self._precision():
+                logits, new_state = self.engine(x, self.state)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(optimizer)
+            else:
+                loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 model.parameters(), tc.clip if tc.clip > 0 else math.inf
             )
-            if bool(torch.isfinite(grad_norm)) and bool(torch.isfinite(loss)):
-                optimizer.step()
-                self.state = detach_state(new_state)
+            finite = bool(torch.isfinite(loss))
+            if self.scaler is not None:
+                # fp16: overflowing gradients are the scaler's to skip (it then lowers
+                # its scale), not a sign that training diverged.
+                self.scaler.step(optimizer)
+                self.scaler.update()
+            else:
+                finite = finite and bool(torch.isfinite(grad_norm))
+            if self.group.enabled:  # the ranks' losses differ: agree on skipping
+                finite = self.group.agree(finite)
+            if finite:
+                if self.scaler is None:
+                    optimizer.step()
+                self.state = detach_state(tuple(s.float() for s in new_state))
                 self.loss_sum += loss.detach()
                 self.loss_count += 1
                 bad_in_row = 0
@@ -545,7 +626,7 @@ class Trainer:
             self.chars_seen += self.batches.chars_per_window
 
             now = time.perf_counter()
-            elapsed = self.elapsed_base + (now - started)
+            elapsed = self.group.max(self.elapsed_base + (now - started))[0]
             stopped_by = self._stopped_by(elapsed)
             evaluate = self.step % tc.eval_every == 0 or stopped_by is not None
             if now - report_at >= _REPORT_INTERVAL_S or evaluate:
@@ -570,11 +651,11 @@ class Trainer:
                 # Evaluation, sampling and saving are not training time: bank the
                 # training time so far now and restart the clock when they are done.
                 self.elapsed_base = elapsed
-                train_loss = float(self.loss_sum.item()) / max(self.loss_count, 1)
+                train_loss = self.group.mean(float(self.loss_sum.item()) / max(self.loss_count, 1))
                 self.loss_sum.zero_()
                 self.loss_count = 0
                 eval_speed = (self.chars_seen - eval_chars) / max(now - eval_at, 1e-9)
-                val_loss = self.evaluate()
+                val_loss = self.shared_validation()
                 is_best = val_loss < self.best_val_loss
                 self.last_val_loss = val_loss
                 if is_best:
@@ -590,9 +671,10 @@ class Trainer:
                     val_bpc=val_loss / LN2,
                     chars_per_s=round(eval_speed, 1),
                     is_best=is_best,
-                    sample=self.sample_text(),
+                    sample=self.sample_text() if self.group.is_main else "",
                 )
-                self.run_dir.append_metrics(evaluation.record())
+                if self.group.is_main:
+                    self.run_dir.append_metrics(evaluation.record())
                 self.reporter.evaluated(evaluation)
                 if is_best:
                     self.save(best=True, last=False)
@@ -655,27 +737,31 @@ def train(
 ) -> Summary:
     """Train a new model as ``config`` says, keeping its files in ``out``.
 
+    Under torchrun every process calls this; rank 0 alone writes ``out``.
+
     Raises:
         CharRNNError: for bad input or files (never leaves a half-written run).
         TrainingInterrupted: after Ctrl-C (or ``stop()``), once ``last.pt`` is saved.
     """
     config = with_absolute_paths(config)
-    dataset = load_dataset(
-        config,
-        cache_dir=cache_dir,
-        skip_unknown=skip_unknown,
-        warn=warn,
-        on_encode=on_encode,
-        notice=notice,
-    )
-    run_dir = RunDir(out)
-    # Build the trainer first: bad settings fail before the run directory is touched.
-    trainer = Trainer(config, dataset, run_dir, reporter=reporter, stop=stop)
-    run_dir.create(overwrite=overwrite)
-    with run_dir.lock():
-        run_dir.clean_temporaries()
-        run_dir.write_config(config)
-        return _run(trainer, stop)
+    with session(select_device(config.train.device).type) as group:
+        dataset = _main_first(
+            group,
+            lambda: load_dataset(
+                config,
+                cache_dir=cache_dir,
+                skip_unknown=skip_unknown,
+                warn=warn,
+                on_encode=on_encode,
+                notice=notice,
+            ),
+        )
+        run_dir = RunDir(out)
+        # Build the trainer first: bad settings fail before the run directory is touched.
+        trainer = Trainer(config, dataset, run_dir, reporter=reporter, stop=stop, group=group)
+        with _holding(group, run_dir, create=lambda: run_dir.create(overwrite=overwrite)):
+            _on_main(group, lambda: run_dir.write_config(config))
+            return _run(trainer, stop)
 
 
 def resume(
@@ -705,33 +791,88 @@ def resume(
     }
     if budget:
         config = replace(config, train=replace(config.train, **budget))
-    dataset = load_dataset(
-        config,
-        cache_dir=cache_dir,
-        vocab=vocab,
-        skip_unknown=skip_unknown,
-        warn=warn,
-        on_encode=on_encode,
-        notice=notice,
-    )
-    stored = record.get("corpus", {})
-    if stored.get("sha256") and stored["sha256"] != dataset.corpus.sha256:
-        raise CorpusError(
-            f"{dataset.corpus.source} changed since this run started; resuming would train "
-            "on different text (start a new run instead)"
+    with session(select_device(config.train.device).type) as group:
+        dataset = _main_first(
+            group,
+            lambda: load_dataset(
+                config,
+                cache_dir=cache_dir,
+                vocab=vocab,
+                skip_unknown=skip_unknown,
+                warn=warn,
+                on_encode=on_encode,
+                notice=notice,
+            ),
         )
-    with run_dir.lock():
-        run_dir.clean_temporaries()
-        trainer = Trainer(config, dataset, run_dir, reporter=reporter, stop=stop)
-        trainer.restore(record, run_dir.last)
-        if trainer._stopped_by(trainer.elapsed_base) is not None:
-            raise CheckpointError(
-                f"{run_dir.path} has already used its budget ({trainer.step} steps); "
-                "give a larger --steps, --epochs or --time to continue"
+        stored = record.get("corpus", {})
+        if stored.get("sha256") and stored["sha256"] != dataset.corpus.sha256:
+            raise CorpusError(
+                f"{dataset.corpus.source} changed since this run started; resuming would "
+                "train on different text (start a new run instead)"
             )
-        run_dir.truncate_metrics(trainer.step, warn)
-        run_dir.write_config(config)
-        return _run(trainer, stop)
+        with _holding(group, run_dir):
+            trainer = Trainer(config, dataset, run_dir, reporter=reporter, stop=stop, group=group)
+            trainer.restore(record, run_dir.last)
+            if trainer._stopped_by(trainer.elapsed_base) is not None:
+                raise CheckpointError(
+                    f"{run_dir.path} has already used its budget ({trainer.step} steps); "
+                    "give a larger --steps, --epochs or --time to continue"
+                )
+
+            def rewrite() -> None:
+                run_dir.truncate_metrics(trainer.step, warn)
+                run_dir.write_config(config)
+
+            _on_main(group, rewrite)
+            return _run(trainer, stop)
+
+
+T = TypeVar("T")
+
+
+def _main_first(group: Group, load: Callable[[], T]) -> T:
+    """Rank 0 loads first (it may encode and cache the corpus); then the others, from
+    its cache. In one process: just ``load()``."""
+    result: T | None = None
+    error: CharRNNError | None = None
+    if group.is_main:
+        try:
+            result = load()
+        except CharRNNError as exc:
+            error = exc
+    require_all(group, error)
+    return result if result is not None else load()
+
+
+def _on_main(group: Group, action: Callable[[], None]) -> None:
+    """Run a file operation on rank 0; every rank learns whether it worked."""
+    error: CharRNNError | None = None
+    if group.is_main:
+        try:
+            action()
+        except CharRNNError as exc:
+            error = exc
+    require_all(group, error)
+
+
+@contextmanager
+def _holding(
+    group: Group, run_dir: RunDir, create: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """On rank 0: (create and) lock the run directory and clear a killed run's
+    temporaries, for as long as the run lasts. The other ranks learn if that failed."""
+    with ExitStack() as stack:
+        error: CharRNNError | None = None
+        if group.is_main:
+            try:
+                if create is not None:
+                    create()
+                stack.enter_context(run_dir.lock())
+                run_dir.clean_temporaries()
+            except CharRNNError as exc:
+                error = exc
+        require_all(group, error)
+        yield
 
 
 def _run(trainer: Trainer, stop: Callable[[], bool] | None) -> Summary:

@@ -1,0 +1,138 @@
+"""Many processes, one run: PyTorch's own distributed engine, nothing home-made.
+
+``torchrun --nproc_per_node=N -m charrnn train ...`` starts N processes with ``RANK``,
+``WORLD_SIZE`` and ``LOCAL_RANK`` set; :func:`session` joins them into a process group
+(gloo on CPU, NCCL on CUDA). The global batch's rows are split among the ranks and
+``DistributedDataParallel`` averages the gradients, so N processes compute the same
+step as one process with the whole batch. Rank 0 alone prints and writes files.
+
+Every decision that changes what happens next — stop now, is the budget used up,
+is this the best validation loss — is made from values shared by a collective, so
+the ranks never disagree and never wait on each other forever.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from charrnn.errors import CharRNNError, ConfigError
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place among the processes of a run (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def rows(self, batch_size: int) -> slice:
+        """This rank's share of a global batch of ``batch_size`` rows."""
+        if batch_size % self.world_size:
+            raise ConfigError(
+                f"--batch-size {batch_size} does not split evenly among {self.world_size} "
+                "processes: use a multiple of the process count"
+            )
+        share = batch_size // self.world_size
+        return slice(self.rank * share, (self.rank + 1) * share)
+
+    def max(self, *values: float) -> list[float]:
+        """The largest of each value over all ranks (identity in one process)."""
+        if not self.enabled:
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self._device())
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tensor.tolist()
+
+    def mean(self, value: float) -> float:
+        """The mean of ``value`` over all ranks."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self._device())
+        dist.all_reduce(tensor)
+        return float(tensor.item()) / self.world_size
+
+    def from_main(self, value: float) -> float:
+        """Rank 0's ``value``, on every rank."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self._device())
+        dist.broadcast(tensor, src=0)
+        return float(tensor.item())
+
+    def gather(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        """The ranks' tensors concatenated along ``dim`` (rank order), on every rank."""
+        if not self.enabled:
+            return tensor
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts, dim=dim)
+
+    def agree(self, ok: bool) -> bool:
+        """True when every rank is ``ok``: a failure on one rank stops them all."""
+        if not self.enabled:
+            return ok
+        return self.max(0.0 if ok else 1.0)[0] == 0.0
+
+    def _device(self) -> torch.device:
+        if dist.get_backend() == "nccl":
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
+
+
+def from_environment() -> Group:
+    """The group torchrun describes in the environment (none: one process)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError:
+        raise ConfigError("RANK, WORLD_SIZE and LOCAL_RANK must be integers") from None
+    return Group(rank=rank, world_size=world, local_rank=local)
+
+
+@contextmanager
+def session(device_type: str) -> Iterator[Group]:
+    """Join the process group torchrun set up (if any) for the length of a run."""
+    group = from_environment()
+    if not group.enabled or dist.is_initialized():
+        yield group
+        return
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(group.local_rank)
+    try:
+        dist.init_process_group(backend=backend)
+    except (RuntimeError, ValueError) as exc:
+        raise CharRNNError(f"cannot join the {backend} process group: {exc}") from None
+    try:
+        yield group
+    finally:
+        dist.destroy_process_group()
+
+
+class PeerFailed(CharRNNError):
+    """Another process of the run failed (it reports the reason itself)."""
+
+
+def require_all(group: Group, error: BaseException | None) -> None:
+    """Raise ``error`` here, or :class:`PeerFailed` where another rank failed."""
+    if group.agree(error is None):
+        return
+    if error is not None:
+        raise error
+    raise PeerFailed("another process of this run failed; see its message")
