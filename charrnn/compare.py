@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from charrnn.checkpoint import load_checkpoint, load_model
 from charrnn.config import CELLS, RunConfig
 from charrnn.errors import CheckpointError, ConfigError
+from charrnn.files import atomic_write_text
 from charrnn.model import count_parameters
 from charrnn.rundir import RunDir
 from charrnn.sample import SampleSettings, generate
@@ -254,15 +255,6 @@ def samples(
     return texts
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def write_json(out: Path, results: Sequence[RunResult], runs: Sequence[PlannedRun]) -> Path:
     """``compare.json``: settings shared by all runs, and every run's numbers and curve."""
     shared = runs[0].config.to_dict() if runs else {}
@@ -273,7 +265,7 @@ def write_json(out: Path, results: Sequence[RunResult], runs: Sequence[PlannedRu
         "best": results[best_index(results)].name if results else None,
     }
     path = out / "compare.json"
-    _atomic_write(path, json.dumps(body, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(body, indent=2) + "\n")
     return path
 
 
@@ -305,7 +297,7 @@ def markdown_table(results: Sequence[RunResult]) -> str:
 
 def write_markdown(out: Path, results: Sequence[RunResult]) -> Path:
     path = out / "compare.md"
-    _atomic_write(path, markdown_table(results))
+    atomic_write_text(path, markdown_table(results))
     return path
 
 

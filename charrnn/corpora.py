@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sysconfig
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from charrnn.corpus import default_cache_dir
 from charrnn.download import Progress, extract_member, fetch, verify
 from charrnn.errors import CorpusError
+from charrnn.files import atomic_write_text
 from charrnn.generators import GENERATORS, generate
 
 PREFIX = "corpus:"
@@ -284,15 +284,7 @@ def write_atomic(target: Path, text: str) -> None:
     """Write ``text`` to ``target`` via a temporary file in the same folder."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with temp.open("w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
-        finally:
-            temp.unlink(missing_ok=True)
+        atomic_write_text(target, text)
     except OSError as exc:
         raise CorpusError(f"cannot write {target}: {exc.strerror}") from None
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from charrnn.errors import CorpusError
+from charrnn.files import atomic_write_text
 from charrnn.vocab import Vocab, code_points, id_dtype
 
 CHUNK_BYTES = 16 * 2**20
@@ -225,18 +226,6 @@ def _write_ids(
         temp.unlink(missing_ok=True)
 
 
-def _atomic_write_text(target: Path, text: str) -> None:
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with temp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def _cache_key(path: Path, encoding: str, byte_level: bool) -> str:
     ident = f"{path.resolve()}\0{codecs.lookup(encoding).name}\0{byte_level}\0{_CACHE_FORMAT}"
     return hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest()[:24]
@@ -334,7 +323,7 @@ def load_corpus(
         "counts": counts.tolist(),
     }
     try:
-        _atomic_write_text(folder / "meta.json", json.dumps(meta))
+        atomic_write_text(folder / "meta.json", json.dumps(meta))
     except OSError as exc:
         raise CorpusError(f"cannot write the corpus cache in {folder}: {exc}") from None
     _clean_folder(folder, keep=ids_file)

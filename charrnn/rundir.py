@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 from charrnn.checkpoint import BEST, LAST
 from charrnn.config import RunConfig, to_toml
 from charrnn.errors import RunDirError
+from charrnn.files import atomic_write_text
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.toml"
@@ -118,14 +118,10 @@ class RunDir:
 
     def write_config(self, config: RunConfig) -> None:
         """Write ``config.toml`` atomically."""
-        temp = self.path / f".{CONFIG}.{uuid.uuid4().hex}.tmp"
         try:
-            temp.write_text(to_toml(config), encoding="utf-8")
-            os.replace(temp, self.config)
+            atomic_write_text(self.config, to_toml(config))
         except OSError as exc:
             raise RunDirError(f"cannot write {self.config}: {exc.strerror}") from None
-        finally:
-            temp.unlink(missing_ok=True)
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Append one evaluation as a JSON line, flushed to disk."""
@@ -162,14 +158,8 @@ class RunDir:
         if not self.metrics.exists():
             return
         kept = [r for r in self.read_metrics(warn) if int(r.get("step", 0)) <= step]
-        temp = self.path / f".{METRICS}.{uuid.uuid4().hex}.tmp"
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
         try:
-            temp.write_text(
-                "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept),
-                encoding="utf-8",
-            )
-            os.replace(temp, self.metrics)
+            atomic_write_text(self.metrics, text)
         except OSError as exc:
             raise RunDirError(f"cannot rewrite {self.metrics}: {exc.strerror}") from None
-        finally:
-            temp.unlink(missing_ok=True)
