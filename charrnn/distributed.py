@@ -121,6 +121,9 @@ def session(device_type: str) -> Iterator[Group]:
         raise CharRNNError(f"cannot join the {backend} process group: {exc}") from None
     try:
         yield group
+        # Leave together: a rank that tears down while another still sends to it can
+        # abort in gloo's background threads.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
