@@ -235,9 +235,9 @@ def _reporting(*, quiet: bool, json_lines: bool) -> tuple[Any, Any, dict[str, An
         reporter = SilentReporter()
     else:
         reporter = live = LiveReporter()
+    # Under torchrun the Trainer already silences the reporter of ranks other than 0;
+    # notices are printed here, so the same rule applies to them.
     talk = not quiet and not json_lines and os.environ.get("RANK", "0") == "0"
-    if os.environ.get("RANK", "0") != "0":
-        reporter, live = SilentReporter(), None  # rank 0 shows the run
 
     def on_encode(path: Path) -> None:
         # Worth a word only when the pause is noticeable (about 50 ms per MB).

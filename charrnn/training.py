@@ -422,10 +422,13 @@ class Trainer:
         }
 
     def restore(self, record: dict[str, Any], path: Path) -> None:
-        """Load a checkpoint's weights, optimizer, counters, state and RNG."""
-        model, _, _ = model_from_record(record, path, self.device)
-        self.model.load_state_dict(model.state_dict())
+        """Load a checkpoint's weights, optimizer, counters, state and RNG.
+
+        ``record`` must already have been checked by :func:`model_from_record` (as
+        :func:`resume` does), so its weights fit this trainer's model.
+        """
         try:
+            self.model.load_state_dict(record["model"])
             self.optimizer.load_state_dict(record["optimizer"])
             self.step = int(record["step"])
             self.chars_seen = int(record.get("chars_seen", 0))
@@ -468,6 +471,14 @@ class Trainer:
         if self.autocast is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast)
+
+    def release(self) -> None:
+        """Drop the DistributedDataParallel wrapper while the process group still exists.
+
+        Its reducer holds the group; destroyed after the group is torn down (whenever
+        garbage collection gets to it), it can abort the process at exit.
+        """
+        self.engine = self.model
 
     def shared_validation(self) -> float:
         """Validation loss computed once, on rank 0, and shared with every rank."""
@@ -761,7 +772,10 @@ def train(
         trainer = Trainer(config, dataset, run_dir, reporter=reporter, stop=stop, group=group)
         with _holding(group, run_dir, create=lambda: run_dir.create(overwrite=overwrite)):
             _on_main(group, lambda: run_dir.write_config(config))
-            return _run(trainer, stop)
+            try:
+                return _run(trainer, stop)
+            finally:
+                trainer.release()
 
 
 def resume(
@@ -824,7 +838,10 @@ def resume(
                 run_dir.write_config(config)
 
             _on_main(group, rewrite)
-            return _run(trainer, stop)
+            try:
+                return _run(trainer, stop)
+            finally:
+                trainer.release()
 
 
 T = TypeVar("T")
