@@ -8,15 +8,19 @@ save it without caring which cell it is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from charrnn.config import ModelConfig
+from charrnn.recurrent import GRU, RNN
 
 State = tuple[torch.Tensor, ...]
 
-_RECURRENT = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+# nn.LSTM already runs oneDNN's fused kernels on CPU; the GRU and RNN get ours.
+_RECURRENT: dict[str, Callable[..., nn.RNNBase]] = {"rnn": RNN, "lstm": nn.LSTM, "gru": GRU}
 
 
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}

@@ -1,0 +1,83 @@
+"""The fast GRU/RNN recurrences compute exactly what nn.GRU/nn.RNN compute."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from charrnn.recurrent import GRU, RNN
+
+PAIRS = [(GRU, nn.GRU), (RNN, nn.RNN)]
+
+
+def _twins(fast_cls: type, stock_cls: type, layers: int, dropout: float = 0.0):
+    torch.manual_seed(0)
+    stock = stock_cls(5, 7, num_layers=layers, batch_first=True, dropout=dropout).double()
+    fast = fast_cls(5, 7, num_layers=layers, batch_first=True, dropout=dropout).double()
+    fast.load_state_dict(stock.state_dict())
+    return fast, stock
+
+
+@pytest.mark.parametrize(("fast_cls", "stock_cls"), PAIRS)
+@pytest.mark.parametrize("layers", [1, 3])
+def test_outputs_and_gradients_match_stock(fast_cls: type, stock_cls: type, layers: int) -> None:
+    fast, stock = _twins(fast_cls, stock_cls, layers)
+    x = torch.randn(4, 6, 5, dtype=torch.float64)
+    h0 = torch.randn(layers, 4, 7, dtype=torch.float64)
+    results = []
+    for module in (fast, stock):
+        xi, hi = x.clone().requires_grad_(), h0.clone().requires_grad_()
+        # The fast path is float32 only; compare in float64 through the functions directly.
+        out, last = module._run_fast(xi, hi) if module is fast else module(xi, hi)
+        # Weight both outputs so the gradient reaches every step through both paths.
+        (out.sin().sum() + (last * 3).cos().sum()).backward()
+        grads = [p.grad for p in module.parameters()]
+        results.append((out, last, xi.grad, hi.grad, grads))
+    (o1, l1, gx1, gh1, gp1), (o2, l2, gx2, gh2, gp2) = results
+    torch.testing.assert_close(o1, o2)
+    torch.testing.assert_close(l1, l2)
+    torch.testing.assert_close(gx1, gx2)
+    torch.testing.assert_close(gh1, gh2)
+    for a, b in zip(gp1, gp2, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(("fast_cls", "stock_cls"), PAIRS)
+def test_float32_forward_takes_the_fast_path(fast_cls: type, stock_cls: type) -> None:
+    fast, stock = _twins(fast_cls, stock_cls, 2)
+    fast, stock = fast.float(), stock.float()
+    x = torch.randn(3, 8, 5)
+    assert fast._fast_path(x, None)
+    out, last = fast(x)
+    ref, ref_last = stock(x)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(last, ref_last, atol=1e-5, rtol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not fast._fast_path(x, None)  # autocast runs the stock kernels
+
+
+def test_gradcheck_gru_recurrence() -> None:
+    from charrnn.recurrent import _GRURecurrence, _TanhRecurrence
+
+    torch.manual_seed(1)
+    for fn, gates in ((_GRURecurrence, 3), (_TanhRecurrence, 1)):
+        gi = torch.randn(3, 2, gates * 4, dtype=torch.float64, requires_grad=True)
+        h0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+        w = torch.randn(gates * 4, 4, dtype=torch.float64, requires_grad=True)
+        b = torch.randn(gates * 4, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(fn.apply, (gi, h0, w, b))
+
+
+def test_dropout_between_layers_only_in_training() -> None:
+    fast, _ = _twins(GRU, nn.GRU, 2, dropout=0.5)
+    fast = fast.float()
+    x = torch.randn(2, 5, 5)
+    fast.eval()
+    a, _ = fast(x)
+    b, _ = fast(x)
+    torch.testing.assert_close(a, b)
+    fast.train()
+    torch.manual_seed(3)
+    c, _ = fast(x)
+    assert not torch.allclose(a, c)
