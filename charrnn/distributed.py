@@ -82,6 +82,14 @@ class Group:
         dist.all_gather(parts, tensor.contiguous())
         return torch.cat(parts, dim=dim)
 
+    def any_tensor(self, flag: torch.Tensor) -> torch.Tensor:
+        """``flag`` (a bool tensor) true on any rank, without reading it on the host."""
+        if not self.enabled:
+            return flag
+        shared = flag.to(torch.float32)
+        dist.all_reduce(shared, op=dist.ReduceOp.MAX)
+        return shared > 0
+
     def agree(self, ok: bool) -> bool:
         """True when every rank is ``ok``: a failure on one rank stops them all."""
         if not self.enabled:

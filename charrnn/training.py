@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -362,14 +363,20 @@ class Trainer:
         self.step = 0
         self.chars_seen = 0
         self.elapsed_base = 0.0
-        self.bad_steps = 0
         self.best_val_loss = math.inf
         self.last_val_loss = math.inf
         self.state: State | None = None
-        # Running sum of training losses since the last evaluation (kept on the device:
-        # read only when reported), saved so a resumed run reports the same means.
-        self.loss_sum = torch.zeros((), device=self.device)
-        self.loss_count = 0
+        # Step bookkeeping lives on the device and is read only when reported, so a
+        # step never waits for the device: the running sum and count of training
+        # losses since the last evaluation (saved, so a resumed run reports the same
+        # means), and the skipped (non-finite) steps: in all, in the current run of
+        # them, and the longest run since the last check.
+        zero = partial(torch.zeros, (), device=self.device)
+        self.loss_sum, self.loss_count = zero(), zero()
+        self.bad_base = 0  # skipped steps before this process (from the checkpoint)
+        self.bad_total, self.bad_run, self.worst_run = zero(), zero(), zero()
+        # Fused AdamW skips a non-finite step on the device (found_inf), no host check.
+        self.fused_update = self.device.type in ("cpu", "cuda")
         self.finished = False  # the budget is used up (saved, so tools can tell)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -380,8 +387,18 @@ class Trainer:
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
-        fused = self.device.type == "cuda"
+        fused = self.device.type in ("cpu", "cuda")
         return torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.99), fused=fused)
+
+    @property
+    def bad_steps(self) -> int:
+        """Non-finite steps skipped over the whole run (reads the device)."""
+        return self.bad_base + int(self.bad_total.item())
+
+    def mean_train_loss(self) -> float:
+        """Mean training loss since the last evaluation (reads the device)."""
+        total, count = torch.stack([self.loss_sum, self.loss_count]).tolist()
+        return float(total) / max(float(count), 1.0)
 
     # -- checkpoint state ------------------------------------------------------------
 
@@ -417,7 +434,7 @@ class Trainer:
             "finished": self.finished,
             # The mean over ranks: the reported train loss is linear in it.
             "train_loss_sum": torch.tensor(self.group.mean(float(self.loss_sum))),
-            "train_loss_count": self.loss_count,
+            "train_loss_count": int(self.loss_count.item()),
             "rng": rng,
         }
 
@@ -433,12 +450,13 @@ class Trainer:
             self.step = int(record["step"])
             self.chars_seen = int(record.get("chars_seen", 0))
             self.elapsed_base = float(record.get("elapsed_s", 0.0))
-            self.bad_steps = int(record.get("bad_steps", 0))
+            self.bad_base = int(record.get("bad_steps", 0))
             self.best_val_loss = float(record.get("best_val_loss", math.inf))
             self.last_val_loss = float(record.get("last_val_loss", math.inf))
             if "train_loss_sum" in record:
                 self.loss_sum = record["train_loss_sum"].to(self.device)
-                self.loss_count = int(record["train_loss_count"])
+                count = float(record["train_loss_count"])
+                self.loss_count = torch.tensor(count, device=self.device)
             saved_state = record.get("state") or []
             self.state = (
                 tuple(s[:, self.rows].contiguous().to(self.device) for s in saved_state)
@@ -540,10 +558,74 @@ class Trainer:
             return "time"
         return None
 
+    def train_step(self) -> None:
+        """One window: forward, backward, clip and update.
+
+        Nothing here reads a value back from the device, so on a GPU the host queues
+        the next step while this one runs. A non-finite loss or gradient norm skips
+        the update on the device (fused AdamW's ``found_inf``) and resets the
+        carried state; the counts are read at the next report.
+        """
+        tc = self.config.train
+        optimizer = self.optimizer
+        window = self.batches.window(self.step)
+        if window.reset:
+            self.state = None  # the streams restart: carried state would be wrong
+        x, y = window.x[self.rows], window.y[self.rows]
+        if self.device.type == "cuda":  # page-locked, so the copy overlaps compute
+            x, y = x.pin_memory(), y.pin_memory()
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        with self._precision():
+            logits, new_state = self.engine(x, self.state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), tc.clip if tc.clip > 0 else math.inf
+        )
+        if self.scaler is not None:
+            # fp16: overflowing gradients are the scaler's to skip (it then lowers its
+            # scale), not a sign that training diverged.
+            bad = ~torch.isfinite(loss.detach())
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            bad = ~(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))
+            bad = self.group.any_tensor(bad)  # the ranks' losses differ: agree
+            if self.fused_update:
+                optimizer.found_inf = bad.float()  # type: ignore[attr-defined]
+                optimizer.step()
+            elif not bool(bad):  # other devices: one read per step
+                optimizer.step()
+        # A skipped step restarts the streams' state from zeros, as after a reset.
+        self.state = detach_state(tuple(torch.where(bad, 0.0, s.float()) for s in new_state))
+        good = (~bad).float()
+        self.loss_sum += torch.where(bad, 0.0, loss.detach())
+        self.loss_count += good
+        self.bad_total += bad
+        self.bad_run.add_(1).mul_(bad)
+        torch.maximum(self.worst_run, self.bad_run, out=self.worst_run)
+
+    def check_divergence(self) -> None:
+        """Stop after ``--max-bad-steps`` non-finite steps in a row (reads the device)."""
+        limit = self.config.train.max_bad_steps
+        worst = int(self.worst_run.item())
+        if worst >= limit:
+            raise TrainingDiverged(
+                f"the loss or gradients were not finite for {worst} steps in a row "
+                f"(limit {limit}) before step {self.step}; lower --lr or --clip. The last "
+                f"saved checkpoints in {self.run_dir.path} are intact"
+            )
+
     def run(self) -> Summary:
         """Train until the budget is used up; save and return how it ended."""
         tc = self.config.train
-        model, optimizer = self.model, self.optimizer
+        model = self.model
         model.train()
         started = time.perf_counter()
         start_step = self.step
@@ -561,7 +643,6 @@ class Trainer:
                 total_steps=total_steps(tc, self.batches.windows_per_epoch),
             )
         )
-        bad_in_row = 0
         report_at, report_chars = started, self.chars_seen
         speed = 0.0
         eval_at, eval_chars = started, self.chars_seen
@@ -581,60 +662,14 @@ class Trainer:
             now = time.perf_counter()
             elapsed = self.group.max(self.elapsed_base + (now - started))[0]
             lr = learning_rate(tc, self.fraction(self.step + 1, elapsed))
-            for group in optimizer.param_groups:
+            for group in self.optimizer.param_groups:
                 group["lr"] = lr
 
-            window = self.batches.window(self.step)
-            if window.reset:
-                self.state = None  # the streams restart: carried state would be wrong
-            x, y = window.x[self.rows], window.y[self.rows]
-            if self.device.type == "cuda":  # page-locked, so the copy overlaps compute
-                x, y = x.pin_memory(), y.pin_memory()
-            x = x.to(self.device, non_blocking=True)
-            y = y.to(self.device, non_blocking=True)
-            with self._precision():
-                logits, new_state = self.engine(x, self.state)
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), tc.clip if tc.clip > 0 else math.inf
-            )
-            finite = bool(torch.isfinite(loss))
-            if self.scaler is not None:
-                # fp16: overflowing gradients are the scaler's to skip (it then lowers
-                # its scale), not a sign that training diverged.
-                self.scaler.step(optimizer)
-                self.scaler.update()
-            else:
-                finite = finite and bool(torch.isfinite(grad_norm))
-            if self.group.enabled:  # the ranks' losses differ: agree on skipping
-                finite = self.group.agree(finite)
-            if finite:
-                if self.scaler is None:
-                    optimizer.step()
-                self.state = detach_state(tuple(s.float() for s in new_state))
-                self.loss_sum += loss.detach()
-                self.loss_count += 1
-                bad_in_row = 0
-            else:
-                # A non-finite step never reaches the weights (or a checkpoint).
-                optimizer.zero_grad(set_to_none=True)
-                self.state = None
-                self.bad_steps += 1
-                bad_in_row += 1
-                if bad_in_row >= tc.max_bad_steps:
-                    raise TrainingDiverged(
-                        f"the loss or gradients were not finite for {bad_in_row} steps in a row "
-                        f"at step {self.step}; lower --lr or --clip. The last saved checkpoints "
-                        f"in {self.run_dir.path} are intact"
-                    )
+            self.train_step()
             self.step += 1
             self.chars_seen += self.batches.chars_per_window
+            if self.step % tc.max_bad_steps == 0:
+                self.check_divergence()  # a read every few steps, not every step
 
             now = time.perf_counter()
             elapsed = self.group.max(self.elapsed_base + (now - started))[0]
@@ -643,7 +678,8 @@ class Trainer:
             if now - report_at >= _REPORT_INTERVAL_S or evaluate:
                 speed = (self.chars_seen - report_chars) / max(now - report_at, 1e-9)
                 report_at, report_chars = now, self.chars_seen
-                train_loss = float(self.loss_sum.item()) / max(self.loss_count, 1)
+                train_loss = self.mean_train_loss()
+                self.check_divergence()
                 self.reporter.progress(
                     Progress(
                         step=self.step,
@@ -662,9 +698,9 @@ class Trainer:
                 # Evaluation, sampling and saving are not training time: bank the
                 # training time so far now and restart the clock when they are done.
                 self.elapsed_base = elapsed
-                train_loss = self.group.mean(float(self.loss_sum.item()) / max(self.loss_count, 1))
+                train_loss = self.group.mean(self.mean_train_loss())
                 self.loss_sum.zero_()
-                self.loss_count = 0
+                self.loss_count.zero_()
                 eval_speed = (self.chars_seen - eval_chars) / max(now - eval_at, 1e-9)
                 val_loss = self.shared_validation()
                 is_best = val_loss < self.best_val_loss

@@ -205,7 +205,7 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     import charrnn.training as training
 
     monkeypatch.setattr(training.F, "cross_entropy", poisoned)
-    with pytest.raises(TrainingDiverged, match="not finite for 10 steps"):
+    with pytest.raises(TrainingDiverged, match=r"not finite for \d+ steps in a row \(limit 10\)"):
         resume(tmp_path / "run", steps=50)
     after = load_checkpoint(tmp_path / "run" / "last.pt")
     assert after["bad_steps"] >= 5
@@ -272,3 +272,38 @@ def test_training_time_excludes_evaluation_and_is_recorded_in_best(
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     best_record = next(r for r in records if r["step"] == best["step"])
     assert best["elapsed_s"] == pytest.approx(best_record["elapsed_s"], abs=1e-3)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_training_step_never_reads_the_device(
+    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch, cell: str
+) -> None:
+    """The loss and the skip decision stay on the device: no .item(), bool() or float()."""
+    from dataclasses import replace
+
+    from charrnn.rundir import RunDir
+    from charrnn.training import Trainer, load_dataset
+
+    config = tiny_config(corpus_file)
+    config = replace(config, model=replace(config.model, cell=cell))
+    trainer = Trainer(config, load_dataset(config), RunDir(tmp_path / "run"))
+    trainer.train_step()  # warm-up: lazy optimizer state may read shapes
+    reads: list[str] = []
+
+    def spy(name: str) -> object:
+        original = getattr(torch.Tensor, name)
+
+        def read(self: torch.Tensor, *args: object) -> object:
+            reads.append(name)
+            return original(self, *args)
+
+        return read
+
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, spy(name))
+    for _ in range(3):
+        trainer.train_step()
+    monkeypatch.undo()
+    assert reads == []
+    assert trainer.loss_count.item() == 4
+    assert trainer.bad_steps == 0
