@@ -518,8 +518,11 @@ def sample(
         opt.Device, typer.Option("--device", help="Where to run the model.")
     ] = opt.Device.cpu,
     skip_unknown: opt.SkipUnknownOpt = False,
+    precision: opt.SamplePrecisionOpt = opt.SamplePrecision.fp32,
 ) -> None:
     """Generate text from a trained model, streaming it as it is drawn."""
+    import torch
+
     from charrnn.checkpoint import load_model
     from charrnn.hardware import select_device
     from charrnn.sample import SampleSettings, stream
@@ -542,6 +545,7 @@ def sample(
         seed=seed,
         skip_unknown=skip_unknown,
         warn=_warn,
+        precision=precision.value,
     )
     out = _Throttled(typer.get_binary_stream("stdout"))
     head = prime.encode("utf-8", "surrogateescape")
@@ -552,15 +556,13 @@ def sample(
                 out.write(vocab.decode_bytes(ids.numpy()))
             out.write(b"\n")
         else:
-            # Drawn together, so held until done: as the UTF-8 bytes they will print.
-            texts = [bytearray() for _ in range(num_samples)]
-            for ids in steps:
-                for text, i in zip(texts, ids.tolist(), strict=True):
-                    text += vocab.decode_bytes([i])
-            for n, text in enumerate(texts, 1):
+            # Drawn together, so held until done, then decoded a whole sample at a time.
+            drawn = list(steps)
+            rows = torch.stack(drawn, dim=1) if drawn else torch.zeros(num_samples, 0)
+            for n, row in enumerate(rows, 1):
                 out.flush()
                 typer.echo(f"── sample {n}/{num_samples} ──", err=True)
-                out.write(head + bytes(text) + b"\n")
+                out.write(head + vocab.decode_bytes(row.long().numpy()) + b"\n")
         out.flush()
     except BrokenPipeError:
         # The reader (e.g. `head`) has gone: stop quietly, like any Unix filter.

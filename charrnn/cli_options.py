@@ -399,3 +399,18 @@ PrecisionOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+class SamplePrecision(StrEnum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+SamplePrecisionOpt = Annotated[
+    SamplePrecision,
+    typer.Option(
+        "--precision",
+        help="Weights used while drawing: fp32, or bf16 (about 1.5x faster on CPUs with "
+        "bf16 instructions; the text differs from fp32's for the same seed).",
+    ),
+]

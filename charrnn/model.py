@@ -102,42 +102,16 @@ class CharRNN(nn.Module):
 
     @torch.no_grad()
     def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One time step for sampling, without the per-call cost of the fused layers.
+        """One time step: (B,) ids and the state -> (B, V) logits and the new state.
 
-        A length-1 call into ``nn.LSTM`` costs about a millisecond of set-up on CPU;
-        calling the single-step cell functions layer by layer is several times
-        faster and computes the same thing (tests compare it with :meth:`forward`).
-
-        Args:
-            ids: (B,) int64, the current character of each sample.
-            state: tuple of (N, B, H).
-        Returns:
-            logits (B, V) for the next character, and the new state.
+        Sampling loops should keep a :class:`~charrnn.stepper.Stepper`, which
+        prepares the weights once; this builds one for a single step.
         """
-        inp = self._inputs(ids)  # (B, E)
-        cell = self.config.cell
-        hs: list[torch.Tensor] = []
-        cs: list[torch.Tensor] = []
-        for layer in range(self.config.num_layers):
-            weights = (
-                getattr(self.rnn, f"weight_ih_l{layer}"),
-                getattr(self.rnn, f"weight_hh_l{layer}"),
-                getattr(self.rnn, f"bias_ih_l{layer}"),
-                getattr(self.rnn, f"bias_hh_l{layer}"),
-            )
-            h = state[0][layer]
-            if cell == "lstm":
-                h, c = torch.lstm_cell(inp, (h, state[1][layer]), *weights)
-                cs.append(c)
-            elif cell == "gru":
-                h = torch.gru_cell(inp, h, *weights)
-            else:
-                h = torch.rnn_tanh_cell(inp, h, *weights)
-            hs.append(h)
-            inp = h  # inter-layer dropout is off in eval mode, so none here
-        logits = self.head(inp)  # (B, V)
-        new_state = (torch.stack(hs),) + ((torch.stack(cs),) if cell == "lstm" else ())
-        return logits, new_state
+        from charrnn.stepper import Stepper  # stepper imports this module's types
+
+        stepper = Stepper(self, state)
+        logits = stepper(ids)
+        return logits, stepper.state
 
 
 def detach_state(state: State) -> State:

@@ -108,19 +108,21 @@ def test_unknown_priming_characters(model: CharRNN) -> None:
 def test_prefix_is_run_once_then_one_step_at_a_time(
     model: CharRNN, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from charrnn.stepper import Stepper
+
     calls = {"forward": 0, "step": 0}
-    forward, step = CharRNN.forward, CharRNN.step
+    forward, step = CharRNN.forward, Stepper.__call__
 
     def counted_forward(self: CharRNN, *a: object, **k: object) -> object:
         calls["forward"] += 1
         return forward(self, *a, **k)  # type: ignore[arg-type]
 
-    def counted_step(self: CharRNN, *a: object, **k: object) -> object:
+    def counted_step(self: Stepper, *a: object, **k: object) -> object:
         calls["step"] += 1
         return step(self, *a, **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(CharRNN, "forward", counted_forward)
-    monkeypatch.setattr(CharRNN, "step", counted_step)
+    monkeypatch.setattr(Stepper, "__call__", counted_step)
     generate(model, VOCAB, length=25, prime="abcdefg" * 10, seed=0)
     assert calls == {"forward": 1, "step": 25}
 
