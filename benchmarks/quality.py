@@ -1,0 +1,42 @@
+"""Quality per CPU-minute: train on Tiny Shakespeare under a wall-clock budget.
+
+Runs the real command line in a fresh process, so start-up, data loading and the
+final validation all count: ``charrnn train FILE --preset P --val-frac 0.1 --time T``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SHAKESPEARE = Path(__file__).resolve().parents[1].parent / "shared/corpora/tinyshakespeare.txt"
+
+
+def quality_run(corpus: Path, preset: str, budget: str) -> dict[str, Any]:
+    """Train once; return the final validation loss and the whole command's wall time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        command = [
+            sys.executable, "-m", "charrnn", "train", str(corpus), "--preset", preset,
+            "--val-frac", "0.1", "--time", budget, "--out", str(out), "--json",
+        ]  # fmt: skip
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        wall = time.perf_counter() - start
+        evaluations = [
+            json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+        ]
+    last = evaluations[-1]
+    return {
+        "preset": preset,
+        "budget": budget,
+        "wall_s": round(wall, 1),
+        "steps": last["step"],
+        "val_loss": round(last["val_loss"], 4),
+        "best_val_loss": round(min(e["val_loss"] for e in evaluations), 4),
+    }
