@@ -20,10 +20,13 @@ import torch
 from torch import nn
 
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charrnn.hardware import bf16_supported
 from charrnn.model import CharRNN
 from charrnn.rundir import RunDir
-from charrnn.stepper import Stepper, bf16_supported
+from charrnn.sample import stream
+from charrnn.stepper import Stepper
 from charrnn.training import Trainer, load_dataset
+from charrnn.vocab import Vocab
 
 VOCAB = 65  # Tiny Shakespeare's
 EMBED = 128
@@ -205,9 +208,25 @@ def sampling_speed(steps: int, repeats: int) -> list[dict[str, Any]]:
                     "lstm_cell_chars_per_s": round(batch / t_ref),
                     "charrnn_chars_per_s": round(batch / t_ours),
                     "speedup": round(ratio, 2),
+                    "end_to_end_chars_per_s": round(_end_to_end(model, batch, precision, steps)),
                 }
             )
     return rows
+
+
+def _end_to_end(model: CharRNN, batch: int, precision: str, steps: int) -> float:
+    """Characters per second through :func:`charrnn.sample.stream`, drawing included."""
+    vocab = Vocab.from_text(string.ascii_letters + string.digits + " .\n")
+    length = 10 * steps
+    times = []
+    for seed in range(3):
+        start = time.perf_counter()
+        for _ in stream(
+            model, vocab, length=length, num_samples=batch, seed=seed, precision=precision
+        ):
+            pass
+        times.append(time.perf_counter() - start)
+    return batch * length / statistics.median(times)
 
 
 def _stepper_call(stepper: Stepper, ids: torch.Tensor) -> Callable[[], None]:

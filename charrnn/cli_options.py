@@ -387,6 +387,7 @@ class Precision(StrEnum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+    auto = "auto"
 
 
 PrecisionOpt = Annotated[
@@ -394,7 +395,8 @@ PrecisionOpt = Annotated[
     typer.Option(
         "--precision",
         help="Arithmetic of the forward pass: fp32, bf16 (autocast; CPUs with bf16 "
-        "instructions, recent GPUs) or fp16 (autocast with a gradient scaler; CUDA only). "
+        "instructions, recent GPUs), fp16 (autocast with a gradient scaler; CUDA only) or "
+        "auto (bf16 where the device has it natively, else fp32). "
         f"[default: {_D.precision}]",
         show_default=False,
     ),

@@ -21,7 +21,7 @@ from charrnn.errors import ConfigError
 CELLS = ("rnn", "lstm", "gru")
 SCHEDULES = ("cosine", "step", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 _BUDGET = ("steps", "epochs", "time_s")
 
 
@@ -198,6 +198,38 @@ PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
         {
             "model": {"cell": "lstm", "num_layers": 2, "hidden_size": 256, "embed_size": 64},
             "train": {"batch_size": 8, "seq_len": 100, "lr": 5e-3, "eval_every": 500},
+        },
+    ),
+    "cpu-75s": (
+        "1x512 LSTM, bf16 where the CPU has it: the best loss in about a minute of CPU",
+        {
+            "model": {"cell": "lstm", "num_layers": 1, "hidden_size": 512, "embed_size": 64},
+            "train": {
+                "batch_size": 32,
+                "seq_len": 32,
+                "lr": 1e-2,
+                "precision": "auto",
+                "eval_every": 1000,
+            },
+        },
+    ),
+    "cpu-30m": (
+        "2x512 LSTM with dropout, bf16 where the CPU has it: for half an hour of CPU",
+        {
+            "model": {
+                "cell": "lstm",
+                "num_layers": 2,
+                "hidden_size": 512,
+                "embed_size": 64,
+                "dropout": 0.25,
+            },
+            "train": {
+                "batch_size": 32,
+                "seq_len": 64,
+                "lr": 4e-3,
+                "precision": "auto",
+                "eval_every": 1000,
+            },
         },
     ),
     "large": (

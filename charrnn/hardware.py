@@ -28,3 +28,12 @@ def set_threads(threads: int | None) -> None:
     """Use ``threads`` CPU threads for torch's kernels (None keeps torch's default)."""
     if threads is not None:
         torch.set_num_threads(threads)
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 arithmetic runs natively here (CPU: AVX-512 bf16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False

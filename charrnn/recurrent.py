@@ -68,7 +68,7 @@ class StepProduct:
             out = a.mm(self.w.t())
         else:
             out = torch.addmm(b, a, self.w.t())
-        return out if out.dtype == torch.float32 else out.float()
+        return out.float() if out.dtype == torch.bfloat16 else out
 
 
 def _onednn(a: torch.Tensor) -> bool:

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from charrnn.errors import ConfigError, VocabError
+from charrnn.hardware import bf16_supported
 from charrnn.model import CharRNN
-from charrnn.stepper import PRECISIONS, Stepper, bf16_supported
+from charrnn.stepper import PRECISIONS, Stepper
 from charrnn.vocab import Vocab
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from charrnn.errors import ConfigError
+from charrnn.hardware import bf16_supported
 from charrnn.recurrent import StepProduct
 
 if TYPE_CHECKING:  # model.py builds Steppers: import it for types only
@@ -32,15 +33,6 @@ if TYPE_CHECKING:  # model.py builds Steppers: import it for types only
 State = tuple[torch.Tensor, ...]
 
 PRECISIONS = ("fp32", "bf16")
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 products run natively here (CPU: AVX-512 bf16 or AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
 
 
 class Stepper:

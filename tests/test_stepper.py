@@ -8,9 +8,10 @@ import torch
 import charrnn.sample as sample_module
 from charrnn.config import ModelConfig
 from charrnn.errors import ConfigError
+from charrnn.hardware import bf16_supported
 from charrnn.model import CharRNN
 from charrnn.sample import generate
-from charrnn.stepper import Stepper, bf16_supported
+from charrnn.stepper import Stepper
 from charrnn.vocab import Vocab
 
 

@@ -307,3 +307,14 @@ def test_a_training_step_never_reads_the_device(
     assert reads == []
     assert trainer.loss_count.item() == 4
     assert trainer.bad_steps == 0
+
+
+def test_auto_precision_is_bf16_only_where_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    import charrnn.training as training
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(training, "bf16_supported", lambda device: True)
+    assert training._autocast_dtype("auto", cpu) is torch.bfloat16
+    monkeypatch.setattr(training, "bf16_supported", lambda device: False)
+    assert training._autocast_dtype("auto", cpu) is None
+    assert training._autocast_dtype("bf16", cpu) is torch.bfloat16  # asked for: honoured
