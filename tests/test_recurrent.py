@@ -6,9 +6,16 @@ import pytest
 import torch
 from torch import nn
 
+from charrnn import recurrent
 from charrnn.recurrent import GRU, RNN
 
 PAIRS = [(GRU, nn.GRU), (RNN, nn.RNN)]
+
+
+@pytest.fixture(autouse=True)
+def fast_path_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests use tiny layers; take the fast path anyway."""
+    monkeypatch.setattr(recurrent, "_FAST_MIN_BATCH_X_HIDDEN", 1)
 
 
 def _twins(fast_cls: type, stock_cls: type, layers: int, dropout: float = 0.0):
@@ -81,3 +88,11 @@ def test_dropout_between_layers_only_in_training() -> None:
     torch.manual_seed(3)
     c, _ = fast(x)
     assert not torch.allclose(a, c)
+
+
+def test_small_layers_use_the_stock_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recurrent, "_FAST_MIN_BATCH_X_HIDDEN", 64)
+    fast, _ = _twins(GRU, nn.GRU, 1)
+    fast = fast.float()
+    assert not fast._fast_path(torch.randn(4, 3, 5), None)  # 4 x 7 < 64
+    assert fast._fast_path(torch.randn(10, 3, 5), None)  # 10 x 7 >= 64
