@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 
 from charrnn.errors import ConfigError
 from charrnn.hardware import bf16_supported
@@ -33,6 +34,10 @@ if TYPE_CHECKING:  # model.py builds Steppers: import it for types only
 State = tuple[torch.Tensor, ...]
 
 PRECISIONS = ("fp32", "bf16")
+
+
+def _as(tensor: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(dtype)
 
 
 class Stepper:
@@ -101,6 +106,11 @@ class Stepper:
                     self.input_biases.append(None)
             self.head = StepProduct(head.weight.detach().float(), batch, dtype)
             self.head_bias = head.bias.detach().float()
+            # Biases in each product's own dtype, converted once rather than per call.
+            product_dtype = dtype or torch.float32
+            self.biases = [_as(b, product_dtype) for b in self.biases]
+            self.input_biases = [_as(b, product_dtype) for b in self.input_biases]
+            self.head_bias = self.head_bias.to(product_dtype)
 
     @property
     def state(self) -> State:
@@ -114,7 +124,7 @@ class Stepper:
         for k in range(self.layers):
             h = self.h[k]
             if k == 0:
-                gi = self.table[ids]
+                gi = F.embedding(ids, self.table)  # a row per id; cheaper than indexing
                 gh = self.products[0](h, self.biases[0])
                 gates = gh if self.cell == "gru" else gh.add_(gi)
             elif self.cell == "gru":
