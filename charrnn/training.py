@@ -336,6 +336,8 @@ class Trainer:
         if self.device.type == "cuda" and self.group.enabled:
             self.device = torch.device("cuda", self.group.local_rank)
         self.rows = self.group.rows(tc.batch_size)  # this rank's rows of each batch
+        # Fused AdamW skips a non-finite step on the device (found_inf), no host check.
+        self.fused_update = self.device.type in ("cpu", "cuda")
         self.autocast = _autocast_dtype(tc.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
         self.batches = StreamBatches(dataset.train_ids, tc.batch_size, tc.seq_len)
@@ -381,8 +383,6 @@ class Trainer:
         self.loss_sum, self.loss_count = zero(), zero()
         self.bad_base = 0  # skipped steps before this process (from the checkpoint)
         self.bad_total, self.bad_run, self.worst_run = zero(), zero(), zero()
-        # Fused AdamW skips a non-finite step on the device (found_inf), no host check.
-        self.fused_update = self.device.type in ("cpu", "cuda")
         self.finished = False  # the budget is used up (saved, so tools can tell)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -393,8 +393,7 @@ class Trainer:
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
-        fused = self.device.type in ("cpu", "cuda")
-        return torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.99), fused=fused)
+        return torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.99), fused=self.fused_update)
 
     @property
     def bad_steps(self) -> int:
@@ -453,6 +452,11 @@ class Trainer:
         try:
             self.model.load_state_dict(record["model"])
             self.optimizer.load_state_dict(record["optimizer"])
+            for group in self.optimizer.param_groups:
+                # A saved group brings its own "fused" flag (older checkpoints: False on
+                # CPU); the skip-on-device logic needs this trainer's choice.
+                group["fused"] = self.fused_update
+                group["foreach"] = None if self.fused_update else group.get("foreach")
             self.step = int(record["step"])
             self.chars_seen = int(record.get("chars_seen", 0))
             self.elapsed_base = float(record.get("elapsed_s", 0.0))

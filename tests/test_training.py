@@ -318,3 +318,33 @@ def test_auto_precision_is_bf16_only_where_native(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(training, "bf16_supported", lambda device: False)
     assert training._autocast_dtype("auto", cpu) is None
     assert training._autocast_dtype("bf16", cpu) is torch.bfloat16  # asked for: honoured
+
+
+def test_resume_from_a_checkpoint_saved_with_an_unfused_optimizer(
+    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints from before fused AdamW on CPU still resume, and still skip bad steps."""
+    from charrnn.checkpoint import save_checkpoint
+
+    train(tiny_config(corpus_file, steps=5, eval_every=5, save_every=5), tmp_path / "run")
+    record = load_checkpoint(tmp_path / "run" / "last.pt")
+    for group in record["optimizer"]["param_groups"]:
+        group["fused"], group["foreach"] = False, None  # as the previous version saved it
+    save_checkpoint(tmp_path / "run" / "last.pt", record)
+    good = record["model"]
+    original = torch.nn.functional.cross_entropy
+
+    def poisoned(*args: object, **kwargs: object) -> torch.Tensor:
+        return original(*args, **kwargs) * float("nan")  # type: ignore[arg-type]
+
+    import charrnn.training as training
+
+    monkeypatch.setattr(training.F, "cross_entropy", poisoned)
+    with pytest.raises(TrainingDiverged):
+        resume(tmp_path / "run", steps=50)
+    after = load_checkpoint(tmp_path / "run" / "last.pt")
+    for name, tensor in after["model"].items():
+        assert torch.equal(tensor, good[name]), f"{name} changed by a non-finite step"
+    monkeypatch.undo()
+    summary = resume(tmp_path / "run", steps=after["step"] + 5)
+    assert summary.step == after["step"] + 5 and math.isfinite(summary.last_val_loss)
