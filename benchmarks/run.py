@@ -84,8 +84,13 @@ def main() -> None:
     console.print(results["machine"])
     repeats, steps = (3, 1) if args.quick else (7, 2)
 
-    results["onednn_peak_gflops"] = peak = round(onednn_peak(repeats=3 if args.quick else 7), 1)
+    peak_repeats = 3 if args.quick else 7
+    results["onednn_peak_gflops"] = peak = round(onednn_peak(repeats=peak_repeats), 1)
     console.print(f"fp32 oneDNN peak (2048^3 product): {peak} GFLOP/s")
+    if results["machine"]["cpu_bf16"]:
+        bf16_peak = onednn_peak(repeats=peak_repeats, dtype=torch.bfloat16)
+        results["onednn_bf16_peak_gflops"] = round(bf16_peak, 1)
+        console.print(f"bf16 oneDNN peak (2048^3 product): {bf16_peak:.1f} GFLOP/s")
     results["training"] = rows = training_speed(repeats, steps, peak)
     _table(
         console,

@@ -41,9 +41,9 @@ def flops_per_char(cell: str, layers: int, hidden: int, embed: int = EMBED) -> f
     return 3 * 2 * forward
 
 
-def onednn_peak(size: int = 2048, repeats: int = 5) -> float:
-    """fp32 GFLOP/s of a size^3 product through oneDNN (the best this CPU does)."""
-    a, w = torch.randn(size, size), torch.randn(size, size)
+def onednn_peak(size: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of a size^3 product through oneDNN (the best this CPU does)."""
+    a, w = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     if not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
         return _rate(lambda: a @ w, 2 * size**3, repeats)
     packed = torch.ops.mkldnn._reorder_linear_weight(w, size)
