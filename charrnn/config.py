@@ -221,7 +221,7 @@ PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
                 "num_layers": 2,
                 "hidden_size": 512,
                 "embed_size": 64,
-                "dropout": 0.25,
+                "dropout": 0.5,
             },
             "train": {
                 "batch_size": 32,
