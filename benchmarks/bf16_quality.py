@@ -10,31 +10,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.quality import SHAKESPEARE
+from benchmarks.quality import SHAKESPEARE, train_command
 
 
 def final_loss(corpus: Path, precision: str, steps: int, batch: int) -> tuple[float, float]:
     """Validation loss after ``steps`` steps, and the wall time of the run."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run"
-        command = [
-            sys.executable, "-m", "charrnn", "train", str(corpus),
-            "--cell", "lstm", "--layers", "2", "--hidden", "512", "--embed", "128",
-            "--batch-size", str(batch), "--seq-len", "100", "--lr", "2e-3",
-            "--steps", str(steps), "--eval-every", str(steps), "--val-frac", "0.1",
-            "--precision", precision, "--seed", "1", "--out", str(out), "--json",
-        ]  # fmt: skip
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        wall = time.perf_counter() - start
-        last = (out / "metrics.jsonl").read_text().splitlines()[-1]
-    return float(json.loads(last)["val_loss"]), wall
+    evaluations, wall = train_command(
+        corpus,
+        "--cell", "lstm", "--layers", "2", "--hidden", "512", "--embed", "128",
+        "--batch-size", str(batch), "--seq-len", "100", "--lr", "2e-3",
+        "--steps", str(steps), "--eval-every", str(steps), "--val-frac", "0.1",
+        "--precision", precision, "--seed", "1",
+    )  # fmt: skip
+    return float(evaluations[-1]["val_loss"]), wall
 
 
 def main() -> None:

@@ -17,20 +17,24 @@ from typing import Any
 SHAKESPEARE = Path(__file__).resolve().parents[1].parent / "shared/corpora/tinyshakespeare.txt"
 
 
-def quality_run(corpus: Path, preset: str, budget: str) -> dict[str, Any]:
-    """Train once; return the final validation loss and the whole command's wall time."""
+def train_command(corpus: Path, *options: str) -> tuple[list[dict[str, Any]], float]:
+    """Run ``charrnn train CORPUS OPTIONS`` in a fresh process, in a scratch run
+    directory; return its evaluations (metrics.jsonl) and the whole command's wall time."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        command = [
-            sys.executable, "-m", "charrnn", "train", str(corpus), "--preset", preset,
-            "--val-frac", "0.1", "--time", budget, "--out", str(out), "--json",
-        ]  # fmt: skip
+        command = [sys.executable, "-m", "charrnn", "train", str(corpus), *options]
         start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run([*command, "--out", str(out), "--json"], check=True, capture_output=True)
         wall = time.perf_counter() - start
-        evaluations = [
-            json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
-        ]
+        lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines], wall
+
+
+def quality_run(corpus: Path, preset: str, budget: str) -> dict[str, Any]:
+    """Train once; return the final validation loss and the whole command's wall time."""
+    evaluations, wall = train_command(
+        corpus, "--preset", preset, "--val-frac", "0.1", "--time", budget
+    )
     last = evaluations[-1]
     return {
         "preset": preset,

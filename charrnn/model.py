@@ -107,7 +107,7 @@ class CharRNN(nn.Module):
         Sampling loops should keep a :class:`~charrnn.stepper.Stepper`, which
         prepares the weights once; this builds one for a single step.
         """
-        from charrnn.stepper import Stepper  # stepper imports this module's types
+        from charrnn.stepper import Stepper  # here, not at the top: stepper imports model
 
         stepper = Stepper(self, state)
         logits = stepper(ids)

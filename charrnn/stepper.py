@@ -19,19 +19,13 @@ It computes what :meth:`CharRNN.forward` computes (tests compare them).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 
 from charrnn.errors import ConfigError
 from charrnn.hardware import bf16_supported
+from charrnn.model import CharRNN, State
 from charrnn.recurrent import StepProduct
-
-if TYPE_CHECKING:  # model.py builds Steppers: import it for types only
-    from charrnn.model import CharRNN
-
-State = tuple[torch.Tensor, ...]
 
 PRECISIONS = ("fp32", "bf16")
 

@@ -378,7 +378,7 @@ class Trainer:
         # step never waits for the device: the running sum and count of training
         # losses since the last evaluation (saved, so a resumed run reports the same
         # means), and the skipped (non-finite) steps: in all, in the current run of
-        # them, and the longest run since the last check.
+        # them, and the longest such run so far.
         zero = partial(torch.zeros, (), device=self.device)
         self.loss_sum, self.loss_count = zero(), zero()
         self.bad_base = 0  # skipped steps before this process (from the checkpoint)
@@ -614,9 +614,8 @@ class Trainer:
                 optimizer.step()
         # A skipped step restarts the streams' state from zeros, as after a reset.
         self.state = detach_state(tuple(torch.where(bad, 0.0, s.float()) for s in new_state))
-        good = (~bad).float()
         self.loss_sum += torch.where(bad, 0.0, loss.detach())
-        self.loss_count += good
+        self.loss_count += (~bad).float()
         self.bad_total += bad
         self.bad_run.add_(1).mul_(bad)
         torch.maximum(self.worst_run, self.bad_run, out=self.worst_run)
@@ -679,7 +678,9 @@ class Trainer:
             self.step += 1
             self.chars_seen += self.batches.chars_per_window
             if self.step % tc.max_bad_steps == 0:
-                self.check_divergence()  # a read every few steps, not every step
+                # A read every few steps, not every step; at a step number, not a time,
+                # so under torchrun every rank stops at the same step.
+                self.check_divergence()
 
             now = time.perf_counter()
             elapsed = self.group.max(self.elapsed_base + (now - started))[0]
@@ -689,7 +690,6 @@ class Trainer:
                 speed = (self.chars_seen - report_chars) / max(now - report_at, 1e-9)
                 report_at, report_chars = now, self.chars_seen
                 train_loss = self.mean_train_loss()
-                self.check_divergence()
                 self.reporter.progress(
                     Progress(
                         step=self.step,
