@@ -71,20 +71,22 @@ class PlainLoop:
     at 5, state carried and detached between windows.
     """
 
-    def __init__(self, cell: str, layers: int, hidden: int, seq: int, batch: int) -> None:
+    def __init__(
+        self, cell: str, layers: int, hidden: int, seq: int, batch: int, device: str = "cpu"
+    ) -> None:
         torch.manual_seed(0)
         recurrent = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
-        self.embed = nn.Embedding(VOCAB, EMBED)
-        self.rnn = recurrent(EMBED, hidden, layers, batch_first=True)
-        self.head = nn.Linear(hidden, VOCAB)
+        self.embed = nn.Embedding(VOCAB, EMBED, device=device)
+        self.rnn = recurrent(EMBED, hidden, layers, batch_first=True, device=device)
+        self.head = nn.Linear(hidden, VOCAB, device=device)
         self.params = [
             *self.embed.parameters(),
             *self.rnn.parameters(),
             *self.head.parameters(),
         ]
         self.optimizer = torch.optim.Adam(self.params, lr=2e-3)
-        self.x = torch.randint(0, VOCAB, (batch, seq))
-        self.y = torch.randint(0, VOCAB, (batch, seq))
+        self.x = torch.randint(0, VOCAB, (batch, seq), device=device)
+        self.y = torch.randint(0, VOCAB, (batch, seq), device=device)
         self.state: Any = None
 
     def step(self) -> None:
@@ -100,7 +102,14 @@ class PlainLoop:
 
 
 def charrnn_trainer(
-    cell: str, layers: int, hidden: int, seq: int, batch: int, tmp: Path, precision: str = "fp32"
+    cell: str,
+    layers: int,
+    hidden: int,
+    seq: int,
+    batch: int,
+    tmp: Path,
+    precision: str = "fp32",
+    device: str = "cpu",
 ) -> Trainer:
     """charrnn's own Trainer on a random 65-symbol text (speed does not depend on it)."""
     text_path = tmp / "random.txt"
@@ -113,7 +122,7 @@ def charrnn_trainer(
     config = RunConfig(
         data=DataConfig(path=str(text_path), val_frac=0.05),
         model=ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, embed_size=EMBED),
-        train=TrainConfig(batch_size=batch, seq_len=seq, lr=2e-3, clip=5.0, device="cpu"),
+        train=TrainConfig(batch_size=batch, seq_len=seq, lr=2e-3, clip=5.0, device=device),
     )
     config = replace(config, train=replace(config.train, precision=precision))
     dataset = load_dataset(config, cache_dir=tmp / "cache")
@@ -121,11 +130,21 @@ def charrnn_trainer(
 
 
 def paired(
-    first: Callable[[], None], second: Callable[[], None], repeats: int, steps: int
+    first: Callable[[], None],
+    second: Callable[[], None],
+    repeats: int,
+    steps: int,
+    sync: Callable[[], None] = lambda: None,
 ) -> tuple[float, float, float]:
-    """Seconds per call of each (medians) and the median per-repeat ratio first/second."""
-    first()
-    second()  # warm-up: allocations, oneDNN primitive caches, optimizer state
+    """Seconds per call of each (medians) and the median per-repeat ratio first/second.
+
+    ``sync`` waits for queued device work (``torch.cuda.synchronize`` on a GPU), so a
+    repeat's clock stops when its work is done, not when it was queued.
+    """
+    for _ in range(2):  # warm-up: allocations, kernel caches, optimizer state
+        first()
+        second()
+    sync()
     a_times: list[float] = []
     b_times: list[float] = []
     for _ in range(repeats):
@@ -133,6 +152,7 @@ def paired(
             start = time.perf_counter()
             for _ in range(steps):
                 fn()
+            sync()
             times.append((time.perf_counter() - start) / steps)
     ratios = [a / b for a, b in zip(a_times, b_times, strict=True)]
     return statistics.median(a_times), statistics.median(b_times), statistics.median(ratios)
