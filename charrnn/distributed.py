@@ -122,6 +122,13 @@ def session(device_type: str) -> Iterator[Group]:
         return
     backend = "nccl" if device_type == "cuda" else "gloo"
     if backend == "nccl":
+        gpus = torch.cuda.device_count()
+        if group.local_rank >= gpus:
+            raise ConfigError(
+                f"process {group.local_rank} of this machine has no GPU of its own "
+                f"({gpus} CUDA GPU(s) here): start at most {gpus} processes per machine "
+                "(--nproc_per_node), or train on the CPU with --device cpu"
+            )
         torch.cuda.set_device(group.local_rank)
     try:
         dist.init_process_group(backend=backend)

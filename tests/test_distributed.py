@@ -39,6 +39,8 @@ SETTINGS = [
     "gru",
     "--lr",
     "0.01",
+    "--device",
+    "cpu",  # gloo on the CPU, also where a GPU is present
     "-q",
 ]
 
@@ -155,13 +157,13 @@ def test_cuda_training(tmp_path: Path, text: Path, precision: str) -> None:
             str(text),
             "--out",
             str(tmp_path / precision),
-            "--device",
-            "cuda",
             "--precision",
             precision,
             "--steps",
             "20",
             *SETTINGS,
+            "--device",
+            "cuda",  # after SETTINGS, which name the CPU
         ],
     )
     assert result.exit_code == 0, result.output
@@ -216,3 +218,17 @@ def test_ctrl_c_under_torchrun_saves_the_whole_batch_state(tmp_path: Path, text:
     result = torchrun("--resume", str(run), "--steps", str(record["step"] + 10), "-q")
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(run / "last.pt")["step"] == record["step"] + 10
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found on a 1-GPU machine: torchrun --nproc_per_node=2 with the GPU chosen made
+    # rank 1 die in torch.cuda.set_device with "invalid device ordinal".
+    from charrnn.distributed import session
+    from charrnn.errors import ConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match="no GPU of its own"), session("cuda"):
+        pass
