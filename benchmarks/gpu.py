@@ -72,7 +72,9 @@ def training(repeats: int, steps: int) -> list[dict[str, Any]]:
                         "cell": cell,
                         "plain_fp32": round(chars / t_plain),
                         "charrnn_fp32": round(chars / t32),
-                        "ratio": round(ratio, 2),  # t_plain / t_charrnn: charrnn speed / plain speed
+                        "ratio": round(
+                            ratio, 2
+                        ),  # t_plain / t_charrnn: charrnn speed / plain speed
                         "charrnn_bf16": round(chars / t16b),
                         "bf16_x": round(ratio_bf16, 2),
                         "charrnn_fp16": round(chars / t16h),
@@ -142,7 +144,11 @@ def main() -> None:
     console.print(device)
     results: dict[str, Any] = {"device": device}
     results["training"] = training(args.repeats, args.steps)
-    _table(console, "Training chars/s on the GPU (ratio = charrnn fp32 / plain fp32)", results["training"])
+    _table(
+        console,
+        "Training chars/s on the GPU (ratio = charrnn fp32 / plain fp32)",
+        results["training"],
+    )
     results["sampling"] = sampling(args.length)
     _table(console, "Sampling chars/s on the GPU (stream(), end to end)", results["sampling"])
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -20,12 +20,13 @@ import torch
 from torch import nn
 
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charrnn.dataset import load_dataset
 from charrnn.hardware import bf16_supported
 from charrnn.model import CharRNN
 from charrnn.rundir import RunDir
 from charrnn.sample import stream
 from charrnn.stepper import Stepper
-from charrnn.training import Trainer, load_dataset
+from charrnn.training import Trainer
 from charrnn.vocab import Vocab
 
 VOCAB = 65  # Tiny Shakespeare's

@@ -13,19 +13,13 @@ The library is usable without the CLI::
     print(generate(model, vocab, length=200, prime="The ")[0])
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("charrnn")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
-
+from charrnn._version import __version__
 from charrnn.checkpoint import load_model
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charrnn.errors import CharRNNError
+from charrnn.launch import resume, train
 from charrnn.model import CharRNN
 from charrnn.sample import SampleSettings, generate, stream
-from charrnn.training import resume, train
 from charrnn.vocab import Vocab
 
 __all__ = [

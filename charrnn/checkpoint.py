@@ -1,31 +1,40 @@
-"""The only code that reads or writes checkpoint files.
+"""The checkpoint record: one typed object, its file format, versions and upgrades.
 
-A checkpoint is a dict of tensors and plain values (no pickled classes), so it is
-read with ``torch.load(weights_only=True)``: a file crafted to run code when
-unpickled is refused instead of executed. Writes go to a temporary file in the same
-folder, are flushed to disk, then renamed over the old file — a crash or kill at
-any instant leaves either the old checkpoint or the new one, never a torn file.
+This is the only module that reads or writes checkpoint files or knows their keys;
+everyone else uses :class:`Checkpoint`'s attributes.
 
-Layout (``FORMAT_VERSION`` 1)::
+On disk a checkpoint is a dict of tensors and plain values (no pickled classes), so
+it is read with ``torch.load(weights_only=True)``: a file crafted to run code when
+unpickled is refused instead of executed. Writes go through
+:func:`charrnn.files.atomic_file`, so a crash at any instant leaves the old
+checkpoint or the new one, never a torn file.
 
-    format, format_version, charrnn_version
-    config        {"data": {...}, "model": {...}, "train": {...}}
-    vocab         {"symbols": [...], "byte_level": bool}
-    model         state_dict            optimizer   state_dict
-    step, epoch, chars_seen, elapsed_s, bad_steps
-    best_val_loss, last_val_loss, corpus {"name", "sha256", "path"}
-    state         list of (N, B, H) tensors: the carried recurrent state
-    rng           {"torch": ByteTensor, "cuda": [ByteTensor, ...]}
+Layout (``FORMAT_VERSION`` 2)::
+
+    format "charrnn-checkpoint", format_version 2, charrnn_version
+    config            {"data": {...}, "model": {...}, "train": {...}}
+    vocab             {"symbols": [int, ...], "byte_level": bool}
+    model             state_dict        optimizer   state_dict (absent: weights only)
+    step, chars_seen, bad_steps, num_parameters, train_loss_count     ints
+    elapsed_s, best_val_loss, last_val_loss, train_loss_sum           floats
+    corpus            {"name", "sha256", "path"}
+    state             list of (N, B, H) tensors: the carried recurrent state
+    finished          bool
+    rng               {"torch": ByteTensor, "torch_ranks": [...], "cuda": [...]}
+
+Version 1 (charrnn 0.1.0) kept ``train_loss_sum`` as a 0-d tensor and could lack
+the counters; :func:`_upgrade_v1` brings it to version 2 when read.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
-import tempfile
 import time
 import warnings
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,42 +42,224 @@ import torch
 
 from charrnn.config import RunConfig
 from charrnn.errors import CharRNNError, CheckpointError
-from charrnn.model import CharRNN
+from charrnn.files import atomic_file
+from charrnn.model import MAX_PARAMETERS, CharRNN, count_parameters
 from charrnn.vocab import Vocab
 
 FORMAT = "charrnn-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 LAST = "last.pt"
 BEST = "best.pt"
 
-_REQUIRED = ("config", "vocab", "model", "step")
+
+@dataclass(frozen=True)
+class CorpusRecord:
+    """Which text a run trained on: resume refuses a changed one."""
+
+    name: str
+    sha256: str
+    path: str
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (temp file, fsync, rename).
+@dataclass
+class Checkpoint:
+    """Everything a run needs to continue, or a model needs to be used."""
+
+    config: RunConfig
+    vocab: Vocab
+    model: dict[str, torch.Tensor]
+    step: int
+    optimizer: dict[str, Any] | None = None
+    chars_seen: int = 0
+    elapsed_s: float = 0.0
+    bad_steps: int = 0
+    best_val_loss: float = math.inf
+    last_val_loss: float = math.inf
+    num_parameters: int = 0
+    corpus: CorpusRecord | None = None
+    state: list[torch.Tensor] = field(default_factory=list)
+    finished: bool = False
+    train_loss_sum: float = 0.0
+    train_loss_count: int = 0
+    rng: dict[str, Any] = field(default_factory=dict)
+    charrnn_version: str = "?"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain record written to disk (current format)."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "charrnn_version": self.charrnn_version,
+            "config": self.config.to_dict(),
+            "vocab": self.vocab.to_dict(),
+            "model": self.model,
+            **({"optimizer": self.optimizer} if self.optimizer is not None else {}),
+            "step": self.step,
+            "chars_seen": self.chars_seen,
+            "elapsed_s": self.elapsed_s,
+            "bad_steps": self.bad_steps,
+            "best_val_loss": self.best_val_loss,
+            "last_val_loss": self.last_val_loss,
+            "num_parameters": self.num_parameters,
+            "corpus": None if self.corpus is None else vars(self.corpus).copy(),
+            "state": self.state,
+            "finished": self.finished,
+            "train_loss_sum": self.train_loss_sum,
+            "train_loss_count": self.train_loss_count,
+            "rng": self.rng,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: Path) -> Checkpoint:
+        """Check, upgrade and type a loaded record; any flaw is a CheckpointError."""
+        read = _Reader(_upgraded(raw, path), path)
+        try:
+            config = RunConfig.from_dict(read.mapping("config"))
+            vocab = Vocab.from_dict(read.mapping("vocab"))
+        except CharRNNError as exc:
+            raise CheckpointError(f"{path}: bad settings in checkpoint: {exc}") from None
+        weights = read.mapping("model")
+        if not all(isinstance(v, torch.Tensor) for v in weights.values()):
+            raise CheckpointError(f"{path}: damaged checkpoint (model weights unreadable)")
+        corpus = read.optional_mapping("corpus")
+        checkpoint = cls(
+            config=config,
+            vocab=vocab,
+            model=weights,
+            step=read.count("step"),
+            optimizer=read.optional_mapping("optimizer"),
+            chars_seen=read.count("chars_seen", 0),
+            elapsed_s=read.number("elapsed_s", 0.0),
+            bad_steps=read.count("bad_steps", 0),
+            best_val_loss=read.number("best_val_loss", math.inf, allow_inf=True),
+            last_val_loss=read.number("last_val_loss", math.inf, allow_inf=True),
+            num_parameters=read.count("num_parameters", 0),
+            corpus=None
+            if not corpus
+            else CorpusRecord(
+                str(corpus.get("name", "?")),
+                str(corpus.get("sha256", "")),
+                str(corpus.get("path", "")),
+            ),
+            state=read.tensors("state"),
+            finished=bool(read.value("finished", False)),
+            train_loss_sum=read.number("train_loss_sum", 0.0),
+            train_loss_count=read.count("train_loss_count", 0),
+            rng=read.optional_mapping("rng") or {},
+            charrnn_version=str(read.value("charrnn_version", "?")),
+        )
+        checkpoint._check_state(path)
+        return checkpoint
+
+    def _check_state(self, path: Path) -> None:
+        """The carried state must be (layers, batch, hidden), one tensor per part."""
+        m, batch = self.config.model, self.config.train.batch_size
+        parts = 2 if m.cell == "lstm" else 1
+        want = (m.num_layers, batch, m.hidden_size)
+        if self.state and (
+            len(self.state) != parts or any(tuple(s.shape) != want for s in self.state)
+        ):
+            shapes = ", ".join(str(tuple(s.shape)) for s in self.state)
+            raise CheckpointError(
+                f"{path}: damaged checkpoint: carried state {shapes} does not fit a "
+                f"{m.cell} of {m.num_layers}x{m.hidden_size} at batch {batch}"
+            )
+
+
+class _Reader:
+    """Typed access to a raw record's fields, each failure naming the field."""
+
+    def __init__(self, raw: dict[str, Any], path: Path) -> None:
+        self.raw, self.path = raw, path
+
+    def _bad(self, key: str, want: str) -> CheckpointError:
+        value = repr(self.raw.get(key))[:60]
+        return CheckpointError(
+            f"{self.path}: damaged checkpoint: {key} should be {want}, got {value}"
+        )
+
+    def value(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.raw.get(key)
+        if not isinstance(value, dict):
+            raise self._bad(key, "a mapping")
+        return value
+
+    def optional_mapping(self, key: str) -> dict[str, Any] | None:
+        return None if self.raw.get(key) is None else self.mapping(key)
+
+    def count(self, key: str, default: int | None = None) -> int:
+        value = self.raw.get(key, default)
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self._bad(key, "a whole number >= 0")
+        return value
+
+    def number(self, key: str, default: float, *, allow_inf: bool = False) -> float:
+        value = self.raw.get(key, default)
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and not math.isnan(value) and (allow_inf or math.isfinite(value))
+        if not ok or value < 0:
+            raise self._bad(key, "a number >= 0")
+        return float(value)
+
+    def tensors(self, key: str) -> list[torch.Tensor]:
+        value = self.raw.get(key) or []
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(t, torch.Tensor) and t.dim() == 3 for t in value
+        ):
+            raise self._bad(key, "a list of 3-D tensors")
+        return list(value)
+
+
+def _upgraded(raw: Any, path: Path) -> dict[str, Any]:
+    """``raw`` as a current-format record, or a CheckpointError saying why not."""
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a charrnn checkpoint")
+    version = raw.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path}: not a charrnn checkpoint (no format version)")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: written by a newer charrnn (checkpoint format {version}, this version "
+            f"reads up to {FORMAT_VERSION}); upgrade charrnn"
+        )
+    missing = [key for key in ("config", "vocab", "model", "step") if key not in raw]
+    if missing:
+        raise CheckpointError(f"{path}: damaged checkpoint, missing {', '.join(missing)}")
+    if version == 1:
+        raw = _upgrade_v1(raw)
+    return raw
+
+
+def _upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 (charrnn 0.1.0) to 2: the running loss sum as a float."""
+    upgraded = dict(raw, format_version=2)
+    loss_sum = raw.get("train_loss_sum")
+    if isinstance(loss_sum, torch.Tensor) and loss_sum.numel() == 1:
+        upgraded["train_loss_sum"] = float(loss_sum.item())
+    return upgraded
+
+
+def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (temp file, fsync, rename).
 
     On any failure the previous file at ``path`` is untouched, no temporary file
     is left behind, and a :class:`CheckpointError` says why.
     """
     path = Path(path)
-    record = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise CheckpointError(f"cannot save checkpoint {path}: {exc.strerror or exc}") from None
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(record, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _test_pause()
-        os.replace(temp, path)
-        _fsync_dir(path.parent)
-    except OSError as exc:
-        raise CheckpointError(f"cannot save checkpoint {path}: {exc.strerror or exc}") from None
-    finally:
-        temp.unlink(missing_ok=True)
+        with atomic_file(path) as handle:
+            torch.save(checkpoint.to_dict(), handle)
+            _test_pause()
+    except (OSError, RuntimeError) as exc:  # a full disk inside torch.save is a RuntimeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CheckpointError(f"cannot save checkpoint {path}: {reason.splitlines()[0]}") from None
 
 
 def _test_pause() -> None:
@@ -80,21 +271,7 @@ def _test_pause() -> None:
         time.sleep(float(delay))
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: Path) -> Checkpoint:
     """Read and check a checkpoint; every kind of bad file is a one-line CheckpointError."""
     path = Path(path)
     try:
@@ -110,7 +287,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols
-            record = torch.load(path, map_location=map_location, weights_only=True)
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
             raise CheckpointError(
@@ -125,7 +302,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             raise CheckpointError(f"{path}: truncated or corrupted checkpoint") from None
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path}: not a checkpoint ({detail[:120]})") from None
-    return check_record(record, path)
+    return Checkpoint.from_dict(raw, path)
 
 
 def _looks_like_zip(path: Path) -> bool:
@@ -135,24 +312,6 @@ def _looks_like_zip(path: Path) -> bool:
             return handle.read(4) == b"PK\x03\x04"
     except OSError:
         return False
-
-
-def check_record(record: Any, path: Path) -> dict[str, Any]:
-    """Confirm a loaded object is a charrnn checkpoint this version can read."""
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a charrnn checkpoint")
-    version = record.get("format_version")
-    if not isinstance(version, int):
-        raise CheckpointError(f"{path}: not a charrnn checkpoint (no format version)")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: written by a newer charrnn (checkpoint format {version}, this version "
-            f"reads up to {FORMAT_VERSION}); upgrade charrnn"
-        )
-    missing = [key for key in _REQUIRED if key not in record]
-    if missing:
-        raise CheckpointError(f"{path}: damaged checkpoint, missing {', '.join(missing)}")
-    return record
 
 
 def resolve_checkpoint(target: Path, prefer: str = BEST) -> Path:
@@ -169,42 +328,49 @@ def resolve_checkpoint(target: Path, prefer: str = BEST) -> Path:
     return target
 
 
-def model_from_record(
-    record: dict[str, Any], path: Path, device: str | torch.device = "cpu"
-) -> tuple[CharRNN, Vocab, RunConfig]:
-    """Rebuild the model, vocabulary and settings stored in a checkpoint."""
+def check_weights(checkpoint: Checkpoint, path: Path) -> None:
+    """The stored settings must describe the stored weights: checked by arithmetic,
+    before anything is allocated (a crafted file cannot make charrnn build a huge model)."""
+    m, vocab_size = checkpoint.config.model, len(checkpoint.vocab)
+    claimed = count_parameters(m.cell, m.num_layers, m.hidden_size, m.embed_size, vocab_size)
+    stored = sum(t.numel() for t in checkpoint.model.values())
+    if claimed > MAX_PARAMETERS or claimed != stored:
+        raise CheckpointError(
+            f"{path}: weights do not match the stored settings ({_described(checkpoint)}: "
+            f"{claimed:,} parameters, the file holds {stored:,})"
+        )
+
+
+def _described(checkpoint: Checkpoint) -> str:
+    m = checkpoint.config.model
+    return f"vocabulary {len(checkpoint.vocab)}, {m.cell} {m.num_layers}x{m.hidden_size}"
+
+
+def build_model(checkpoint: Checkpoint, path: Path, device: str | torch.device = "cpu") -> CharRNN:
+    """The stored model, its weights checked against its settings before any allocation."""
+    check_weights(checkpoint, path)
+    described = _described(checkpoint)
+    model = CharRNN(len(checkpoint.vocab), checkpoint.config.model)
     try:
-        config = RunConfig.from_dict(record["config"])
-        vocab = Vocab.from_dict(record["vocab"])
-    except CharRNNError as exc:
-        raise CheckpointError(f"{path}: bad settings in checkpoint: {exc}") from None
-    except (TypeError, AttributeError):
-        raise CheckpointError(f"{path}: damaged checkpoint (settings unreadable)") from None
-    model = CharRNN(len(vocab), config.model)
-    state = record["model"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: damaged checkpoint (model weights unreadable)")
-    try:
-        model.load_state_dict(state)
+        model.load_state_dict(checkpoint.model)
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())[:200]
         raise CheckpointError(
-            f"{path}: weights do not match the stored settings (vocabulary {len(vocab)}, "
-            f"{config.model.cell} {config.model.num_layers}x{config.model.hidden_size}): {detail}"
+            f"{path}: weights do not match the stored settings ({described}): {detail}"
         ) from None
-    return model.to(device), vocab, config
+    return model.to(device)
 
 
 def load_model(
     target: Path, device: str | torch.device = "cpu", prefer: str = BEST
-) -> tuple[CharRNN, Vocab, dict[str, Any]]:
+) -> tuple[CharRNN, Vocab, Checkpoint]:
     """Load a model for inference from a checkpoint file or run directory.
 
     Returns:
-        The model in eval mode, its vocabulary, and the whole checkpoint record.
+        The model in eval mode, its vocabulary, and the whole checkpoint.
     """
     path = resolve_checkpoint(target, prefer)
-    record = load_checkpoint(path)
-    model, vocab, _ = model_from_record(record, path, device)
+    checkpoint = load_checkpoint(path)
+    model = build_model(checkpoint, path, device)
     model.eval()
-    return model, vocab, record
+    return model, checkpoint.vocab, checkpoint

@@ -7,36 +7,28 @@ CLI can tell "not given" from "given": only given options override a preset or a
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from charrnn.config import PRESETS, DataConfig, ModelConfig, TrainConfig
+from charrnn.config import (
+    Cell,
+    DataConfig,
+    Device,
+    ModelConfig,
+    Precision,
+    SamplePrecision,
+    Schedule,
+    TrainConfig,
+    parse_duration,
+)
+from charrnn.errors import ConfigError
+from charrnn.presets import PRESETS
 
 _D = TrainConfig()
 _M = ModelConfig()
 _DATA = DataConfig()
-
-
-class Cell(StrEnum):
-    rnn = "rnn"
-    lstm = "lstm"
-    gru = "gru"
-
-
-class Schedule(StrEnum):
-    cosine = "cosine"
-    step = "step"
-    constant = "constant"
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
 
 
 CorpusFile = Annotated[
@@ -278,10 +270,21 @@ EpochsOpt = Annotated[
 ]
 
 
+def _seconds(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 TimeBudgetOpt = Annotated[
-    str | None,
+    float | None,
     typer.Option(
-        "--time", help="Budget in training time, e.g. 90s, 10m, 1h30m.", show_default=False
+        "--time",
+        help="Budget in training time, e.g. 90s, 10m, 1h30m.",
+        show_default=False,
+        parser=_seconds,
+        metavar="DURATION",
     ),
 ]
 
@@ -321,7 +324,13 @@ SampleLengthOpt = Annotated[
 
 SeedOpt = Annotated[
     int | None,
-    typer.Option("--seed", min=0, help=f"Random seed. [default: {_D.seed}]", show_default=False),
+    typer.Option(
+        "--seed",
+        min=0,
+        max=2**63 - 1,
+        help=f"Random seed. [default: {_D.seed}]",
+        show_default=False,
+    ),
 ]
 
 
@@ -383,13 +392,6 @@ MaxBadStepsOpt = Annotated[
 ]
 
 
-class Precision(StrEnum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-    auto = "auto"
-
-
 PrecisionOpt = Annotated[
     Precision | None,
     typer.Option(
@@ -401,11 +403,6 @@ PrecisionOpt = Annotated[
         show_default=False,
     ),
 ]
-
-
-class SamplePrecision(StrEnum):
-    fp32 = "fp32"
-    bf16 = "bf16"
 
 
 SamplePrecisionOpt = Annotated[

@@ -12,23 +12,27 @@ The comparison folder holds one ordinary run directory per model (``sample`` and
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from charrnn.checkpoint import load_checkpoint, load_model
+from charrnn.checkpoint import LAST, load_checkpoint, load_model
+from charrnn.compare_report import (
+    RunResult,
+    collect,
+    plot_curves,
+    write_json,
+    write_markdown,
+)
 from charrnn.config import CELLS, RunConfig
-from charrnn.errors import CheckpointError, ConfigError
-from charrnn.files import atomic_write_text
+from charrnn.corpora import corpus_name
+from charrnn.dataset import load_dataset, with_absolute_paths
+from charrnn.errors import CheckpointError, ConfigError, TrainingInterrupted
+from charrnn.events import SILENT, Reporter
+from charrnn.launch import resume, train
 from charrnn.model import count_parameters
-from charrnn.rundir import RunDir
 from charrnn.sample import SampleSettings, generate
-from charrnn.training import LN2, Reporter, resume, train
 
 
 def matched_hidden(cell: str, layers: int, embed: int, vocab: int, target: int) -> int:
@@ -98,79 +102,6 @@ def plan(
     return runs
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """One row of the comparison table, and the curve behind it."""
-
-    name: str
-    cell: str
-    layers: int
-    hidden: int
-    parameters: int
-    steps: int
-    final_train_loss: float
-    best_val_loss: float
-    best_val_bpc: float
-    chars_per_s: float
-    wall_s: float
-    curve: list[dict[str, float]]
-
-    def cells(self) -> list[str]:
-        """The table row, formatted, in the order of :data:`COLUMNS`."""
-        return [
-            self.cell,
-            str(self.layers),
-            str(self.hidden),
-            f"{self.parameters:,}",
-            f"{self.final_train_loss:.4f}",
-            f"{self.best_val_loss:.4f}",
-            f"{self.best_val_bpc:.4f}",
-            f"{self.chars_per_s:,.0f}",
-            f"{self.wall_s:.0f} s",
-        ]
-
-    def row(self) -> dict[str, Any]:
-        """The numbers without the curve (for tables)."""
-        data = asdict(self)
-        data.pop("curve")
-        return data
-
-
-def collect(name: str, run_dir: Path) -> RunResult:
-    """Read a finished run's numbers from its checkpoint and metrics."""
-    record = load_checkpoint(run_dir / "last.pt")
-    model = record["config"]["model"]
-    metrics = RunDir(run_dir).read_metrics()
-    curve = [
-        {
-            "step": m["step"],
-            "chars_seen": m["chars_seen"],
-            "elapsed_s": m["elapsed_s"],
-            "val_bpc": m["val_bpc"],
-            "val_loss": m["val_loss"],
-            "train_loss": m["train_loss"],
-        }
-        for m in metrics
-    ]
-    best = float(record.get("best_val_loss", math.inf))
-    elapsed = float(record.get("elapsed_s", 0.0))
-    chars = int(record.get("chars_seen", 0))
-    return RunResult(
-        name=name,
-        cell=model["cell"],
-        layers=int(model["num_layers"]),
-        hidden=int(model["hidden_size"]),
-        parameters=int(record.get("num_parameters", 0)),
-        steps=int(record["step"]),
-        final_train_loss=float(metrics[-1]["train_loss"]) if metrics else math.nan,
-        best_val_loss=best,
-        best_val_bpc=best / LN2,
-        chars_per_s=chars / elapsed if elapsed > 0 else 0.0,
-        wall_s=elapsed,
-        curve=curve,
-    )
-
-
 class CompareReporter(Reporter, Protocol):
     """What a comparison reports: which run starts, and the runs' own progress."""
 
@@ -180,10 +111,9 @@ class CompareReporter(Reporter, Protocol):
 def _is_finished(run_dir: Path) -> bool:
     """True when the run's last.pt has used its whole budget (so --resume skips it)."""
     try:
-        record = load_checkpoint(run_dir / "last.pt")
+        return load_checkpoint(run_dir / LAST).finished
     except CheckpointError:
         return False
-    return bool(record.get("finished", False))
 
 
 def run_comparison(
@@ -202,7 +132,7 @@ def run_comparison(
     holds runs is refused.
     """
     out.mkdir(parents=True, exist_ok=True)
-    existing = [r.name for r in runs if (out / r.name / "last.pt").exists()]
+    existing = [r.name for r in runs if (out / r.name / LAST).exists()]
     if existing and not resume_existing:
         raise ConfigError(
             f"{out} already holds runs ({', '.join(existing)}): continue with --resume, or "
@@ -215,7 +145,7 @@ def run_comparison(
         if reporter is not None:
             reporter.begin_run(index, len(runs), run, finished)
         if not finished:
-            if resume_existing and (run_dir / "last.pt").exists():
+            if resume_existing and (run_dir / LAST).exists():
                 resume(run_dir, reporter=reporter, cache_dir=cache_dir, stop=stop)
             else:
                 train(
@@ -227,13 +157,8 @@ def run_comparison(
                     stop=stop,
                 )
         results.append(collect(run.name, run_dir))
-        write_json(out, results, runs)
+        write_json(out, results, _shared_settings(runs))
     return results
-
-
-def best_index(results: Sequence[RunResult]) -> int:
-    """Index of the run with the lowest validation loss."""
-    return min(range(len(results)), key=lambda i: results[i].best_val_loss)
 
 
 def samples(
@@ -255,81 +180,76 @@ def samples(
     return texts
 
 
-def write_json(out: Path, results: Sequence[RunResult], runs: Sequence[PlannedRun]) -> Path:
-    """``compare.json``: settings shared by all runs, and every run's numbers and curve."""
-    shared = runs[0].config.to_dict() if runs else {}
+def _shared_settings(runs: Sequence[PlannedRun]) -> dict[str, object]:
+    """The data and training settings every run shares (the model is what differs)."""
+    shared: dict[str, object] = dict(runs[0].config.to_dict()) if runs else {}
     shared.pop("model", None)
-    body = {
-        "shared": shared,
-        "runs": [asdict(r) for r in results],
-        "best": results[best_index(results)].name if results else None,
-    }
-    path = out / "compare.json"
-    atomic_write_text(path, json.dumps(body, indent=2) + "\n")
-    return path
+    return shared
 
 
-COLUMNS = (
-    "cell",
-    "layers",
-    "hidden",
-    "parameters",
-    "final train loss",
-    "best val loss (nats)",
-    "best val bpc",
-    "chars/s",
-    "wall time",
-)
+@dataclass(frozen=True)
+class Comparison:
+    """A finished comparison: where it lies, its rows, and a sample from each model."""
+
+    out: Path
+    results: list[RunResult]
+    samples: dict[str, str]
+    files: list[Path]
 
 
-def markdown_table(results: Sequence[RunResult]) -> str:
-    """The comparison as a Markdown table, best row in bold."""
-    header = "| " + " | ".join(COLUMNS) + " |\n|---|" + "---:|" * (len(COLUMNS) - 1) + "\n"
-    best = best_index(results) if results else -1
-    lines = []
-    for i, r in enumerate(results):
-        cells = r.cells()
-        if i == best:
-            cells = [f"**{c}**" for c in cells]
-        lines.append("| " + " | ".join(cells) + " |")
-    return header + "\n".join(lines) + "\n"
+def compare(
+    base: RunConfig,
+    *,
+    cells: Sequence[str],
+    layers: Sequence[int],
+    hiddens: Sequence[int],
+    out: Path | None = None,
+    match_params: bool = False,
+    resume_existing: bool = False,
+    prime: str = "",
+    sample_length: int = 200,
+    reporter: CompareReporter | None = None,
+    cache_dir: Path | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Comparison:
+    """Plan, train (or continue) and report a comparison of ``base`` across cells and sizes.
 
-
-def write_markdown(out: Path, results: Sequence[RunResult]) -> Path:
-    path = out / "compare.md"
-    atomic_write_text(path, markdown_table(results))
-    return path
-
-
-def plot_curves(out: Path, results: Sequence[RunResult], title: str = "") -> Path:
-    """``curves.png``: validation bpc against characters seen and against wall time."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    fig, (by_chars, by_time) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
-    for r in results:
-        chars = [p["chars_seen"] / 1e6 for p in r.curve]
-        times = [p["elapsed_s"] for p in r.curve]
-        bpc = [p["val_bpc"] for p in r.curve]
-        label = f"{r.cell} {r.layers}x{r.hidden} ({r.parameters / 1e3:,.0f}k params)"
-        by_chars.plot(chars, bpc, marker="o", markersize=3, label=label)
-        by_time.plot(times, bpc, marker="o", markersize=3, label=label)
-    by_chars.set_xlabel("characters seen (millions)")
-    by_time.set_xlabel("training time (s)")
-    for axis in (by_chars, by_time):
-        axis.set_ylabel("validation bits per character")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=9)
-    if title:
-        fig.suptitle(title)
-    path = out / "curves.png"
-    temp = out / f".curves.{uuid.uuid4().hex}.png"
+    Writes ``compare.json`` (after every run), ``compare.md`` and ``curves.png`` into
+    ``out`` (default ``compare/<corpus>``), beside one run directory per model.
+    """
+    # Per-evaluation samples would only slow the runs down; the final ones are compared.
+    base = with_absolute_paths(replace(base, train=replace(base.train, sample_length=0)))
+    dataset = load_dataset(base, cache_dir=cache_dir, reporter=reporter or SILENT)
+    runs = plan(
+        base,
+        cells=cells,
+        layers=layers,
+        hiddens=hiddens,
+        vocab_size=len(dataset.corpus.vocab),
+        match_params=match_params,
+    )
+    name = corpus_name(base.data.path)
+    out = out or Path("compare") / name
     try:
-        fig.savefig(temp, dpi=110)
-        os.replace(temp, path)
-    finally:
-        plt.close(fig)
-        temp.unlink(missing_ok=True)
-    return path
+        results = run_comparison(
+            runs,
+            out,
+            resume_existing=resume_existing,
+            reporter=reporter,
+            cache_dir=cache_dir,
+            stop=stop,
+        )
+    except TrainingInterrupted as exc:
+        how = f"continue the comparison with the same command and --resume --out {out}"
+        raise exc.continue_with(how) from None
+    files = [
+        out / "compare.json",
+        write_markdown(out, results),
+        plot_curves(out, results, title=f"{name}: validation bpc"),
+    ]
+    texts = (
+        samples(out, results, prime=prime, length=sample_length, seed=base.train.seed)
+        if sample_length
+        else {}
+    )
+    return Comparison(out, results, texts, files)

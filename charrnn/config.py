@@ -11,17 +11,58 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
 import tomli_w
 
 from charrnn.errors import ConfigError
+from charrnn.presets import preset_tables
 
-CELLS = ("rnn", "lstm", "gru")
-SCHEDULES = ("cosine", "step", "constant")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+# The choices, defined once: the dataclasses validate against them and the CLI's
+# options are typed by them (Typer lists them in --help and rejects others).
+class Cell(StrEnum):
+    rnn = "rnn"
+    lstm = "lstm"
+    gru = "gru"
+
+
+class Schedule(StrEnum):
+    cosine = "cosine"
+    step = "step"
+    constant = "constant"
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Precision(StrEnum):
+    """Arithmetic of training's forward pass."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+    auto = "auto"
+
+
+class SamplePrecision(StrEnum):
+    """Weights used while drawing."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+CELLS = tuple(Cell)
+SCHEDULES = tuple(Schedule)
+DEVICES = tuple(Device)
+PRECISIONS = tuple(Precision)
+SAMPLE_PRECISIONS = tuple(SamplePrecision)
 _BUDGET = ("steps", "epochs", "time_s")
 
 
@@ -183,78 +224,6 @@ class RunConfig:
         )
 
 
-# Named starting points for ``--preset``: model and training settings (never the
-# budget or the corpus). Options given on the command line still override them.
-PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
-    "tiny": (
-        "1x128 GRU: seconds per epoch on small texts, for trying things out",
-        {
-            "model": {"cell": "gru", "num_layers": 1, "hidden_size": 128, "embed_size": 32},
-            "train": {"batch_size": 16, "seq_len": 64, "lr": 3e-3},
-        },
-    ),
-    "cpu-fast": (
-        "2x256 LSTM, small batches: the most learning per CPU-minute on a laptop",
-        {
-            "model": {"cell": "lstm", "num_layers": 2, "hidden_size": 256, "embed_size": 64},
-            "train": {"batch_size": 8, "seq_len": 100, "lr": 5e-3, "eval_every": 500},
-        },
-    ),
-    "cpu-75s": (
-        "1x512 LSTM, bf16 where the CPU has it: the best loss in about a minute of CPU",
-        {
-            "model": {"cell": "lstm", "num_layers": 1, "hidden_size": 512, "embed_size": 64},
-            "train": {
-                "batch_size": 32,
-                "seq_len": 32,
-                "lr": 1e-2,
-                "precision": "auto",
-                "eval_every": 1000,
-            },
-        },
-    ),
-    "cpu-30m": (
-        "2x512 LSTM with dropout, bf16 where the CPU has it: for half an hour of CPU",
-        {
-            "model": {
-                "cell": "lstm",
-                "num_layers": 2,
-                "hidden_size": 512,
-                "embed_size": 64,
-                "dropout": 0.5,
-            },
-            "train": {
-                "batch_size": 32,
-                "seq_len": 64,
-                "lr": 4e-3,
-                "precision": "auto",
-                "eval_every": 1000,
-            },
-        },
-    ),
-    "large": (
-        "3x512 LSTM with dropout, large batches: for a GPU or hours of CPU",
-        {
-            "model": {
-                "cell": "lstm",
-                "num_layers": 3,
-                "hidden_size": 512,
-                "embed_size": 128,
-                "dropout": 0.2,
-            },
-            "train": {"batch_size": 64, "seq_len": 128, "lr": 2e-3, "eval_every": 1000},
-        },
-    ),
-}
-
-
-def preset_tables(name: str) -> dict[str, dict[str, Any]]:
-    """The settings tables of preset ``name`` (copies, safe to change)."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
-    return {section: dict(values) for section, values in PRESETS[name][1].items()}
-
-
 T = TypeVar("T")
 
 
@@ -286,6 +255,71 @@ def read_toml(path: Path) -> dict[str, Any]:
 def to_toml(config: RunConfig) -> str:
     """``config.toml`` text for a run directory."""
     return tomli_w.dumps(config.to_dict())
+
+
+Tables = dict[str, dict[str, Any]]
+
+# Where each command-line option goes in the settings tables.
+_OPTION_KEYS: dict[str, tuple[str, str]] = {
+    "encoding": ("data", "encoding"),
+    "byte_level": ("data", "byte_level"),
+    "val_frac": ("data", "val_frac"),
+    "val_file": ("data", "val_file"),
+    "max_mb": ("data", "max_mb"),
+    "cell": ("model", "cell"),
+    "layers": ("model", "num_layers"),
+    "hidden": ("model", "hidden_size"),
+    "embed": ("model", "embed_size"),
+    "dropout": ("model", "dropout"),
+    **{name: ("train", name) for name in (f.name for f in fields(TrainConfig))},
+}
+
+
+def overrides(**options: Any) -> Tables:
+    """Settings tables from options named as on the command line (``layers``,
+    ``hidden``, ``time_s``...); None means "not given" and is left out."""
+    tables: Tables = {"data": {}, "model": {}, "train": {}}
+    for name, value in options.items():
+        section, key = _OPTION_KEYS[name]  # a KeyError here is a bug in the caller
+        if value is None:
+            continue
+        if isinstance(value, StrEnum):
+            value = value.value
+        elif isinstance(value, Path):
+            value = str(value)
+        tables[section][key] = value
+    return tables
+
+
+def layered(
+    *,
+    file: Path | str | None = None,
+    config_file: Path | None = None,
+    preset: str | None = None,
+    given: Tables | None = None,
+) -> RunConfig:
+    """Settings, each layer overriding the one before: the defaults, ``preset``, the
+    ``config_file`` (TOML), then ``given`` (from :func:`overrides`) and the corpus ``file``.
+
+    A budget (steps, epochs or time) in ``given`` replaces the file's budget entirely.
+    """
+    tables: Tables = {"data": {}, "model": {}, "train": {}}
+    if preset is not None:
+        for name, table in preset_tables(preset).items():
+            tables[name].update(table)
+    if config_file is not None:
+        for name, table in read_toml(config_file).items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{config_file}: [{name}] must be a table")
+            tables.setdefault(name, {}).update(table)
+    for name, values in (given or {}).items():
+        if name == "train" and any(k in values for k in _BUDGET):
+            for key in _BUDGET:
+                tables["train"].pop(key, None)
+        tables[name].update(values)
+    if file is not None:
+        tables["data"]["path"] = str(file)
+    return RunConfig.from_dict(tables)
 
 
 def parse_duration(text: str) -> float:

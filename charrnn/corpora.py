@@ -15,15 +15,15 @@ from __future__ import annotations
 import hashlib
 import os
 import sysconfig
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from charrnn.corpus import default_cache_dir
-from charrnn.download import Progress, extract_member, fetch, verify
-from charrnn.errors import CorpusError
+from charrnn.download import Progress, Unreachable, extract_member, fetch, verify
+from charrnn.errors import ConfigError, CorpusError
+from charrnn.events import SILENT, Reporter
 from charrnn.files import atomic_write_text
-from charrnn.generators import GENERATORS, generate
+from charrnn.generators import GENERATORS, Generated, generate
 
 PREFIX = "corpus:"
 
@@ -213,10 +213,8 @@ def get_download(
         extract_member(archive, entry.member, dest, size=entry.size, sha256=entry.sha256)
         archive.unlink(missing_ok=True)
         return dest
-    except CorpusError as exc:
-        if "cannot download" in str(exc):
-            raise CorpusError(str(exc) + hint) from None
-        raise
+    except Unreachable as exc:
+        raise CorpusError(str(exc) + hint) from None
 
 
 # -- one list of every corpus --------------------------------------------------------
@@ -280,6 +278,34 @@ def materialize_generated(
     return target
 
 
+def download_entry(name: str) -> Download:
+    """The downloadable corpus called ``name``, or a ConfigError listing them."""
+    if name not in DOWNLOADS:
+        raise ConfigError(
+            f"no downloadable corpus named {name!r}: choose one of {', '.join(DOWNLOADS)}"
+        )
+    return DOWNLOADS[name]
+
+
+def make_corpus(
+    name: str,
+    out: Path,
+    *,
+    size: int,
+    seed: int = 0,
+    distance: int | None = None,
+    max_mb: float | None = None,
+) -> Generated | None:
+    """Write corpus ``name`` to ``out``: a generated one (returned, with its floor) or
+    the standard library's source (None)."""
+    if name == DEFAULT_CORPUS:
+        write_atomic(out, build_stdlib_text(max_mb or DEFAULT_STDLIB_MB))
+        return None
+    made = generate(name, size=size, seed=seed, distance=distance)
+    write_atomic(out, made.text)
+    return made
+
+
 def write_atomic(target: Path, text: str) -> None:
     """Write ``text`` to ``target`` via a temporary file in the same folder."""
     try:
@@ -295,7 +321,7 @@ def resolve_named(
     max_mb: float = DEFAULT_STDLIB_MB,
     cache_dir: Path | None = None,
     progress: Progress | None = None,
-    announce: Callable[[str], None] | None = None,
+    reporter: Reporter = SILENT,
 ) -> Path:
     """The file of a corpus known by name (downloading or generating it if needed)."""
     if name == DEFAULT_CORPUS:
@@ -304,8 +330,8 @@ def resolve_named(
         return materialize_generated(name, cache_dir)
     if name in DOWNLOADS:
         entry = DOWNLOADS[name]
-        if not is_downloaded(entry, cache_dir) and announce is not None:
-            announce(f"downloading {name} from {entry.url}")
+        if not is_downloaded(entry, cache_dir):
+            reporter.notice(f"downloading {name} from {entry.url}")
         return get_download(entry, cache_dir, progress=progress)
     try:
         return bundled_corpus(name)
@@ -331,7 +357,7 @@ def resolve_corpus(
     *,
     max_mb: float = DEFAULT_STDLIB_MB,
     cache_dir: Path | None = None,
-    announce: Callable[[str], None] | None = None,
+    reporter: Reporter = SILENT,
 ) -> tuple[Path, str]:
     """Turn a FILE argument into (path, corpus name).
 
@@ -343,5 +369,5 @@ def resolve_corpus(
     text = str(file)
     if text.startswith(PREFIX):
         name = text[len(PREFIX) :]
-        return resolve_named(name, max_mb=max_mb, cache_dir=cache_dir, announce=announce), name
+        return resolve_named(name, max_mb=max_mb, cache_dir=cache_dir, reporter=reporter), name
     return Path(file), corpus_name(file)

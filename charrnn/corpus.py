@@ -22,7 +22,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from charrnn.errors import CorpusError
-from charrnn.files import atomic_write_text
+from charrnn.events import SILENT, Reporter
+from charrnn.files import atomic_file, atomic_write_text
 from charrnn.vocab import Vocab, code_points, id_dtype
 
 CHUNK_BYTES = 16 * 2**20
@@ -38,6 +39,7 @@ CHUNK_BYTES = 16 * 2**20
 _ASCII_SUPERSETS = {"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252"}
 _CACHE_FORMAT = 1
 _STALE_TEMP_S = 3600.0
+_ANNOUNCE_ENCODE_BYTES = 20_000_000  # a pause worth a word (about 50 ms per MB)
 
 
 def default_cache_dir() -> Path:
@@ -203,27 +205,20 @@ def _write_ids(
     resident memory, so encoding a large corpus does not grow it.
     """
     dtype = id_dtype(len(vocab))
-    temp = target.with_name(target.name + ".tmp")
-    try:
-        with temp.open("wb") as out:
-            header = {
-                "descr": np.lib.format.dtype_to_descr(dtype),
-                "fortran_order": False,
-                "shape": (total,),
-            }
-            np.lib.format.write_array_header_1_0(out, header)
-            written = 0
-            for _, symbols in iter_symbol_chunks(path, encoding=encoding, byte_level=byte_level):
-                ids = vocab.encode_symbols(symbols, what=str(path), dtype=dtype)
-                out.write(ids.tobytes())
-                written += len(ids)
-            if written != total:
-                raise CorpusError(f"{path}: changed while it was being read; try again")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+    with atomic_file(target) as out:
+        header = {
+            "descr": np.lib.format.dtype_to_descr(dtype),
+            "fortran_order": False,
+            "shape": (total,),
+        }
+        np.lib.format.write_array_header_1_0(out, header)
+        written = 0
+        for _, symbols in iter_symbol_chunks(path, encoding=encoding, byte_level=byte_level):
+            ids = vocab.encode_symbols(symbols, what=str(path), dtype=dtype)
+            out.write(ids.tobytes())
+            written += len(ids)
+        if written != total:
+            raise CorpusError(f"{path}: changed while it was being read; try again")
 
 
 def _cache_key(path: Path, encoding: str, byte_level: bool) -> str:
@@ -275,13 +270,13 @@ def load_corpus(
     byte_level: bool = False,
     cache_dir: Path | None = None,
     name: str | None = None,
-    on_encode: Callable[[Path], None] | None = None,
+    reporter: Reporter = SILENT,
 ) -> Corpus:
     """Encode ``path`` (or reuse its cached encoding) and return it memory-mapped.
 
     An unchanged file (same size and mtime, or same content hash) is not encoded
-    again; a changed one is. ``on_encode`` is called before an actual encode, so a
-    caller can tell the user why there is a pause.
+    again; a changed one is. Before encoding a large file it tells ``reporter``, so
+    the user knows why there is a pause (about 50 ms per MB).
     """
     path = Path(path)
     st = check_readable(path)
@@ -295,8 +290,8 @@ def load_corpus(
     if meta and meta["size"] == st.st_size and meta["mtime_ns"] == st.st_mtime_ns:
         return _from_meta(name, path, folder, meta)
 
-    if on_encode is not None:
-        on_encode(path)
+    if st.st_size > _ANNOUNCE_ENCODE_BYTES:
+        reporter.notice(f"encoding {path} (cached for next time)...")
     vocab, counts, total, sha = _scan(path, encoding, byte_level)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -357,7 +352,7 @@ def encode_validation_file(
     *,
     encoding: str = "utf-8",
     skip_unknown: bool = False,
-    warn: Callable[[str], None] | None = None,
+    reporter: Reporter = SILENT,
 ) -> np.ndarray:
     """Encode a separate validation file with the training vocabulary."""
     check_readable(path)
@@ -366,7 +361,7 @@ def encode_validation_file(
             symbols,
             what=f"validation file {path}",
             on_unknown="drop" if skip_unknown else "error",
-            warn=warn,
+            reporter=reporter,
         )
         for _, symbols in iter_symbol_chunks(path, encoding=encoding, byte_level=vocab.byte_level)
     ]

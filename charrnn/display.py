@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +19,27 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     Progress,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from rich.table import Table
 from rich.text import Text
 
-from charrnn.compare import COLUMNS, PlannedRun, RunResult, best_index
+from charrnn.checkpoint import Checkpoint
+from charrnn.compare import PlannedRun
+from charrnn.compare_report import COLUMNS, RunResult, best_index
 from charrnn.corpora import CorpusInfo
+from charrnn.events import Evaluation, RunStart, Silent, Summary
+from charrnn.events import Progress as TrainProgress
 from charrnn.hello import HelloResult
-from charrnn.training import Evaluation, RunStart, Summary
-from charrnn.training import Progress as TrainProgress
+from charrnn.units import to_bits
 from charrnn.vocab import Vocab, describe_symbol
 
-LN2 = math.log(2.0)
 _BAR_UNITS = 1000  # the bar follows the budget fraction, which time budgets need
 
 
@@ -61,7 +67,14 @@ def duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-class LiveReporter:
+class Quiet(Silent):
+    """``--quiet``: nothing but warnings (on stderr)."""
+
+    def warning(self, text: str) -> None:
+        stderr_console().print(f"warning: {escape(text)}", soft_wrap=True)
+
+
+class LiveReporter(Quiet):
     """The training display: a progress bar with the numbers a person watches.
 
     At every evaluation a line with the validation loss and a short sample is
@@ -144,27 +157,21 @@ class LiveReporter:
             f"charrnn sample {escape(str(s.run_dir))}"
         )
 
+    def notice(self, text: str) -> None:
+        self.console.print(escape(text), soft_wrap=True)
+
     def close(self) -> None:
         """Stop the bar (if it was started), e.g. when training ended in an error."""
         if self.task is not None:
             self.bar.stop()
 
 
-class JsonReporter:
+class JsonReporter(Quiet):
     """One JSON object per evaluation on stdout (``--json``), for scripts."""
-
-    def start(self, info: RunStart) -> None:
-        pass
-
-    def progress(self, progress: TrainProgress) -> None:
-        pass
 
     def evaluated(self, evaluation: Evaluation) -> None:
         sys.stdout.write(json.dumps(evaluation.record()) + "\n")
         sys.stdout.flush()
-
-    def finish(self, summary: Summary) -> None:
-        pass
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -211,62 +218,56 @@ def vocab_table(
     ]
 
 
-def info_table(path: Path, record: dict[str, Any]) -> Table:
-    """The settings and progress stored in a checkpoint."""
-    config = record["config"]
-    model, train, data = config.get("model", {}), config.get("train", {}), config.get("data", {})
-    best = float(record.get("best_val_loss", math.inf))
-    last = float(record.get("last_val_loss", math.inf))
-    corpus = record.get("corpus", {})
-    t = Table(title=str(path), title_justify="left", show_header=False)
+def _loss(nats: float) -> str:
+    return f"{nats:.4f} nats = {to_bits(nats):.4f} bpc" if math.isfinite(nats) else "-"
+
+
+def info_table(path: Path, checkpoint: Checkpoint) -> Table:
+    """The settings and progress stored in a checkpoint (strings from the file escaped)."""
+    model, train, data = checkpoint.config.model, checkpoint.config.train, checkpoint.config.data
+    corpus = checkpoint.corpus
+    where = corpus.path if corpus is not None else (data.path or "?")
+    t = Table(title=escape(str(path)), title_justify="left", show_header=False)
     t.add_column("setting", style="bold")
     t.add_column("value")
+    byte_level = " (byte-level)" if checkpoint.vocab.byte_level else ""
     rows = [
-        ("cell", str(model.get("cell"))),
-        ("layers x hidden", f"{model.get('num_layers')} x {model.get('hidden_size')}"),
-        ("embedding", str(model.get("embed_size") or "one-hot")),
-        ("dropout", str(model.get("dropout"))),
-        ("parameters", f"{int(record.get('num_parameters', 0)):,}"),
-        (
-            "vocabulary",
-            f"{len(record['vocab']['symbols'])} symbols"
-            + (" (byte-level)" if record["vocab"].get("byte_level") else ""),
-        ),
-        ("corpus", f"{corpus.get('name', '?')} ({corpus.get('path', data.get('path', '?'))})"),
-        ("steps trained", f"{int(record['step']):,}"),
-        ("characters seen", f"{int(record.get('chars_seen', 0)):,}"),
-        ("training time", duration(float(record.get("elapsed_s", 0.0)))),
-        ("batch x seq-len", f"{train.get('batch_size')} x {train.get('seq_len')}"),
-        ("lr, schedule", f"{train.get('lr')}, {train.get('schedule')}"),
-        (
-            "best val loss",
-            f"{best:.4f} nats = {best / LN2:.4f} bpc" if math.isfinite(best) else "-",
-        ),
-        (
-            "last val loss",
-            f"{last:.4f} nats = {last / LN2:.4f} bpc" if math.isfinite(last) else "-",
-        ),
-        ("charrnn version", str(record.get("charrnn_version", "?"))),
+        ("cell", model.cell),
+        ("layers x hidden", f"{model.num_layers} x {model.hidden_size}"),
+        ("embedding", str(model.embed_size or "one-hot")),
+        ("dropout", str(model.dropout)),
+        ("parameters", f"{checkpoint.num_parameters:,}"),
+        ("vocabulary", f"{len(checkpoint.vocab)} symbols{byte_level}"),
+        ("corpus", f"{corpus.name if corpus else '?'} ({where})"),
+        ("steps trained", f"{checkpoint.step:,}"),
+        ("characters seen", f"{checkpoint.chars_seen:,}"),
+        ("training time", duration(checkpoint.elapsed_s)),
+        ("batch x seq-len", f"{train.batch_size} x {train.seq_len}"),
+        ("lr, schedule", f"{train.lr}, {train.schedule}"),
+        ("best val loss", _loss(checkpoint.best_val_loss)),
+        ("last val loss", _loss(checkpoint.last_val_loss)),
+        ("charrnn version", checkpoint.charrnn_version),
     ]
     for key, value in rows:
-        t.add_row(key, value)
+        t.add_row(key, Text(value))  # Text: never read as Rich markup
     return t
 
 
-def info_dict(record: dict[str, Any]) -> dict[str, Any]:
+def info_dict(checkpoint: Checkpoint) -> dict[str, Any]:
     """``charrnn info --json``: the same facts as plain values."""
-    best = float(record.get("best_val_loss", math.inf))
+    best = checkpoint.best_val_loss
+    finite = math.isfinite(best)
     return {
-        "config": record["config"],
-        "vocab_size": len(record["vocab"]["symbols"]),
-        "parameters": int(record.get("num_parameters", 0)),
-        "step": int(record["step"]),
-        "chars_seen": int(record.get("chars_seen", 0)),
-        "elapsed_s": float(record.get("elapsed_s", 0.0)),
-        "best_val_loss": best if math.isfinite(best) else None,
-        "best_val_bpc": best / LN2 if math.isfinite(best) else None,
-        "corpus": record.get("corpus", {}),
-        "charrnn_version": record.get("charrnn_version"),
+        "config": checkpoint.config.to_dict(),
+        "vocab_size": len(checkpoint.vocab),
+        "parameters": checkpoint.num_parameters,
+        "step": checkpoint.step,
+        "chars_seen": checkpoint.chars_seen,
+        "elapsed_s": checkpoint.elapsed_s,
+        "best_val_loss": best if finite else None,
+        "best_val_bpc": to_bits(best) if finite else None,
+        "corpus": vars(checkpoint.corpus) if checkpoint.corpus else {},
+        "charrnn_version": checkpoint.charrnn_version,
     }
 
 
@@ -297,6 +298,24 @@ def hello_tables(result: HelloResult) -> list[Any]:
     ]
 
 
+@contextmanager
+def download_bar(name: str, total: int | None) -> Iterator[Callable[[int, int | None], None]]:
+    """A transient download bar on stderr; yields the progress callback to give fetch."""
+    with Progress(
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=stderr_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(name, total=total)
+
+        def progress(done: int, size: int | None) -> None:
+            bar.update(task, completed=done, total=size)
+
+        yield progress
+
+
 def corpus_table(rows: list[CorpusInfo]) -> Table:
     """``charrnn corpus list``."""
     t = Table(title="corpora (train on one with: charrnn train corpus:NAME)", title_justify="left")
@@ -307,7 +326,7 @@ def corpus_table(rows: list[CorpusInfo]) -> Table:
     return t
 
 
-class CompareDisplay:
+class CompareDisplay(Quiet):
     """One progress display for a whole comparison: which run, its step, its loss."""
 
     def __init__(self, console: Console | None = None) -> None:
@@ -335,8 +354,8 @@ class CompareDisplay:
         if reused:
             self.console.print(f"{run.name}: finished earlier, kept")
 
-    def start(self, info: RunStart) -> None:
-        pass
+    def notice(self, text: str) -> None:
+        self.console.print(escape(text), soft_wrap=True)
 
     def progress(self, p: TrainProgress) -> None:
         if self.current is None:
@@ -347,9 +366,6 @@ class CompareDisplay:
             completed=p.fraction * _BAR_UNITS,
             detail=f"step {p.step}  loss {p.train_loss:.3f}{bpc}  {human(p.chars_per_s)} char/s",
         )
-
-    def evaluated(self, e: Evaluation) -> None:
-        pass
 
     def finish(self, s: Summary) -> None:
         if self.overall is not None:

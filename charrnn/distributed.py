@@ -14,14 +14,18 @@ the ranks never disagree and never wait on each other forever.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from charrnn.errors import CharRNNError, ConfigError
+
+if TYPE_CHECKING:
+    from charrnn.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -154,3 +158,51 @@ def require_all(group: Group, error: BaseException | None) -> None:
     if error is not None:
         raise error
     raise PeerFailed("another process of this run failed; see its message")
+
+
+T = TypeVar("T")
+
+
+def main_first(group: Group, load: Callable[[], T]) -> T:
+    """Rank 0 loads first (it may encode and cache the corpus); then the others, from
+    its cache. In one process: just ``load()``."""
+    result: T | None = None
+    error: CharRNNError | None = None
+    if group.is_main:
+        try:
+            result = load()
+        except CharRNNError as exc:
+            error = exc
+    require_all(group, error)
+    return result if result is not None else load()
+
+
+def on_main(group: Group, action: Callable[[], None]) -> None:
+    """Run a file operation on rank 0; every rank learns whether it worked."""
+    error: CharRNNError | None = None
+    if group.is_main:
+        try:
+            action()
+        except CharRNNError as exc:
+            error = exc
+    require_all(group, error)
+
+
+@contextmanager
+def holding(
+    group: Group, run_dir: RunDir, create: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """On rank 0: (create and) lock the run directory and clear a killed run's
+    temporaries, for as long as the run lasts. The other ranks learn if that failed."""
+    with ExitStack() as stack:
+        error: CharRNNError | None = None
+        if group.is_main:
+            try:
+                if create is not None:
+                    create()
+                stack.enter_context(run_dir.lock())
+                run_dir.clean_temporaries()
+            except CharRNNError as exc:
+                error = exc
+        require_all(group, error)
+        yield

@@ -15,15 +15,19 @@ import os
 import shutil
 import urllib.error
 import urllib.request
-import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 from charrnn.errors import CorpusError
+from charrnn.files import atomic_file
 
 Progress = Callable[[int, int | None], None]  # (bytes so far, total or None)
 _CHUNK = 1 << 20
+
+
+class Unreachable(CorpusError):
+    """The server could not be reached or refused the file (the caller may add advice)."""
 
 
 def sha256_of(path: Path) -> str:
@@ -89,10 +93,10 @@ def _transfer(
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # nothing left to send: the part file is complete
             return
-        raise CorpusError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
+        raise Unreachable(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise CorpusError(f"cannot download {url}: {reason}") from None
+        raise Unreachable(f"cannot download {url}: {reason}") from None
     with response:
         resumed = have > 0 and response.status == 206
         if not resumed:
@@ -122,21 +126,20 @@ def extract_member(
     archive: Path, member: str, dest: Path, *, size: int | None, sha256: str | None
 ) -> Path:
     """Unzip one member of ``archive`` to ``dest`` (via a temporary file) and verify it."""
-    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with zipfile.ZipFile(archive) as zipped, zipped.open(member) as src, temp.open("wb") as out:
+        with (
+            zipfile.ZipFile(archive) as zipped,
+            zipped.open(member) as src,
+            atomic_file(dest) as out,
+        ):
             shutil.copyfileobj(src, out, _CHUNK)
             out.flush()
-            os.fsync(out.fileno())
-        problem = verify(temp, size=size, sha256=sha256)
-        if problem is not None:
-            raise CorpusError(f"{member} unpacked from {archive} failed its check: {problem}")
-        os.replace(temp, dest)
+            problem = verify(Path(out.name), size=size, sha256=sha256)
+            if problem is not None:
+                raise CorpusError(f"{member} unpacked from {archive} failed its check: {problem}")
     except (zipfile.BadZipFile, KeyError) as exc:
         archive.unlink(missing_ok=True)
         raise CorpusError(
             f"{archive} is not a usable zip archive ({exc}); it was removed"
         ) from None
-    finally:
-        temp.unlink(missing_ok=True)
     return dest

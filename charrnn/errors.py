@@ -35,9 +35,21 @@ class RunDirError(CharRNNError):
 
 
 class TrainingInterrupted(CharRNNError):
-    """Training stopped on request (Ctrl-C) after saving its state."""
+    """Training stopped on request (Ctrl-C) after saving its state.
+
+    The message is built from its parts, so a caller that knows a better way to
+    continue (``compare``) says so with :meth:`continue_with` rather than by editing text.
+    """
 
     exit_code = 130
+
+    def __init__(self, step: int, saved: str, how_to_continue: str) -> None:
+        self.step, self.saved, self.how_to_continue = step, saved, how_to_continue
+        super().__init__(f"interrupted at step {step}; saved {saved} ({how_to_continue})")
+
+    def continue_with(self, how: str) -> TrainingInterrupted:
+        """The same interruption with other advice on how to continue."""
+        return TrainingInterrupted(self.step, self.saved, how)
 
 
 class TrainingDiverged(CharRNNError):

@@ -1,25 +1,70 @@
-"""Writing a file so that readers see the old version or the new one, never a mix."""
+"""Writing a file so that readers see the old version or the new one, never a mix.
+
+Every file charrnn writes — checkpoints, the corpus cache, ``config.toml``, metrics,
+comparison reports, plots, downloads unpacked from a zip — goes through
+:func:`atomic_file`: the bytes go to a temporary file in the same folder, are
+flushed to disk, and only then renamed over the target, so a crash, a kill or a full
+disk at any instant leaves the previous file (or none) in place, never a torn one.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
+
+TEMP_SUFFIX = ".tmp"
 
 
-def atomic_write_text(target: Path, text: str) -> None:
-    """Write ``text`` (UTF-8, newlines as given) to ``target`` atomically.
+def temporary_name(target: Path) -> Path:
+    """A hidden, unique sibling of ``target`` (``.NAME.<hex>.tmp``), swept up by
+    :meth:`charrnn.rundir.RunDir.clean_temporaries` after a kill."""
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
 
-    The text goes to a temporary file in the same folder, is flushed to disk, then
-    renamed over ``target``; on any failure the temporary file is removed and the
-    ``OSError`` propagates for the caller to turn into its own error.
+
+@contextmanager
+def atomic_file(target: Path) -> Iterator[BinaryIO]:
+    """Open a temporary file for binary writing; on a clean exit it replaces ``target``.
+
+    On any exception the temporary file is removed, ``target`` is untouched and the
+    exception propagates for the caller to turn into its own error.
     """
-    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    target = Path(target)
+    temp = temporary_name(target)
     try:
-        with temp.open("w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with temp.open("wb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
+        _fsync_dir(target.parent)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically."""
+    with atomic_file(target) as handle:
+        handle.write(data)
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    """Write ``text`` (UTF-8, newlines as given) to ``target`` atomically."""
+    atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

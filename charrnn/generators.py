@@ -28,10 +28,12 @@ from __future__ import annotations
 import math
 import random
 import string
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from charrnn.errors import ConfigError
+from charrnn.units import to_bits
 
 GeneratorFn = Callable[[random.Random, int, int], tuple[str, float]]
 
@@ -50,7 +52,16 @@ class Generated:
 
     @property
     def floor_bpc(self) -> float:
-        return self.floor_nats / math.log(2)
+        return to_bits(self.floor_nats)
+
+    @property
+    def symbols(self) -> int:
+        return len(set(self.text))
+
+    @property
+    def unigram_nats(self) -> float:
+        """The loss of a model that ignores context (the baseline to beat)."""
+        return unigram_entropy(tuple(Counter(self.text).values()))
 
 
 @dataclass(frozen=True)

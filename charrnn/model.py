@@ -24,6 +24,7 @@ _RECURRENT: dict[str, Callable[..., nn.RNNBase]] = {"rnn": RNN, "lstm": nn.LSTM,
 
 
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+MAX_PARAMETERS = 2**31  # 8 GB of fp32 weights, before gradients and optimizer state
 
 
 def count_parameters(cell: str, layers: int, hidden: int, embed: int, vocab: int) -> int:
@@ -99,19 +100,6 @@ class CharRNN(nn.Module):
         logits = self.head(self.dropout(out))  # (B, T, V)
         parts = new_state if isinstance(new_state, tuple) else (new_state,)
         return logits, tuple(parts)
-
-    @torch.no_grad()
-    def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One time step: (B,) ids and the state -> (B, V) logits and the new state.
-
-        Sampling loops should keep a :class:`~charrnn.stepper.Stepper`, which
-        prepares the weights once; this builds one for a single step.
-        """
-        from charrnn.stepper import Stepper  # here, not at the top: stepper imports model
-
-        stepper = Stepper(self, state)
-        logits = stepper(ids)
-        return logits, stepper.state
 
 
 def detach_state(state: State) -> State:

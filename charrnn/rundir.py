@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from charrnn.checkpoint import BEST, LAST
 from charrnn.config import RunConfig, to_toml
 from charrnn.errors import RunDirError
+from charrnn.events import SILENT, Reporter
 from charrnn.files import atomic_write_text
 
 METRICS = "metrics.jsonl"
@@ -134,9 +135,9 @@ class RunDir:
         except OSError as exc:
             raise RunDirError(f"cannot write {self.metrics}: {exc.strerror}") from None
 
-    def read_metrics(self, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    def read_metrics(self, reporter: Reporter = SILENT) -> list[dict[str, Any]]:
         """All complete evaluation records; a torn line (killed mid-write) is skipped,
-        with a word to ``warn``."""
+        with a warning to ``reporter``."""
         try:
             lines = self.metrics.read_text(encoding="utf-8", errors="replace").splitlines()
         except FileNotFoundError:
@@ -146,18 +147,19 @@ class RunDir:
             try:
                 record = json.loads(line)
             except ValueError:
-                if warn is not None:
-                    warn(f"{self.metrics}: skipped line {number}, torn by an interrupted write")
+                reporter.warning(
+                    f"{self.metrics}: skipped line {number}, torn by an interrupted write"
+                )
                 continue
             if isinstance(record, dict):
                 records.append(record)
         return records
 
-    def truncate_metrics(self, step: int, warn: Callable[[str], None] | None = None) -> None:
+    def truncate_metrics(self, step: int, reporter: Reporter = SILENT) -> None:
         """Keep only records up to ``step`` (evaluations after the resumed checkpoint go)."""
         if not self.metrics.exists():
             return
-        kept = [r for r in self.read_metrics(warn) if int(r.get("step", 0)) <= step]
+        kept = [r for r in self.read_metrics(reporter) if int(r.get("step", 0)) <= step]
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
         try:
             atomic_write_text(self.metrics, text)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from charrnn.config import SAMPLE_PRECISIONS
 from charrnn.errors import ConfigError, VocabError
+from charrnn.events import SILENT, Reporter
 from charrnn.hardware import bf16_supported
 from charrnn.model import CharRNN
-from charrnn.stepper import PRECISIONS, Stepper
+from charrnn.stepper import Stepper
 from charrnn.vocab import Vocab
 
 
@@ -87,7 +89,7 @@ def stream(
     num_samples: int = 1,
     seed: int | None = None,
     skip_unknown: bool = False,
-    warn: Callable[[str], None] | None = None,
+    reporter: Reporter = SILENT,
     precision: str = "fp32",
 ) -> Iterator[torch.Tensor]:
     """Yield ``length`` steps of ``num_samples`` drawn ids, each (num_samples,) on CPU.
@@ -100,13 +102,13 @@ def stream(
         settings: temperature / top-k / top-p.
         num_samples: samples drawn together as one batch.
         seed: for reproducible samples; None draws a fresh seed.
-        skip_unknown: drop priming characters outside the vocabulary (with ``warn``)
+        skip_unknown: drop priming characters outside the vocabulary (with a warning)
             instead of raising :class:`VocabError`.
         precision: ``bf16`` steps with bfloat16 weights: faster where the CPU has
             bf16 instructions, but the draws differ from fp32's for the same seed.
     """
     settings = settings or SampleSettings()
-    if precision not in PRECISIONS:
+    if precision not in SAMPLE_PRECISIONS:
         raise ConfigError(f"unknown precision {precision!r}: use fp32 or bf16")
     if precision == "bf16" and not bf16_supported(model.head.weight.device):
         raise ConfigError("--precision bf16: this machine has no bf16 support; use fp32")
@@ -118,7 +120,7 @@ def stream(
         prime,
         what="priming text",
         on_unknown="drop" if skip_unknown else "error",
-        warn=warn,
+        reporter=reporter,
     )
     if len(prime_ids) == 0:
         if prime and not skip_unknown:
@@ -166,7 +168,7 @@ def generate(
     num_samples: int = 1,
     seed: int | None = None,
     skip_unknown: bool = False,
-    warn: Callable[[str], None] | None = None,
+    reporter: Reporter = SILENT,
     precision: str = "fp32",
 ) -> list[str]:
     """Like :func:`stream`, but returns the ``num_samples`` finished samples as text."""
@@ -180,7 +182,7 @@ def generate(
             num_samples=num_samples,
             seed=seed,
             skip_unknown=skip_unknown,
-            warn=warn,
+            reporter=reporter,
             precision=precision,
         )
     )
@@ -188,3 +190,22 @@ def generate(
         return [""] * num_samples
     drawn = torch.stack(steps, dim=1)  # (M, length)
     return [vocab.decode(row.numpy()) for row in drawn]
+
+
+def encoded_samples(
+    steps: Iterator[torch.Tensor], vocab: Vocab, num_samples: int
+) -> Iterator[tuple[int, bytes]]:
+    """The UTF-8 bytes of drawn samples, as ``(sample number, chunk)`` pairs.
+
+    One sample streams: a chunk per character as it is drawn. Several samples are
+    drawn together, so each is yielded whole, in order, once all are drawn (decoded
+    a sample at a time, not a character at a time).
+    """
+    if num_samples == 1:
+        for ids in steps:
+            yield 1, vocab.decode_bytes(ids.numpy())
+        return
+    drawn = list(steps)
+    rows = torch.stack(drawn, dim=1) if drawn else torch.zeros(num_samples, 0, dtype=torch.long)
+    for number, row in enumerate(rows, 1):
+        yield number, vocab.decode_bytes(row.numpy())

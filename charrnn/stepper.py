@@ -22,12 +22,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from charrnn.config import SAMPLE_PRECISIONS
 from charrnn.errors import ConfigError
 from charrnn.hardware import bf16_supported
 from charrnn.model import CharRNN, State
 from charrnn.recurrent import StepProduct
-
-PRECISIONS = ("fp32", "bf16")
 
 
 def _as(tensor: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -42,7 +41,7 @@ class Stepper:
     """
 
     def __init__(self, model: CharRNN, state: State, precision: str = "fp32") -> None:
-        if precision not in PRECISIONS:
+        if precision not in SAMPLE_PRECISIONS:
             raise ConfigError(f"unknown precision {precision!r}: use fp32 or bf16")
         config = model.config
         self.cell: str = config.cell

@@ -10,13 +10,14 @@ Nothing here loops over characters in Python: text goes to code points through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from charrnn.errors import VocabError
+from charrnn.events import SILENT, Reporter
 
 OnUnknown = Literal["error", "drop"]
 
@@ -134,13 +135,13 @@ class Vocab:
         *,
         what: str = "text",
         on_unknown: OnUnknown = "error",
-        warn: Callable[[str], None] | None = None,
+        reporter: Reporter = SILENT,
         dtype: np.dtype[Any] | type = np.int64,
     ) -> np.ndarray:
         """Map an array of symbols (code points or bytes) to ids of ``dtype`` (int64).
 
         Unknown symbols raise :class:`VocabError` naming the first few, or with
-        ``on_unknown="drop"`` are removed and reported through ``warn``.
+        ``on_unknown="drop"`` are removed with a warning to ``reporter``.
         """
         limit = len(self._lookup) - 1  # the lookup's catch-all slot for larger symbols
         if symbols.dtype == np.uint8:
@@ -159,8 +160,7 @@ class Vocab:
         message = self._unknown_message(symbols[unknown], what)
         if on_unknown == "error":
             raise VocabError(message + "; drop them with --skip-unknown")
-        if warn is not None:
-            warn(message + "; they were dropped")
+        reporter.warning(message + "; they were dropped")
         return ids[~unknown].astype(dtype, copy=False)
 
     def encode(
@@ -169,14 +169,14 @@ class Vocab:
         *,
         what: str = "text",
         on_unknown: OnUnknown = "error",
-        warn: Callable[[str], None] | None = None,
+        reporter: Reporter = SILENT,
     ) -> np.ndarray:
         """Encode ``text`` to an int64 id array (UTF-8 bytes when byte-level)."""
         if self.byte_level:
             symbols = np.frombuffer(text.encode("utf-8", "surrogateescape"), dtype=np.uint8)
         else:
             symbols = code_points(text)
-        return self.encode_symbols(symbols, what=what, on_unknown=on_unknown, warn=warn)
+        return self.encode_symbols(symbols, what=what, on_unknown=on_unknown, reporter=reporter)
 
     def decode_bytes(self, ids: Sequence[int] | np.ndarray) -> bytes:
         """The UTF-8 bytes of ``ids`` (raw bytes for a byte-level vocabulary)."""

@@ -1,0 +1,153 @@
+"""Typer arguments and options of single commands (sample, compare, info, corpus make).
+
+The options that set a run's settings, shared by ``train`` and ``compare``, are in
+:mod:`charrnn.cli_options`. Ranges are declared here, so Typer rejects a value out of
+range as a usage error (exit code 2) before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+CheckpointArg = Annotated[
+    Path,
+    typer.Argument(help="A run directory (its best.pt) or a checkpoint file.", show_default=False),
+]
+
+# -- sample ---------------------------------------------------------------------------------
+
+LengthOpt = Annotated[
+    int, typer.Option("--length", "-n", min=0, help="Characters to generate (>= 0).")
+]
+TemperatureOpt = Annotated[
+    float,
+    typer.Option(
+        "--temperature",
+        "-T",
+        min=0.0,
+        max=100.0,
+        help="Sharpness: <1 safer, >1 wilder, 0 = always the most likely character.",
+    ),
+]
+PrimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--prime",
+        "-p",
+        help="Text to start from (printed first); '-' reads it "
+        "from stdin. [default: a newline, not printed]",
+        show_default=False,
+    ),
+]
+SampleSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        min=0,
+        max=2**63 - 1,
+        help="Seed for reproducible samples. [default: random]",
+        show_default=False,
+    ),
+]
+TopKOpt = Annotated[
+    int,
+    typer.Option("--top-k", min=0, help="Draw only from the k most likely characters; 0 = off."),
+]
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise typer.BadParameter(f"{value} is not in the range 0<x<=1.")
+    return value
+
+
+TopPOpt = Annotated[
+    float,
+    typer.Option(
+        "--top-p",
+        min=0.0,
+        max=1.0,
+        callback=_positive,
+        help="Draw from the smallest set of characters whose "
+        "probability reaches p, in (0, 1]; 1 = off.",
+    ),
+]
+NumSamplesOpt = Annotated[
+    int,
+    typer.Option(
+        "--num-samples",
+        "-m",
+        min=1,
+        max=100_000,
+        help="Samples drawn together as one batch (1-100000).",
+    ),
+]
+
+# -- compare --------------------------------------------------------------------------------
+
+CellsOpt = Annotated[str, typer.Option("--cells", help="Comma-separated cells to compare.")]
+LayersGridOpt = Annotated[
+    str,
+    typer.Option(
+        "--layers", help="Comma-separated layer counts; every combination with --hidden runs."
+    ),
+]
+HiddenGridOpt = Annotated[str, typer.Option("--hidden", help="Comma-separated hidden sizes.")]
+MatchParamsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--match-params",
+        help="Size each cell's hidden layer to about the "
+        "parameter count of an LSTM with --hidden (reported in the table).",
+    ),
+]
+CompareOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", "-o", help="Comparison folder. [default: compare/<corpus>]", show_default=False
+    ),
+]
+CompareResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume", help="Continue an interrupted comparison in --out, keeping finished runs."
+    ),
+]
+ComparePrimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--prime",
+        help="Priming text for the final samples. [default: a newline]",
+        show_default=False,
+    ),
+]
+CompareSampleLengthOpt = Annotated[
+    int, typer.Option("--sample-length", min=0, help="Characters in each final sample.")
+]
+
+# -- corpus make ----------------------------------------------------------------------------
+
+GeneratorArg = Annotated[
+    str,
+    typer.Argument(
+        help="A generated corpus (see corpus list), or python-stdlib.", show_default=False
+    ),
+]
+GeneratedSizeOpt = Annotated[
+    int,
+    typer.Option(
+        "--size", min=1, max=10**9, help="Characters to generate (whole lines, 1 to 10^9)."
+    ),
+]
+DistanceOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--distance",
+        min=1,
+        max=10**6,
+        help="How far back the answer lies, in characters "
+        "(recall, brackets). [default: per generator]",
+        show_default=False,
+    ),
+]

@@ -1,0 +1,86 @@
+"""A run's text: the corpus resolved, encoded (cached) and split for training."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from charrnn.config import RunConfig
+from charrnn.corpora import PREFIX, resolve_corpus
+from charrnn.corpus import Corpus, encode_validation_file, load_corpus, split_ids
+from charrnn.errors import CorpusError
+from charrnn.events import SILENT, Reporter
+from charrnn.vocab import Vocab
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A corpus split for training."""
+
+    corpus: Corpus
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+
+
+def load_dataset(
+    config: RunConfig,
+    *,
+    cache_dir: Path | None = None,
+    vocab: Vocab | None = None,
+    skip_unknown: bool = False,
+    reporter: Reporter = SILENT,
+) -> Dataset:
+    """Read, encode (cached) and split the corpus named by ``config.data``.
+
+    ``vocab``, when given (a resumed run), must equal the corpus's vocabulary.
+    """
+    data = config.data
+    path, name = resolve_corpus(
+        data.path, max_mb=data.max_mb, cache_dir=cache_dir, reporter=reporter
+    )
+    corpus = load_corpus(
+        path,
+        encoding=data.encoding,
+        byte_level=data.byte_level,
+        cache_dir=cache_dir,
+        name=name,
+        reporter=reporter,
+    )
+    if vocab is not None and corpus.vocab != vocab:
+        raise CorpusError(
+            f"{path}: its vocabulary ({len(corpus.vocab)} symbols) differs from the run's "
+            f"({len(vocab)} symbols)"
+        )
+    if data.val_file:
+        val_ids = encode_validation_file(
+            Path(data.val_file),
+            corpus.vocab,
+            encoding=data.encoding,
+            skip_unknown=skip_unknown,
+            reporter=reporter,
+        )
+        train_ids = corpus.ids
+    else:
+        train_ids, val_ids = split_ids(corpus.ids, data.val_frac)
+    return Dataset(corpus, train_ids, val_ids)
+
+
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """Settings whose corpus paths no longer depend on the working directory.
+
+    A run may be resumed from anywhere, so ``config.toml`` and the checkpoint name the
+    corpus by absolute path.
+    """
+    data = config.data
+    named = bool(data.path and data.path.startswith(PREFIX))
+    return replace(
+        config,
+        data=replace(
+            data,
+            path=os.path.abspath(data.path) if data.path and not named else data.path,
+            val_file=os.path.abspath(data.val_file) if data.val_file else None,
+        ),
+    )

@@ -1,0 +1,129 @@
+"""What the library tells whoever listens: one channel, the :class:`Reporter`.
+
+The training loop, dataset loading, corpus building and sampling never print. They
+call a reporter — the CLI's Rich display, JSON lines, a comparison's display, a
+test's recorder, or :data:`SILENT` — with typed events (:class:`RunStart`,
+:class:`Progress`, :class:`Evaluation`, :class:`Summary`) and with short
+``notice`` and ``warning`` lines. Under torchrun only rank 0 speaks:
+:func:`for_rank` is the one place that decides it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from charrnn.units import to_bits
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Facts about a run, reported once before the first step."""
+
+    run_dir: Path
+    corpus: str
+    vocab_size: int
+    parameters: int
+    train_chars: int
+    val_chars: int
+    windows_per_epoch: int
+    device: str
+    start_step: int
+    total_steps: int | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The loop's state, reported a few times a second."""
+
+    step: int
+    epoch: float
+    fraction: float
+    train_loss: float
+    lr: float
+    chars_per_s: float
+    elapsed_s: float
+    val_bpc: float | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One validation pass: the line written to ``metrics.jsonl`` plus a sample."""
+
+    step: int
+    epoch: float
+    chars_seen: int
+    elapsed_s: float
+    lr: float
+    train_loss: float
+    val_loss: float
+    val_bpc: float
+    chars_per_s: float
+    is_best: bool
+    sample: str
+
+    def record(self) -> dict[str, Any]:
+        """The metrics line (everything but the sample text)."""
+        fields = asdict(self)
+        fields.pop("sample")
+        return fields
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How a run ended."""
+
+    run_dir: Path
+    step: int
+    chars_seen: int
+    elapsed_s: float
+    best_val_loss: float
+    last_val_loss: float
+    stopped_by: str
+    bad_steps: int
+
+    @property
+    def best_val_bpc(self) -> float:
+        return to_bits(self.best_val_loss)
+
+
+class Reporter(Protocol):
+    """Receives what the library has to say; every method may do nothing."""
+
+    def start(self, info: RunStart) -> None: ...
+    def progress(self, progress: Progress) -> None: ...
+    def evaluated(self, evaluation: Evaluation) -> None: ...
+    def finish(self, summary: Summary) -> None: ...
+    def notice(self, text: str) -> None: ...
+    def warning(self, text: str) -> None: ...
+
+
+class Silent:
+    """A reporter that ignores everything; subclass it to hear only some events."""
+
+    def start(self, info: RunStart) -> None:
+        pass
+
+    def progress(self, progress: Progress) -> None:
+        pass
+
+    def evaluated(self, evaluation: Evaluation) -> None:
+        pass
+
+    def finish(self, summary: Summary) -> None:
+        pass
+
+    def notice(self, text: str) -> None:
+        pass
+
+    def warning(self, text: str) -> None:
+        pass
+
+
+SILENT: Reporter = Silent()
+
+
+def for_rank(reporter: Reporter | None, is_main: bool) -> Reporter:
+    """The reporter this process may use: rank 0 speaks for a run, the others not."""
+    return reporter if reporter is not None and is_main else SILENT

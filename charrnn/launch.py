@@ -1,0 +1,137 @@
+"""Starting and continuing runs: everything around the loop, in the order it happens.
+
+``train`` and ``resume`` join the process group (under torchrun), load the dataset
+(rank 0 first, so only it encodes the corpus), prepare and lock the run directory,
+build the :class:`~charrnn.training.Trainer`, and run it with Ctrl-C turned into a
+clean stop. The library is usable on its own::
+
+    from charrnn import RunConfig, ModelConfig, TrainConfig, DataConfig, train
+    config = RunConfig(DataConfig("input.txt"), ModelConfig(), TrainConfig())
+    summary = train(config, Path("runs/x"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from charrnn.checkpoint import check_weights, load_checkpoint
+from charrnn.config import RunConfig
+from charrnn.dataset import load_dataset, with_absolute_paths
+from charrnn.distributed import holding, main_first, on_main, session
+from charrnn.errors import CheckpointError, CorpusError
+from charrnn.events import Reporter, Summary, for_rank
+from charrnn.hardware import select_device
+from charrnn.interrupt import StopRequest, graceful_interrupt
+from charrnn.rundir import RunDir
+from charrnn.training import Trainer
+
+
+def train(
+    config: RunConfig,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    reporter: Reporter | None = None,
+    cache_dir: Path | None = None,
+    skip_unknown: bool = False,
+    stop: Callable[[], bool] | None = None,
+) -> Summary:
+    """Train a new model as ``config`` says, keeping its files in ``out``.
+
+    Under torchrun every process calls this; rank 0 alone writes ``out`` and speaks.
+
+    Raises:
+        CharRNNError: for bad input or files (never leaves a half-written run).
+        TrainingInterrupted: after Ctrl-C (or ``stop()``), once ``last.pt`` is saved.
+    """
+    config = with_absolute_paths(config)
+    with session(select_device(config.train.device).type) as group:
+        speaker = for_rank(reporter, group.is_main)
+        dataset = main_first(
+            group,
+            lambda: load_dataset(
+                config, cache_dir=cache_dir, skip_unknown=skip_unknown, reporter=speaker
+            ),
+        )
+        run_dir = RunDir(out)
+        # Build the trainer first: bad settings fail before the run directory is touched.
+        trainer = Trainer(config, dataset, run_dir, reporter=speaker, stop=stop, group=group)
+        with holding(group, run_dir, create=lambda: run_dir.create(overwrite=overwrite)):
+            on_main(group, lambda: run_dir.write_config(config))
+            return _run(trainer, stop)
+
+
+def resume(
+    run_path: Path,
+    *,
+    steps: int | None = None,
+    epochs: float | None = None,
+    time_s: float | None = None,
+    reporter: Reporter | None = None,
+    cache_dir: Path | None = None,
+    skip_unknown: bool = False,
+    stop: Callable[[], bool] | None = None,
+) -> Summary:
+    """Continue the run in ``run_path`` from its ``last.pt``, optionally with a new budget."""
+    run_dir = RunDir(run_path)
+    if not run_dir.path.is_dir():
+        raise CheckpointError(f"{run_dir.path}: no such run directory")
+    checkpoint = load_checkpoint(run_dir.last)
+    check_weights(checkpoint, run_dir.last)  # before any other work
+    config = checkpoint.config
+    extended = config.train
+    if steps is not None:
+        extended = replace(extended, steps=steps)
+    if epochs is not None:
+        extended = replace(extended, epochs=epochs)
+    if time_s is not None:
+        extended = replace(extended, time_s=time_s)
+    config = replace(config, train=extended)
+    with session(select_device(config.train.device).type) as group:
+        speaker = for_rank(reporter, group.is_main)
+        dataset = main_first(
+            group,
+            lambda: load_dataset(
+                config,
+                cache_dir=cache_dir,
+                vocab=checkpoint.vocab,
+                skip_unknown=skip_unknown,
+                reporter=speaker,
+            ),
+        )
+        stored = checkpoint.corpus
+        if stored is not None and stored.sha256 and stored.sha256 != dataset.corpus.sha256:
+            raise CorpusError(
+                f"{dataset.corpus.source} changed since this run started; resuming would "
+                "train on different text (start a new run instead)"
+            )
+        with holding(group, run_dir):
+            trainer = Trainer(config, dataset, run_dir, reporter=speaker, stop=stop, group=group)
+            trainer.restore(checkpoint, run_dir.last)
+            if trainer.budget.stopped_by(trainer.step, trainer.clock.banked) is not None:
+                raise CheckpointError(
+                    f"{run_dir.path} has already used its budget ({trainer.step} steps); "
+                    "give a larger --steps, --epochs or --time to continue"
+                )
+
+            def rewrite() -> None:
+                run_dir.truncate_metrics(trainer.step, speaker)
+                run_dir.write_config(config)
+
+            on_main(group, rewrite)
+            return _run(trainer, stop)
+
+
+def _run(trainer: Trainer, stop: Callable[[], bool] | None) -> Summary:
+    """Run with Ctrl-C turned into a clean stop, unless the caller handles stopping."""
+    try:
+        if stop is not None:
+            return trainer.run()
+        request = StopRequest()
+        trainer.stop = request
+        with graceful_interrupt(request):
+            return trainer.run()
+    finally:
+        trainer.release()

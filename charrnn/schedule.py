@@ -1,0 +1,73 @@
+"""How much of the budget is used, and the learning rate at that point.
+
+The budget is whichever of ``steps``, ``epochs`` and ``time_s`` ends first
+(:class:`Budget`); the learning rate follows the fraction of it used so far
+(:func:`learning_rate`), so a time budget gets a whole warm-up and decay too.
+"""
+
+from __future__ import annotations
+
+import math
+
+from charrnn.config import TrainConfig
+
+
+def learning_rate(config: TrainConfig, fraction: float) -> float:
+    """The learning rate when ``fraction`` of the budget is used: warm-up, then decay.
+
+    Linear warm-up over the first ``warmup`` of the budget; then ``cosine`` decays to
+    ``min_lr_frac * lr``, ``step`` multiplies by 0.3 at half and by 0.1 at three
+    quarters of the budget, and ``constant`` keeps ``lr``.
+    """
+    fraction = min(max(fraction, 0.0), 1.0)
+    if config.warmup > 0 and fraction < config.warmup:
+        return config.lr * fraction / config.warmup
+    progress = (fraction - config.warmup) / max(1.0 - config.warmup, 1e-12)
+    if config.schedule == "cosine":
+        floor = config.lr * config.min_lr_frac
+        return floor + (config.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if config.schedule == "step":
+        return config.lr * (1.0 if progress < 0.5 else 0.3 if progress < 0.75 else 0.1)
+    return config.lr
+
+
+def total_steps(config: TrainConfig, windows_per_epoch: int) -> int | None:
+    """Steps the budget allows, when it is counted in steps or epochs (not time)."""
+    limits = []
+    if config.steps is not None:
+        limits.append(config.steps)
+    if config.epochs is not None:
+        limits.append(max(1, math.ceil(config.epochs * windows_per_epoch)))
+    return min(limits) if limits else None
+
+
+class Budget:
+    """A run's budget in steps, epochs and training seconds, whichever ends first."""
+
+    def __init__(self, config: TrainConfig, windows_per_epoch: int) -> None:
+        self.config = config
+        self.windows_per_epoch = windows_per_epoch
+        self.total_steps = total_steps(config, windows_per_epoch)
+
+    def fraction(self, step: int, elapsed: float) -> float:
+        """Share of the budget used after ``step`` steps and ``elapsed`` seconds."""
+        parts = []
+        if self.total_steps is not None:
+            parts.append(step / self.total_steps)
+        if self.config.time_s is not None:
+            parts.append(elapsed / self.config.time_s)
+        return min(1.0, max(parts))
+
+    def stopped_by(self, step: int, elapsed: float) -> str | None:
+        """Which limit ends the run at this point (None: keep going)."""
+        tc = self.config
+        if tc.steps is not None and step >= tc.steps:
+            return "steps"
+        if tc.epochs is not None and step >= tc.epochs * self.windows_per_epoch:
+            return "epochs"
+        if tc.time_s is not None and elapsed >= tc.time_s:
+            return "time"
+        return None
+
+    def learning_rate(self, step: int, elapsed: float) -> float:
+        return learning_rate(self.config, self.fraction(step, elapsed))
