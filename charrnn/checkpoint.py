@@ -131,8 +131,8 @@ class Checkpoint:
             chars_seen=read.count("chars_seen", 0),
             elapsed_s=read.number("elapsed_s", 0.0),
             bad_steps=read.count("bad_steps", 0),
-            best_val_loss=read.number("best_val_loss", math.inf, allow_inf=True),
-            last_val_loss=read.number("last_val_loss", math.inf, allow_inf=True),
+            best_val_loss=read.number("best_val_loss", math.inf, loss=True),
+            last_val_loss=read.number("last_val_loss", math.inf, loss=True),
             num_parameters=read.count("num_parameters", 0),
             corpus=None
             if not corpus
@@ -198,13 +198,15 @@ class _Reader:
             raise self._bad(key, "a whole number >= 0")
         return value
 
-    def number(self, key: str, default: float, *, allow_inf: bool = False) -> float:
+    def number(self, key: str, default: float, *, loss: bool = False) -> float:
+        """A finite number >= 0; a ``loss`` may also be inf (none yet) or NaN (diverged)."""
         value = self.raw.get(key, default)
         if isinstance(value, torch.Tensor) and value.numel() == 1:
             value = value.item()
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        ok = ok and not math.isnan(value) and (allow_inf or math.isfinite(value))
-        if not ok or value < 0:
+        if ok and loss and not math.isfinite(value):
+            return float(value)
+        if not ok or not math.isfinite(value) or value < 0:
             raise self._bad(key, "a number >= 0")
         return float(value)
 

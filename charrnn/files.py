@@ -35,7 +35,7 @@ def atomic_file(target: Path) -> Iterator[BinaryIO]:
     target = Path(target)
     temp = temporary_name(target)
     try:
-        with temp.open("wb") as handle:
+        with _create(temp) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -43,6 +43,11 @@ def atomic_file(target: Path) -> Iterator[BinaryIO]:
         _fsync_dir(target.parent)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _create(temp: Path) -> BinaryIO:
+    """Open the temporary file (one place, so tests can make its creation fail)."""
+    return temp.open("wb")
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:

@@ -158,6 +158,7 @@ class Trainer:
                 f"a {described} would have {parameters:,} parameters; charrnn builds at "
                 f"most {MAX_PARAMETERS:,}"
             )
+        torch.manual_seed(tc.seed)  # the initial weights, dropout masks: all from the seed
         try:
             model = CharRNN(vocab_size, m).to(self.device)
             params = [p for p in model.parameters() if p.requires_grad]

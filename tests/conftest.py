@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charrnn.events import Silent
 
 WORDS = (
     "the a cat dog sat on mat ran far away and then came back home to sleep under "
@@ -65,3 +66,17 @@ def tiny_config(path: Path | None, **train: object) -> RunConfig:
         model=ModelConfig(cell="gru", num_layers=2, hidden_size=16, embed_size=8),
         train=TrainConfig(**settings),  # type: ignore[arg-type]
     )
+
+
+class Recorder(Silent):
+    """A reporter that keeps every notice and warning, for tests to inspect."""
+
+    def __init__(self) -> None:
+        self.notices: list[str] = []
+        self.warnings: list[str] = []
+
+    def notice(self, text: str) -> None:
+        self.notices.append(text)
+
+    def warning(self, text: str) -> None:
+        self.warnings.append(text)

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from charrnn.checkpoint import (
+    FORMAT,
     FORMAT_VERSION,
+    Checkpoint,
     load_checkpoint,
     load_model,
     resolve_checkpoint,
@@ -20,18 +22,13 @@ from charrnn.model import CharRNN
 from charrnn.vocab import Vocab
 
 
-def _payload(hidden: int = 8) -> dict[str, object]:
+def _payload(hidden: int = 8) -> Checkpoint:
     vocab = Vocab.from_text("abcdef")
     config = RunConfig(
         DataConfig(), ModelConfig(cell="gru", num_layers=1, hidden_size=hidden), TrainConfig()
     )
     model = CharRNN(len(vocab), config.model)
-    return {
-        "config": config.to_dict(),
-        "vocab": vocab.to_dict(),
-        "model": model.state_dict(),
-        "step": 3,
-    }
+    return Checkpoint(config=config, vocab=vocab, model=model.state_dict(), step=3)
 
 
 def test_save_then_load_gives_identical_logits(tmp_path: Path) -> None:
@@ -41,11 +38,12 @@ def test_save_then_load_gives_identical_logits(tmp_path: Path) -> None:
     save_checkpoint(path, payload)
     model, vocab, record = load_model(path)
     reference = CharRNN(len(vocab), ModelConfig(cell="gru", num_layers=1, hidden_size=8))
-    reference.load_state_dict(payload["model"])  # type: ignore[arg-type]
+    reference.load_state_dict(payload.model)
     reference.eval()
     x = torch.tensor([[0, 1, 2, 3]])
     assert torch.equal(model(x)[0], reference(x)[0])
-    assert record["step"] == 3 and record["format_version"] == FORMAT_VERSION
+    assert record.step == 3
+    assert torch.load(path, weights_only=True)["format_version"] == FORMAT_VERSION
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"], "no temporary files left"
 
 
@@ -98,16 +96,16 @@ def test_not_a_charrnn_checkpoint(tmp_path: Path) -> None:
 
 def test_newer_format_version(tmp_path: Path) -> None:
     path = tmp_path / "future.pt"
-    torch.save({**_payload(), "format": "charrnn-checkpoint", "format_version": 99}, path)
+    torch.save({**_payload().to_dict(), "format": FORMAT, "format_version": 99}, path)
     with pytest.raises(CheckpointError, match=r"newer charrnn .*format 99"):
         load_checkpoint(path)
 
 
 def test_weights_that_do_not_match_the_settings(tmp_path: Path) -> None:
-    payload = _payload(hidden=8)
-    payload["config"]["model"]["hidden_size"] = 16  # type: ignore[index]
+    payload = _payload(hidden=8).to_dict()
+    payload["config"]["model"]["hidden_size"] = 16
     path = tmp_path / "m.pt"
-    save_checkpoint(path, payload)
+    torch.save(payload, path)
     with pytest.raises(CheckpointError, match="weights do not match the stored settings"):
         load_model(path)
 

@@ -154,7 +154,9 @@ def test_sample_from_stdin_and_errors(tmp_path: Path, corpus_file: Path) -> None
         (["--length", "-3"], "length"),
     ):
         result = run("sample", str(out), *args)
-        assert result.exit_code == 1 and message in result.stderr, (args, result.output)
+        # A value out of range is a usage error: exit 2, one line naming the option.
+        assert result.exit_code == 2 and message in result.stderr, (args, result.output)
+        assert result.stderr.count("\n") == 1, result.stderr
     missing = run("sample", str(tmp_path / "nothing"))
     assert missing.exit_code == 1 and "no such checkpoint" in missing.stderr
     (tmp_path / "evil.pt").write_bytes(b"\x80\x04junk")
@@ -240,7 +242,7 @@ def test_time_budget_replaces_the_default_steps(tmp_path: Path, corpus_file: Pat
     train_lines = saved.split("[train]")[1].splitlines()
     assert "time_s = 1.0" in train_lines and not any(x.startswith("steps =") for x in train_lines)
     bad = run("train", str(corpus_file), "--time", "soon")
-    assert bad.exit_code == 1 and "invalid duration" in bad.stderr
+    assert bad.exit_code == 2 and "invalid duration" in bad.stderr
 
 
 def test_existing_run_and_resume(tmp_path: Path, corpus_file: Path) -> None:
@@ -248,7 +250,7 @@ def test_existing_run_and_resume(tmp_path: Path, corpus_file: Path) -> None:
     again = run("train", str(corpus_file), "--out", str(out), "--steps", "20", *TINY)
     assert again.exit_code == 1 and "already holds a run" in again.stderr
     conflict = run("train", "--resume", str(out), "--hidden", "99")
-    assert conflict.exit_code == 1 and "--resume takes" in conflict.stderr
+    assert conflict.exit_code == 2 and "--resume takes" in conflict.stderr
     more = run("train", "--resume", str(out), "--steps", "30", "-q")
     assert more.exit_code == 0, more.output
     assert [r["step"] for r in RunDir(out).read_metrics()] == [10, 20, 30]

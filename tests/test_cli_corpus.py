@@ -63,16 +63,18 @@ def test_make_writes_the_corpus_and_reports_the_floor(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["fibonacci"], "no generator named"),
-        (["counting", "--distance", "3"], "no --distance"),
-        (["recall", "--size", "0"], "--size"),
+        (["fibonacci"], "no generator named", 1),
+        (["counting", "--distance", "3"], "no --distance", 1),
+        (["recall", "--size", "0"], "--size", 2),  # out of range: a usage error
+        (["recall", "--size", "10000000000"], "--size", 2),
+        (["recall", "--distance", "100000000"], "--distance", 2),
     ],
 )
-def test_make_errors(tmp_path: Path, args: list[str], message: str) -> None:
+def test_make_errors(tmp_path: Path, args: list[str], message: str, code: int) -> None:
     result = runner.invoke(app, ["corpus", "make", *args, "--out", str(tmp_path / "x.txt")])
-    assert result.exit_code == 1 and message in result.stderr
+    assert result.exit_code == code and message in result.stderr
     assert not (tmp_path / "x.txt").exists()
 
 

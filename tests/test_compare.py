@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from charrnn import compare as comparison
 from charrnn.cli import app
+from charrnn.compare_report import best_index
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charrnn.data import StreamBatches
 from charrnn.errors import ConfigError, TrainingInterrupted
@@ -108,25 +109,34 @@ def test_every_run_sees_the_same_batches_in_the_same_order(
     assert len({r.cell for r in results}) == 3
 
 
-def test_outputs_json_markdown_and_png(tmp_path: Path, corpus_file: Path) -> None:
+def test_the_library_writes_every_output(tmp_path: Path, corpus_file: Path) -> None:
+    # A library caller gets all three files and the samples, as the CLI does.
     out = tmp_path / "cmp"
-    runs = comparison.plan(
-        base_config(corpus_file), cells=["rnn", "gru"], layers=[1], hiddens=[8], vocab_size=30
+    done = comparison.compare(
+        base_config(corpus_file),
+        cells=["rnn", "gru"],
+        layers=[1],
+        hiddens=[8],
+        out=out,
+        prime="The ",
+        sample_length=30,
+        reporter=None,
     )
-    results = comparison.run_comparison(runs, out)
+    assert sorted(p.name for p in done.files) == ["compare.json", "compare.md", "curves.png"]
+    assert all(p.is_file() for p in done.files)
+    results = done.results
     data = json.loads((out / "compare.json").read_text())
     assert [r["name"] for r in data["runs"]] == ["rnn-1x8", "gru-1x8"]
-    assert data["best"] == results[comparison.best_index(results)].name
+    assert data["best"] == results[best_index(results)].name
     assert [p["step"] for p in data["runs"][0]["curve"]] == [4, 8, 12]
     assert data["shared"]["train"]["steps"] == 12 and "model" not in data["shared"]
-    table = comparison.write_markdown(out, results).read_text()
+    table = (out / "compare.md").read_text()
     assert table.count("\n") == 4 and "**" in table and "| rnn | 1 | 8 |" in table.replace("**", "")
-    png = comparison.plot_curves(out, results, title="test")
-    header = png.read_bytes()[:24]
+    header = (out / "curves.png").read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", header[16:24])
     assert width > 800 and height > 400
-    texts = comparison.samples(out, results, prime="The ", length=30, seed=1)
+    texts = done.samples
     assert set(texts) == {"rnn-1x8", "gru-1x8"} and all(len(t) == 30 for t in texts.values())
 
 
@@ -199,7 +209,7 @@ def test_compare_command(tmp_path: Path, corpus_file: Path) -> None:
     sampled = runner.invoke(app, ["sample", str(out / "gru-1x8"), "-n", "5"])
     assert sampled.exit_code == 0
     bad = runner.invoke(app, ["compare", str(corpus_file), "--layers", "one"])
-    assert bad.exit_code == 1 and "comma-separated integers" in bad.stderr
+    assert bad.exit_code == 2 and "comma-separated integers" in bad.stderr
     bad = runner.invoke(app, ["compare", str(corpus_file), "--cells", "rnn,cnn"])
     assert bad.exit_code == 1 and "unknown cell" in bad.stderr
 
@@ -208,7 +218,7 @@ def test_interrupted_compare_says_how_to_resume(
     tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def interrupted(*args: object, **kwargs: object) -> None:
-        raise TrainingInterrupted("interrupted at step 3; saved x (continue with: charrnn ...)")
+        raise TrainingInterrupted(3, "x", "continue with: charrnn ...")
 
     monkeypatch.setattr(comparison, "run_comparison", interrupted)
     out = tmp_path / "cmp"

@@ -6,17 +6,16 @@ from pathlib import Path
 import pytest
 
 from charrnn.config import (
-    PRESETS,
     DataConfig,
     ModelConfig,
     RunConfig,
     TrainConfig,
     parse_duration,
-    preset_tables,
     read_toml,
     to_toml,
 )
 from charrnn.errors import ConfigError
+from charrnn.presets import PRESETS, preset_tables
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Recorder
 
 from charrnn import corpus as corpus_module
 from charrnn.corpora import DEFAULT_CORPUS, build_stdlib_text, resolve_corpus, stdlib_files
@@ -108,17 +109,26 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
         load_corpus(path, cache_dir=tmp_path / "c")
 
 
-def test_cache_is_reused_and_refreshed_when_the_file_changes(tmp_path: Path) -> None:
+def test_cache_is_reused_and_refreshed_when_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "t.txt"
     path.write_text("first version", encoding="utf-8")
     encodes: list[Path] = []
-    first = load_corpus(path, cache_dir=tmp_path / "c", on_encode=encodes.append)
-    again = load_corpus(path, cache_dir=tmp_path / "c", on_encode=encodes.append)
+    scan = corpus_module._scan
+
+    def counted_scan(source: Path, *args: object) -> object:
+        encodes.append(source)
+        return scan(source, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(corpus_module, "_scan", counted_scan)
+    first = load_corpus(path, cache_dir=tmp_path / "c")
+    again = load_corpus(path, cache_dir=tmp_path / "c")
     assert len(encodes) == 1, "an unchanged file must not be encoded again"
     assert first.sha256 == again.sha256
 
     path.write_text("second, longer version!", encoding="utf-8")
-    changed = load_corpus(path, cache_dir=tmp_path / "c", on_encode=encodes.append)
+    changed = load_corpus(path, cache_dir=tmp_path / "c")
     assert len(encodes) == 2
     assert changed.vocab.decode(np.asarray(changed.ids)) == "second, longer version!"
 
@@ -180,9 +190,9 @@ def test_validation_file_uses_the_training_vocabulary(tmp_path: Path) -> None:
     bad.write_text("abz abz")
     with pytest.raises(VocabError, match=r"validation file .* 'z'"):
         encode_validation_file(bad, vocab)
-    warnings: list[str] = []
-    ids = encode_validation_file(bad, vocab, skip_unknown=True, warn=warnings.append)
-    assert vocab.decode(ids) == "ab ab" and warnings
+    recorder = Recorder()
+    ids = encode_validation_file(bad, vocab, skip_unknown=True, reporter=recorder)
+    assert vocab.decode(ids) == "ab ab" and recorder.warnings
 
 
 def test_read_text(tmp_path: Path) -> None:

@@ -214,10 +214,10 @@ def test_ctrl_c_under_torchrun_saves_the_whole_batch_state(tmp_path: Path, text:
             os.killpg(proc.pid, signal.SIGKILL)
     assert err.count("interrupted at step") == 1, err  # rank 0 alone says it
     record = load_checkpoint(run / "last.pt")
-    assert all(s.shape[1] == 4 for s in record["state"])  # every rank's rows were gathered
-    result = torchrun("--resume", str(run), "--steps", str(record["step"] + 10), "-q")
+    assert all(s.shape[1] == 4 for s in record.state)  # every rank's rows were gathered
+    result = torchrun("--resume", str(run), "--steps", str(record.step + 10), "-q")
     assert result.returncode == 0, result.stderr
-    assert load_checkpoint(run / "last.pt")["step"] == record["step"] + 10
+    assert load_checkpoint(run / "last.pt").step == record.step + 10
 
 
 def test_more_processes_than_gpus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

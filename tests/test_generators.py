@@ -11,7 +11,7 @@ import pytest
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charrnn.errors import ConfigError
 from charrnn.generators import GENERATORS, generate, long_range, unigram_entropy
-from charrnn.training import train
+from charrnn.launch import train
 
 
 @pytest.mark.parametrize("name", list(GENERATORS))

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from charrnn.checkpoint import load_checkpoint
-from charrnn.training import resume
+from charrnn.launch import resume
 
 
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, corpus_file: Path) -> None:
@@ -58,7 +58,7 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, corpus_file: Path) -> No
     assert proc.returncode == 130, err
     assert "interrupted at step" in err and "last.pt" in err and "--resume" in err
     assert "Traceback" not in err
-    step = load_checkpoint(out / "last.pt")["step"]
+    step = load_checkpoint(out / "last.pt").step
     assert step >= 50
     summary = resume(out, steps=step + 10)
     assert summary.step == step + 10

@@ -86,8 +86,8 @@ def test_sigkill_at_many_moments(tmp_path: Path, corpus_file: Path) -> None:
         for name in ("last.pt", "best.pt"):
             if (run / name).exists():
                 record = load_checkpoint(run / name)  # never torn
-                assert record["step"] > 0
-        step = load_checkpoint(run / "last.pt")["step"]
+                assert record.step > 0
+        step = load_checkpoint(run / "last.pt").step
         assert step >= last_step, "a resumed run must never go back"
         last_step = step
         RunDir(run).read_metrics()  # readable; a torn last line is skipped

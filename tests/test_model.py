@@ -5,6 +5,7 @@ import torch
 
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN, detach_state
+from charrnn.stepper import Stepper
 
 B, T, V = 2, 3, 7
 
@@ -27,12 +28,12 @@ def test_single_step_matches_full_sequence_forward(cell: str) -> None:
     model = CharRNN(V, ModelConfig(cell=cell, num_layers=3, hidden_size=13, embed_size=4)).eval()
     x = torch.randint(0, V, (B, 9))
     full, full_state = model(x)
-    state = model.initial_state(B)
+    stepper = Stepper(model, model.initial_state(B))
     for t in range(x.shape[1]):
-        logits, state = model.step(x[:, t], state)
+        logits = stepper(x[:, t])
         diff = (logits - full[:, t]).abs().max().item()
         assert diff < 1e-5, f"step {t}: max difference {diff}"
-    for a, b in zip(state, full_state, strict=True):
+    for a, b in zip(stepper.state, full_state, strict=True):
         assert torch.allclose(a, b, atol=1e-5)
 
 

@@ -6,20 +6,22 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import Recorder, tiny_config
 from typer.testing import CliRunner
 
+from charrnn import files
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.cli import app
 from charrnn.errors import CheckpointError
+from charrnn.launch import train
 from charrnn.rundir import RunDir, default_run_name
-from charrnn.training import train
+from charrnn.vocab import Vocab
 
 runner = CliRunner()
 
@@ -27,8 +29,8 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     ("where", "error"),
     [
-        ("mkstemp", PermissionError(13, "Permission denied")),
-        ("mkstemp", OSError(30, "Read-only file system")),
+        ("create", PermissionError(13, "Permission denied")),
+        ("create", OSError(30, "Read-only file system")),
         ("save", OSError(28, "No space left on device")),
         ("replace", OSError(30, "Read-only file system")),
     ],
@@ -48,7 +50,7 @@ def test_failed_saves_keep_the_previous_checkpoint(
         raise error
 
     target = {
-        "mkstemp": (tempfile, "mkstemp"),
+        "create": (files, "_create"),
         "save": (torch, "save"),
         "replace": (os, "replace"),
     }[where]
@@ -102,26 +104,28 @@ def test_torn_metrics_line_is_skipped_with_a_warning(tmp_path: Path) -> None:
     run.append_metrics({"step": 1, "val_loss": 2.0})
     with run.metrics.open("a") as handle:
         handle.write('{"step": 2, "val_lo')
-    warnings: list[str] = []
-    assert run.read_metrics(warnings.append) == [{"step": 1, "val_loss": 2.0}]
+    recorder = Recorder()
+    warnings = recorder.warnings
+    assert run.read_metrics(recorder) == [{"step": 1, "val_loss": 2.0}]
     assert len(warnings) == 1 and "torn" in warnings[0] and "line 2" in warnings[0]
 
 
 def test_checkpoint_with_a_wrong_vocabulary_size(tmp_path: Path, corpus_file: Path) -> None:
     train(tiny_config(corpus_file, steps=2), tmp_path / "run")
     record = load_checkpoint(tmp_path / "run" / "last.pt")
-    record["vocab"]["symbols"] = record["vocab"]["symbols"][:-3]
-    record.pop("format"), record.pop("format_version")
-    save_checkpoint(tmp_path / "bad.pt", record)
+    shorter = Vocab(record.vocab.symbols[:-3], record.vocab.byte_level)
+    save_checkpoint(tmp_path / "bad.pt", replace(record, vocab=shorter))
     result = runner.invoke(app, ["sample", str(tmp_path / "bad.pt")])
     assert result.exit_code == 1
     assert "weights do not match the stored settings" in result.stderr
     assert result.stderr.count("\n") == 1
 
 
-def test_checkpoint_save_error_type() -> None:
+def test_checkpoint_save_error_type(tmp_path: Path, corpus_file: Path) -> None:
+    train(tiny_config(corpus_file, steps=2), tmp_path / "run")
+    checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
     with pytest.raises(CheckpointError, match="cannot save checkpoint"):
-        save_checkpoint(Path("/nonexistent-folder/last.pt"), {"step": 1})
+        save_checkpoint(Path("/nonexistent-folder/last.pt"), checkpoint)
 
 
 @pytest.mark.parametrize("name", ["../../etc", "/abs/path", "a/b", "..", "", "💥 odd name!"])

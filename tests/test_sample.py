@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import Recorder
 
 from charrnn.config import ModelConfig
 from charrnn.errors import ConfigError, VocabError
 from charrnn.model import CharRNN
 from charrnn.sample import SampleSettings, choose, generate, stream
+from charrnn.stepper import Stepper
 from charrnn.vocab import Vocab
 
 VOCAB = Vocab.from_text("abcdefg\n ")
@@ -47,10 +49,11 @@ def test_temperature_zero_and_top_k_one_are_greedy(model: CharRNN) -> None:
         x = torch.as_tensor(VOCAB.encode("abc")).unsqueeze(0)
         logits, state = model.eval()(x)
         logits, out = logits[:, -1], []
+        stepper = Stepper(model, state)
         for _ in range(30):
             nxt = logits.argmax(-1)
             out.append(int(nxt))
-            logits, state = model.step(nxt, state)
+            logits = stepper(nxt)
     assert greedy[0] == VOCAB.decode(out)
 
 
@@ -100,8 +103,9 @@ def test_invalid_length_and_count(model: CharRNN) -> None:
 def test_unknown_priming_characters(model: CharRNN) -> None:
     with pytest.raises(VocabError, match="'z' \\(U\\+007A\\)"):
         stream(model, VOCAB, length=3, prime="abz")  # raised at once, before any drawing
-    warnings: list[str] = []
-    out = generate(model, VOCAB, length=3, prime="abz", skip_unknown=True, warn=warnings.append)
+    recorder = Recorder()
+    warnings = recorder.warnings
+    out = generate(model, VOCAB, length=3, prime="abz", skip_unknown=True, reporter=recorder)
     assert len(out[0]) == 3 and warnings
 
 

@@ -18,9 +18,11 @@ from charrnn.errors import (
     TrainingDiverged,
     TrainingInterrupted,
 )
+from charrnn.events import Evaluation
+from charrnn.launch import resume, train
 from charrnn.rundir import RunDir
 from charrnn.sample import SampleSettings, generate
-from charrnn.training import Evaluation, learning_rate, resume, total_steps, train
+from charrnn.schedule import learning_rate, total_steps
 
 
 class Recorder:
@@ -84,7 +86,7 @@ def test_run_directory_files_and_metrics(tmp_path: Path, corpus_file: Path) -> N
     assert summary.best_val_loss == min(r["val_loss"] for r in records)
     assert recorder.finished and all(e.sample for e in recorder.evaluations)
     best = load_checkpoint(run / "best.pt")
-    assert best["best_val_loss"] == pytest.approx(summary.best_val_loss)
+    assert best.best_val_loss == pytest.approx(summary.best_val_loss)
     saved = RunConfig.from_dict(read_toml(run / "config.toml"))
     assert saved == tiny_config(corpus_file)
 
@@ -124,7 +126,7 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     train(config, tmp_path / "whole")
     with pytest.raises(TrainingInterrupted, match="interrupted at step 700"):
         train(config, tmp_path / "split", stop=stop_after(700))
-    assert load_checkpoint(tmp_path / "split" / "last.pt")["step"] == 700
+    assert load_checkpoint(tmp_path / "split" / "last.pt").step == 700
     resume(tmp_path / "split")
     whole, split = losses(tmp_path / "whole"), losses(tmp_path / "split")
     assert [s for s, _, _ in split] == [s for s, _, _ in whole]
@@ -170,7 +172,7 @@ def test_existing_run_is_not_overwritten_without_asking(tmp_path: Path, corpus_f
         train(tiny_config(corpus_file), tmp_path / "run")
     assert (tmp_path / "run" / "last.pt").read_bytes() == before
     train(tiny_config(corpus_file, steps=10), tmp_path / "run", overwrite=True)
-    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 10
+    assert load_checkpoint(tmp_path / "run" / "last.pt").step == 10
 
 
 def test_bad_input_fails_before_the_run_directory_is_made(
@@ -196,7 +198,7 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     train(tiny_config(corpus_file, steps=5, eval_every=5, save_every=5), tmp_path / "run")
-    good = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    good = load_checkpoint(tmp_path / "run" / "last.pt").model
     original = torch.nn.functional.cross_entropy
 
     def poisoned(*args: object, **kwargs: object) -> torch.Tensor:
@@ -208,8 +210,8 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     with pytest.raises(TrainingDiverged, match=r"not finite for \d+ steps in a row \(limit 10\)"):
         resume(tmp_path / "run", steps=50)
     after = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert after["bad_steps"] >= 5
-    for name, tensor in after["model"].items():
+    assert after.bad_steps >= 5
+    for name, tensor in after.model.items():
         assert torch.equal(tensor, good[name]), f"{name} changed by a non-finite step"
 
 
@@ -267,11 +269,11 @@ def test_training_time_excludes_evaluation_and_is_recorded_in_best(
     monkeypatch.setattr(training.Trainer, "evaluate", slow_evaluate)
     train(tiny_config(corpus_file, steps=4, eval_every=1, sample_length=0), tmp_path / "run")
     last = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert last["elapsed_s"] < 0.3, "four evaluations of 0.3 s were counted as training"
+    assert last.elapsed_s < 0.3, "four evaluations of 0.3 s were counted as training"
     records = RunDir(tmp_path / "run").read_metrics()
     best = load_checkpoint(tmp_path / "run" / "best.pt")
-    best_record = next(r for r in records if r["step"] == best["step"])
-    assert best["elapsed_s"] == pytest.approx(best_record["elapsed_s"], abs=1e-3)
+    best_record = next(r for r in records if r["step"] == best.step)
+    assert best.elapsed_s == pytest.approx(best_record["elapsed_s"], abs=1e-3)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -281,8 +283,9 @@ def test_a_training_step_never_reads_the_device(
     """The loss and the skip decision stay on the device: no .item(), bool() or float()."""
     from dataclasses import replace
 
+    from charrnn.dataset import load_dataset
     from charrnn.rundir import RunDir
-    from charrnn.training import Trainer, load_dataset
+    from charrnn.training import Trainer
 
     config = tiny_config(corpus_file)
     config = replace(config, model=replace(config.model, cell=cell))
@@ -310,14 +313,14 @@ def test_a_training_step_never_reads_the_device(
 
 
 def test_auto_precision_is_bf16_only_where_native(monkeypatch: pytest.MonkeyPatch) -> None:
-    import charrnn.training as training
+    import charrnn.hardware as hardware
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(training, "bf16_supported", lambda device: True)
-    assert training._autocast_dtype("auto", cpu) is torch.bfloat16
-    monkeypatch.setattr(training, "bf16_supported", lambda device: False)
-    assert training._autocast_dtype("auto", cpu) is None
-    assert training._autocast_dtype("bf16", cpu) is torch.bfloat16  # asked for: honoured
+    monkeypatch.setattr(hardware, "bf16_supported", lambda device: True)
+    assert hardware.autocast_dtype("auto", cpu) is torch.bfloat16
+    monkeypatch.setattr(hardware, "bf16_supported", lambda device: False)
+    assert hardware.autocast_dtype("auto", cpu) is None
+    assert hardware.autocast_dtype("bf16", cpu) is torch.bfloat16  # asked for: honoured
 
 
 def test_resume_from_a_checkpoint_saved_with_an_unfused_optimizer(
@@ -328,10 +331,11 @@ def test_resume_from_a_checkpoint_saved_with_an_unfused_optimizer(
 
     train(tiny_config(corpus_file, steps=5, eval_every=5, save_every=5), tmp_path / "run")
     record = load_checkpoint(tmp_path / "run" / "last.pt")
-    for group in record["optimizer"]["param_groups"]:
+    assert record.optimizer is not None
+    for group in record.optimizer["param_groups"]:
         group["fused"], group["foreach"] = False, None  # as the previous version saved it
     save_checkpoint(tmp_path / "run" / "last.pt", record)
-    good = record["model"]
+    good = record.model
     original = torch.nn.functional.cross_entropy
 
     def poisoned(*args: object, **kwargs: object) -> torch.Tensor:
@@ -343,8 +347,8 @@ def test_resume_from_a_checkpoint_saved_with_an_unfused_optimizer(
     with pytest.raises(TrainingDiverged):
         resume(tmp_path / "run", steps=50)
     after = load_checkpoint(tmp_path / "run" / "last.pt")
-    for name, tensor in after["model"].items():
+    for name, tensor in after.model.items():
         assert torch.equal(tensor, good[name]), f"{name} changed by a non-finite step"
     monkeypatch.undo()
-    summary = resume(tmp_path / "run", steps=after["step"] + 5)
-    assert summary.step == after["step"] + 5 and math.isfinite(summary.last_val_loss)
+    summary = resume(tmp_path / "run", steps=after.step + 5)
+    assert summary.step == after.step + 5 and math.isfinite(summary.last_val_loss)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import Recorder
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -44,8 +45,9 @@ def test_unknown_characters_are_named_in_the_error() -> None:
 
 def test_unknown_characters_can_be_dropped_with_a_warning() -> None:
     vocab = Vocab.from_text("abc")
-    warnings: list[str] = []
-    ids = vocab.encode("axbyc", on_unknown="drop", warn=warnings.append)
+    recorder = Recorder()
+    warnings = recorder.warnings
+    ids = vocab.encode("axbyc", on_unknown="drop", reporter=recorder)
     assert vocab.decode(ids) == "abc"
     assert len(warnings) == 1 and "'x'" in warnings[0] and "dropped" in warnings[0]
 
