@@ -8,62 +8,25 @@ is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, TypeVar
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.text import Text
-from typer.core import TyperGroup
 
 from charrnn import cli_args as arg
 from charrnn import cli_options as opt
 from charrnn._version import __version__
-from charrnn.config import Device, SamplePrecision, layered, overrides
-from charrnn.distributed import PeerFailed, from_environment
-from charrnn.errors import CharRNNError, ConfigError, TrainingInterrupted
-from charrnn.units import to_bits
-
-
-def _base(name: str) -> type[Exception]:
-    """Click's exception class ``name``, found through Typer's public ``BadParameter``
-    (newer Typer vendors Click under a private name, older Typer depends on it)."""
-    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
-
-
-UsageError = _base("UsageError")
-ClickException = _base("ClickException")
-
-
-class _OneLineErrors(TyperGroup):
-    """Click prints a usage error as three lines of usage and hint; say it in one."""
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        standalone_mode = kwargs.pop("standalone_mode", True)
-        try:
-            result = super().main(*args, **{**kwargs, "standalone_mode": False})
-        except ClickException as exc:
-            ctx = getattr(exc, "ctx", None)
-            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-            typer.echo(f"error: {exc.format_message()}{where}", err=True)  # type: ignore[attr-defined]
-            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
-        except typer.Abort:
-            typer.echo("aborted", err=True)
-            sys.exit(1)
-        if standalone_mode:
-            sys.exit(result if isinstance(result, int) else 0)
-        return result
-
+from charrnn.cli_corpus import corpus_app
+from charrnn.cli_errors import OneLineErrors, UsageError, friendly_errors
+from charrnn.cli_sample import sample
+from charrnn.config import layered, overrides
 
 app = typer.Typer(
     name="charrnn",
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
     help="Train character-level RNN, LSTM and GRU language models on any text, and sample "
     "from them.",
     no_args_is_help=True,
@@ -72,34 +35,6 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts hold literal [brackets] such as "[default: 4]"
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly_errors(command: F) -> F:
-    """Print a CharRNNError as one line on stderr and exit with its code."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        # Under torchrun every process runs the command: rank 0 speaks for the run, and
-        # another rank only for a failure of its own, saying which rank it is.
-        rank = from_environment().rank if os.environ.get("RANK", "0").isdigit() else 0
-        prefix = f"rank {rank}: " if rank else ""
-        try:
-            return command(*args, **kwargs)
-        except TrainingInterrupted as exc:
-            if not prefix:
-                typer.echo(str(exc), err=True)
-            raise typer.Exit(code=exc.exit_code) from None
-        except CharRNNError as exc:
-            if not prefix or not isinstance(exc, PeerFailed):
-                typer.echo(f"{prefix}error: {exc}", err=True)
-            raise typer.Exit(code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(code=130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -346,93 +281,7 @@ def compare(
     console.print(Text(f"saved in {result.out}: {names} and one run per model"))
 
 
-# -- sample ----------------------------------------------------------------------------------
-
-
-class _Throttled:
-    """Writes bytes at once but flushes at most every 30 ms (a pipe to head still works)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-        self.flushed = time.monotonic()
-
-    def write(self, data: bytes) -> None:
-        self.stream.write(data)
-        now = time.monotonic()
-        if now - self.flushed > 0.03:
-            self.stream.flush()
-            self.flushed = now
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-@app.command()
-@friendly_errors
-def sample(
-    checkpoint: arg.CheckpointArg,
-    length: arg.LengthOpt = 500,
-    temperature: arg.TemperatureOpt = 1.0,
-    prime: arg.PrimeOpt = "",
-    seed: arg.SampleSeedOpt = None,
-    top_k: arg.TopKOpt = 0,
-    top_p: arg.TopPOpt = 1.0,
-    num_samples: arg.NumSamplesOpt = 1,
-    device: Annotated[Device, typer.Option("--device", help="Where to run the model.")] = (
-        Device.cpu
-    ),
-    skip_unknown: opt.SkipUnknownOpt = False,
-    precision: opt.SamplePrecisionOpt = SamplePrecision.fp32,
-) -> None:
-    """Generate text from a trained model, streaming it as it is drawn."""
-    from charrnn.checkpoint import load_model
-    from charrnn.display import Quiet
-    from charrnn.hardware import select_device
-    from charrnn.sample import SampleSettings, encoded_samples, stream
-
-    if prime == "-":
-        prime = sys.stdin.read()
-    settings = SampleSettings(
-        temperature=temperature, top_k=top_k or None, top_p=top_p if top_p != 1.0 else None
-    )
-    model, vocab, _ = load_model(checkpoint, device=select_device(device.value))
-    steps = stream(
-        model,
-        vocab,
-        length=length,
-        prime=prime,
-        settings=settings,
-        num_samples=num_samples,
-        seed=seed,
-        skip_unknown=skip_unknown,
-        reporter=Quiet(),
-        precision=precision.value,
-    )
-    out = _Throttled(typer.get_binary_stream("stdout"))
-    head = prime.encode("utf-8", "surrogateescape")
-    current = 0
-    try:
-        for number, chunk in encoded_samples(steps, vocab, num_samples):
-            if number != current:  # a new sample begins
-                if current:
-                    out.write(b"\n")
-                if num_samples > 1:
-                    out.flush()
-                    typer.echo(f"── sample {number}/{num_samples} ──", err=True)
-                out.write(head)
-                current = number
-            out.write(chunk)
-        if not current:  # nothing drawn (--length 0): the priming text alone
-            out.write(head)
-        out.write(b"\n")
-        out.flush()
-    except BrokenPipeError:
-        # The reader (e.g. `head`) has gone: stop quietly, like any Unix filter.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
+app.command()(sample)
 
 
 # -- info, vocab, hello --------------------------------------------------------------------
@@ -508,73 +357,7 @@ def hello(
     )
 
 
-# -- corpus --------------------------------------------------------------------------------
-
-corpus_app = typer.Typer(
-    help="List, generate and download corpora (train on one with corpus:NAME).",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
 app.add_typer(corpus_app, name="corpus")
-
-
-@corpus_app.command("list")
-@friendly_errors
-def corpus_list(cache_dir: opt.CacheOpt = None) -> None:
-    """Every corpus charrnn knows: name, kind, size, what it is good for."""
-    from charrnn.corpora import list_corpora
-    from charrnn.display import corpus_table, stdout_console
-
-    stdout_console().print(corpus_table(list_corpora(cache_dir)))
-
-
-@corpus_app.command("make")
-@friendly_errors
-def corpus_make(
-    name: arg.GeneratorArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.", show_default=False)],
-    size: arg.GeneratedSizeOpt = 1_000_000,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
-    distance: arg.DistanceOpt = None,
-    max_mb: opt.MaxMbOpt = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing file.")
-    ] = False,
-) -> None:
-    """Write a generated corpus to a file and report its best achievable loss."""
-    from charrnn.corpora import make_corpus
-
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
-    made = make_corpus(name, out, size=size, seed=seed, distance=distance, max_mb=max_mb)
-    if made is None:  # the standard library's source: no known floor
-        typer.echo(f"wrote {out}: {out.stat().st_size:,} bytes of Python source", err=True)
-        return
-    typer.echo(
-        f"wrote {out}: {len(made.text):,} characters, {made.symbols} symbols\n"
-        f"best achievable loss {made.floor_nats:.4f} nats = {made.floor_bpc:.4f} bpc; "
-        f"unigram baseline {made.unigram_nats:.4f} nats = {to_bits(made.unigram_nats):.4f} bpc",
-        err=True,
-    )
-
-
-@corpus_app.command("get")
-@friendly_errors
-def corpus_get(
-    name: Annotated[
-        str, typer.Argument(help="A downloadable corpus (see corpus list).", show_default=False)
-    ],
-    cache_dir: opt.CacheOpt = None,
-) -> None:
-    """Download a classic corpus into the cache, verify it, and print its path."""
-    from charrnn.corpora import download_entry, get_download
-    from charrnn.display import download_bar
-
-    entry = download_entry(name)
-    with download_bar(name, entry.archive_size or entry.size) as progress:
-        path = get_download(entry, cache_dir, progress=progress)
-    typer.echo(f"{name}: {path.stat().st_size:,} bytes, verified ({entry.check})", err=True)
-    typer.echo(str(path))
 
 
 def main() -> None:

@@ -56,6 +56,8 @@ TopKOpt = Annotated[
     int,
     typer.Option("--top-k", min=0, help="Draw only from the k most likely characters; 0 = off."),
 ]
+
+
 def _positive(value: float) -> float:
     if value <= 0:
         raise typer.BadParameter(f"{value} is not in the range 0<x<=1.")

@@ -100,6 +100,25 @@ class Group:
             return ok
         return self.max(0.0 if ok else 1.0)[0] == 0.0
 
+    def rng_states(self, device: torch.device) -> dict[str, object]:
+        """The random generators' states: every rank's (gathered), or this process's."""
+        rng: dict[str, object] = {"torch": torch.get_rng_state()}
+        if self.enabled:
+            rng["torch_ranks"] = self.gather(torch.get_rng_state().unsqueeze(0), dim=0)
+        elif device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return rng
+
+    def restore_rng(self, rng: dict[str, object], device: torch.device) -> None:
+        """Set this rank's generators from :meth:`rng_states` (as many ranks, or one)."""
+        ranks = rng.get("torch_ranks")
+        if isinstance(ranks, torch.Tensor) and len(ranks) == self.world_size:
+            torch.set_rng_state(ranks[self.rank].clone())  # own storage
+        elif isinstance(rng.get("torch"), torch.Tensor):
+            torch.set_rng_state(rng["torch"])  # type: ignore[arg-type]
+        if "cuda" in rng and device.type == "cuda":
+            torch.cuda.set_rng_state_all(rng["cuda"])  # type: ignore[arg-type]
+
     def _device(self) -> torch.device:
         if dist.get_backend() == "nccl":
             return torch.device("cuda", self.local_rank)

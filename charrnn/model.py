@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from charrnn.config import ModelConfig
+from charrnn.errors import ConfigError
 from charrnn.recurrent import GRU, RNN
 
 State = tuple[torch.Tensor, ...]
@@ -100,6 +101,26 @@ class CharRNN(nn.Module):
         logits = self.head(self.dropout(out))  # (B, T, V)
         parts = new_state if isinstance(new_state, tuple) else (new_state,)
         return logits, tuple(parts)
+
+
+def new_model(vocab_size: int, config: ModelConfig, device: torch.device) -> CharRNN:
+    """A new :class:`CharRNN` on ``device``; a ConfigError (not an allocation traceback)
+    when it would be too large or does not fit."""
+    m = config
+    described = f"{m.cell} {m.num_layers}x{m.hidden_size} model"
+    parameters = count_parameters(m.cell, m.num_layers, m.hidden_size, m.embed_size, vocab_size)
+    if parameters > MAX_PARAMETERS:
+        raise ConfigError(
+            f"a {described} would have {parameters:,} parameters; charrnn builds at "
+            f"most {MAX_PARAMETERS:,}"
+        )
+    try:
+        return CharRNN(vocab_size, config).to(device)
+    except (RuntimeError, MemoryError, OverflowError) as exc:
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"cannot build a {described} (embedding {m.embed_size}) on {device}: {detail}"
+        ) from None
 
 
 def detach_state(state: State) -> State:

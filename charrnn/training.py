@@ -17,9 +17,8 @@ Setting a run up (process group, dataset, run directory, lock) is
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -29,61 +28,21 @@ from torch.nn.parallel import DistributedDataParallel
 
 from charrnn._version import __version__
 from charrnn.checkpoint import Checkpoint, CorpusRecord, save_checkpoint
+from charrnn.clock import Clock, Rate
 from charrnn.config import RunConfig
 from charrnn.data import StreamBatches, ValidationWindows
 from charrnn.dataset import Dataset
 from charrnn.distributed import Group
-from charrnn.errors import CheckpointError, ConfigError, TrainingDiverged, TrainingInterrupted
+from charrnn.errors import CheckpointError, TrainingDiverged, TrainingInterrupted
+from charrnn.evaluation import progress_sample, validation_loss
 from charrnn.events import Evaluation, Progress, Reporter, RunStart, Summary, for_rank
 from charrnn.hardware import autocast_dtype, select_device, set_threads
-from charrnn.model import MAX_PARAMETERS, CharRNN, State, count_parameters, detach_state
+from charrnn.model import CharRNN, State, detach_state, new_model
 from charrnn.rundir import RunDir
-from charrnn.sample import SampleSettings, generate
 from charrnn.schedule import Budget
 from charrnn.units import to_bits
 
 _REPORT_INTERVAL_S = 0.2
-
-
-class Clock:
-    """Training time: seconds banked (earlier runs, finished segments) plus the running
-    segment. Evaluation, sampling and saving run :meth:`paused`: they are not training."""
-
-    def __init__(self, banked: float = 0.0) -> None:
-        self.banked = banked
-        self.started = time.perf_counter()
-
-    def restart(self) -> None:
-        self.started = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return self.banked + (time.perf_counter() - self.started)
-
-    @contextmanager
-    def paused(self, banked: float | None = None) -> Iterator[None]:
-        """Bank the time so far (or ``banked``, the ranks' agreed value), run the block,
-        then start a new segment."""
-        self.banked = self.elapsed() if banked is None else banked
-        yield
-        self.restart()
-
-
-class Rate:
-    """Characters per second since the last :meth:`take`."""
-
-    def __init__(self, chars: int) -> None:
-        self.reset(chars)
-
-    def reset(self, chars: int) -> None:
-        self.at, self.chars = time.perf_counter(), chars
-
-    def seconds(self) -> float:
-        return time.perf_counter() - self.at
-
-    def take(self, chars: int) -> float:
-        speed = (chars - self.chars) / max(self.seconds(), 1e-9)
-        self.reset(chars)
-        return speed
 
 
 class Trainer:
@@ -149,31 +108,15 @@ class Trainer:
 
     def _build(self) -> tuple[CharRNN, torch.optim.Optimizer]:
         """The model on this device and AdamW over it (weight decay on matrices only)."""
-        m, tc = self.config.model, self.config.train
-        vocab_size = len(self.vocab)
-        parameters = count_parameters(m.cell, m.num_layers, m.hidden_size, m.embed_size, vocab_size)
-        described = f"{m.cell} {m.num_layers}x{m.hidden_size} model"
-        if parameters > MAX_PARAMETERS:
-            raise ConfigError(
-                f"a {described} would have {parameters:,} parameters; charrnn builds at "
-                f"most {MAX_PARAMETERS:,}"
-            )
+        tc = self.config.train
         torch.manual_seed(tc.seed)  # the initial weights, dropout masks: all from the seed
-        try:
-            model = CharRNN(vocab_size, m).to(self.device)
-            params = [p for p in model.parameters() if p.requires_grad]
-            groups = [
-                {"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
-                {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-            ]
-            optimizer = torch.optim.AdamW(
-                groups, lr=tc.lr, betas=(0.9, 0.99), fused=self.fused_update
-            )
-        except (RuntimeError, MemoryError, OverflowError) as exc:
-            detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise ConfigError(
-                f"cannot build a {described} (embedding {m.embed_size}) on {self.device}: {detail}"
-            ) from None
+        model = new_model(len(self.vocab), self.config.model, self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.99), fused=self.fused_update)
         return model, optimizer
 
     @property
@@ -194,11 +137,7 @@ class Trainer:
         Every rank must call it at the same step: it gathers the ranks' state.
         """
         corpus = self.dataset.corpus
-        rng: dict[str, object] = {"torch": torch.get_rng_state()}
-        if self.group.enabled:
-            rng["torch_ranks"] = self.group.gather(torch.get_rng_state().unsqueeze(0), dim=0)
-        elif self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        rng = self.group.rng_states(self.device)
         state = [self.group.gather(s.detach(), dim=1) for s in self.state] if self.state else []
         return Checkpoint(
             config=self.config,
@@ -247,18 +186,9 @@ class Trainer:
                 if checkpoint.state
                 else None
             )
-            self._restore_rng(checkpoint.rng)
+            self.group.restore_rng(checkpoint.rng, self.device)
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: cannot resume from this checkpoint: {exc}") from None
-
-    def _restore_rng(self, rng: dict[str, object]) -> None:
-        ranks = rng.get("torch_ranks")
-        if isinstance(ranks, torch.Tensor) and len(ranks) == self.group.world_size:
-            torch.set_rng_state(ranks[self.group.rank].clone())  # own storage
-        elif isinstance(rng.get("torch"), torch.Tensor):
-            torch.set_rng_state(rng["torch"])  # type: ignore[arg-type]
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(rng["cuda"])  # type: ignore[arg-type]
 
     def save(self, *, best: bool = False, last: bool = True) -> None:
         """Save on rank 0 (every rank must call it: the checkpoint gathers their state)."""
@@ -351,34 +281,20 @@ class Trainer:
 
     # -- evaluation --------------------------------------------------------------------
 
-    @torch.no_grad()
     def evaluate(self) -> float:
         """Mean validation loss in nats per character, over the whole validation text."""
-        self.model.eval()
-        state: State | None = None
-        total = torch.zeros((), dtype=torch.float64, device=self.device)
-        for x, y in self.validation:
-            x, y = x.to(self.device), y.to(self.device)
-            logits, state = self.model(x, state)
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
-            )
-            total += loss.double()
+        loss = validation_loss(self.model, self.validation, self.device)
         self.model.train()
-        return float(total.item()) / self.validation.num_targets
+        return loss
 
     def sample_text(self) -> str:
         """A short sample to show how the model writes at this point."""
-        length = self.config.train.sample_length
-        if length == 0:
-            return ""
-        text = generate(
+        text = progress_sample(
             self.model,
             self.vocab,
-            length=length,
-            settings=SampleSettings(temperature=0.8),
+            self.config.train.sample_length,
             seed=self.config.train.seed + self.step,
-        )[0]
+        )
         self.model.train()
         return text
 

@@ -28,7 +28,22 @@ def make_text(n_chars: int, seed: int = 0) -> str:
 
 
 # A model small enough to train in milliseconds a step, as command-line options.
-TINY_CLI = "--layers 1 --hidden 16 --embed 8 --batch-size 4 --seq-len 16 --threads 1".split()
+_TINY = {"layers": 1, "hidden": 16, "embed": 8, "batch-size": 4, "seq-len": 16, "threads": 1}
+
+
+def tiny_cli(**changes: object) -> list[str]:
+    """The tiny model's options; ``changes`` (``seq_len=4``) replace or add options, and
+    a change to None leaves that option out. The one place tests spell them."""
+    options = {**_TINY, **{name.replace("_", "-"): value for name, value in changes.items()}}
+    return [
+        part
+        for name, value in options.items()
+        if value is not None
+        for part in (f"--{name}", str(value))
+    ]
+
+
+TINY_CLI = tiny_cli()
 
 
 @pytest.fixture(autouse=True)

@@ -136,3 +136,49 @@ def test_resolve_prefers_best_then_last(tmp_path: Path) -> None:
     assert resolve_checkpoint(tmp_path).name == "best.pt"
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         resolve_checkpoint(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("step", "12", "step should be a whole number"),
+        ("step", -1, "step should be a whole number"),
+        ("elapsed_s", float("nan"), "elapsed_s should be a number"),
+        ("chars_seen", True, "chars_seen should be a whole number"),
+        ("config", ["not", "a", "mapping"], "config should be a mapping"),
+        ("optimizer", [1, 2], "optimizer should be a mapping"),
+        ("state", [torch.zeros(8)], "state should be a list of 3-D tensors"),
+        ("state", [torch.zeros(1, 5, 8)], r"carried state \(1, 5, 8\) does not fit"),
+    ],
+)
+def test_fields_of_the_wrong_type_are_named(
+    tmp_path: Path, field: str, value: object, message: str
+) -> None:
+    raw = _payload().to_dict()
+    raw[field] = value
+    path = tmp_path / "m.pt"
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_a_huge_claimed_model_is_refused_before_anything_is_built(tmp_path: Path) -> None:
+    # A small file claiming hidden_size 10^9: the arithmetic check refuses it before any
+    # allocation (building it would need terabytes).
+    raw = _payload().to_dict()
+    raw["config"]["model"]["hidden_size"] = 10**9
+    path = tmp_path / "m.pt"
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match="weights do not match the stored settings"):
+        load_model(path)
+
+
+def test_checkpoint_round_trips_every_field(tmp_path: Path) -> None:
+    original = _payload()
+    original.state = [torch.randn(1, 32, 8)]
+    original.best_val_loss, original.train_loss_count = 1.25, 7
+    save_checkpoint(tmp_path / "m.pt", original)
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.best_val_loss == 1.25 and loaded.train_loss_count == 7
+    assert torch.equal(loaded.state[0], original.state[0])
+    assert loaded.config == original.config and loaded.vocab == original.vocab

@@ -6,10 +6,13 @@ from pathlib import Path
 import pytest
 
 from charrnn.config import (
+    Cell,
     DataConfig,
     ModelConfig,
     RunConfig,
     TrainConfig,
+    layered,
+    overrides,
     parse_duration,
     read_toml,
     to_toml,
@@ -92,8 +95,43 @@ def test_invalid_toml_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_presets_are_valid_settings(name: str) -> None:
-    config = RunConfig.from_dict(preset_tables(name))
-    assert config.model.cell in ("rnn", "lstm", "gru")
-    with pytest.raises(ConfigError, match="unknown preset"):
+def test_presets_are_valid_settings_without_budget_or_corpus(name: str) -> None:
+    tables = preset_tables(name)
+    config = RunConfig.from_dict(tables)
+    assert config.model == ModelConfig(**tables["model"])
+    assert not {"steps", "epochs", "time_s"} & set(tables.get("train", {}))
+    assert "data" not in tables
+
+
+def test_unknown_preset_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown preset 'huge': choose one of tiny"):
         preset_tables("huge")
+
+
+def test_layers_override_in_order_preset_file_options(tmp_path: Path) -> None:
+    toml = tmp_path / "run.toml"
+    toml.write_text("[model]\nhidden_size = 99\n[train]\nlr = 0.5\nsteps = 7\n")
+    given = overrides(lr=0.25, cell=Cell.gru, time_s=60.0)
+    config = layered(file="a.txt", config_file=toml, preset="tiny", given=given)
+    assert config.model.num_layers == PRESETS["tiny"][1]["model"]["num_layers"]  # preset
+    assert config.model.hidden_size == 99  # the file beats the preset
+    assert config.train.lr == 0.25 and config.model.cell == "gru"  # options beat the file
+    # a budget given as an option replaces the file's budget whole
+    assert config.train.time_s == 60.0 and config.train.steps is None
+    assert config.data.path == "a.txt"
+
+
+def test_overrides_leave_out_what_was_not_given() -> None:
+    tables = overrides(layers=3, hidden=None, val_file=Path("v.txt"), precision=None)
+    assert tables == {"data": {"val_file": "v.txt"}, "model": {"num_layers": 3}, "train": {}}
+
+
+def test_an_unknown_option_name_is_a_bug_not_a_setting() -> None:
+    with pytest.raises(KeyError):
+        overrides(hiden=3)
+
+
+def test_choices_are_defined_once_for_typer_and_the_dataclasses() -> None:
+    assert [c.value for c in Cell] == ["rnn", "lstm", "gru"]
+    with pytest.raises(ConfigError, match="cell must be one of rnn, lstm, gru"):
+        ModelConfig(cell="transformer")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_text
+from conftest import make_text, tiny_cli
 from typer.testing import CliRunner
 
 from charrnn.cli import app
@@ -17,28 +17,7 @@ from charrnn.rundir import RunDir
 
 runner = CliRunner()
 SETTINGS = [
-    "--layers",
-    "2",
-    "--hidden",
-    "16",
-    "--embed",
-    "8",
-    "--batch-size",
-    "4",
-    "--seq-len",
-    "16",
-    "--threads",
-    "1",
-    "--sample-length",
-    "0",
-    "--eval-every",
-    "10",
-    "--val-frac",
-    "0.1",
-    "--cell",
-    "gru",
-    "--lr",
-    "0.01",
+    *tiny_cli(layers=2, sample_length=0, eval_every=10, val_frac=0.1, cell="gru", lr=0.01),
     "--device",
     "cpu",  # gloo on the CPU, also where a GPU is present
     "-q",

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import tiny_cli
+
 from charrnn.checkpoint import load_checkpoint
 from charrnn.launch import resume
 
@@ -25,20 +27,7 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, corpus_file: Path) -> No
             str(out),
             "--steps",
             "1000000",
-            "--layers",
-            "1",
-            "--hidden",
-            "16",
-            "--batch-size",
-            "4",
-            "--seq-len",
-            "16",
-            "--threads",
-            "1",
-            "--eval-every",
-            "50",
-            "--sample-length",
-            "0",
+            *tiny_cli(embed=None, eval_every=50, sample_length=0),
             "-q",
         ],
         stdout=subprocess.PIPE,

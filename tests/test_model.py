@@ -54,8 +54,12 @@ def test_detached_state_stops_gradients() -> None:
     assert all(s.requires_grad for s in state)
     detached = detach_state(state)
     assert not any(s.requires_grad for s in detached)
-    logits, _ = model(x, detached)
-    logits.sum().backward()  # must not try to reach into the first window's graph
+    first, state = model(x)
+    first.sum().backward()  # frees the first window's graph
+    logits, _ = model(x, detach_state(state))
+    logits.sum().backward()  # fine: the graph stops at the detached state
+    with pytest.raises(RuntimeError, match="second time"):
+        model(x, state)[0].sum().backward()  # the undetached state reaches into it
 
 
 def test_one_hot_model_has_no_embedding() -> None:

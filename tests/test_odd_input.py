@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import tiny_cli
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -15,24 +16,7 @@ from charrnn.cli import app
 
 runner = CliRunner()
 TINY = [
-    "--layers",
-    "1",
-    "--hidden",
-    "8",
-    "--embed",
-    "4",
-    "--batch-size",
-    "2",
-    "--seq-len",
-    "4",
-    "--threads",
-    "1",
-    "--sample-length",
-    "5",
-    "--eval-every",
-    "1",
-    "--steps",
-    "2",
+    *tiny_cli(hidden=8, embed=4, batch_size=2, seq_len=4, sample_length=5, eval_every=1, steps=2),
     "-q",
 ]
 
@@ -108,19 +92,8 @@ def test_a_single_line_of_ten_megabytes(tmp_path: Path) -> None:
             str(run),
             "--val-frac",
             "0.001",
-            "--layers",
-            "1",
-            "--hidden",
-            "8",
-            "--batch-size",
-            "32",
-            "--seq-len",
-            "64",
-            "--steps",
-            "3",
+            *tiny_cli(hidden=8, embed=None, batch_size=32, seq_len=64, steps=3),
             "-q",
-            "--threads",
-            "1",
         ],
     )
     assert result.exit_code == 0, result.output

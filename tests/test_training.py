@@ -141,8 +141,7 @@ def test_resume_with_a_larger_budget_and_metrics_after_the_checkpoint(
     train(config, run)
     with pytest.raises(Exception, match="already used its budget"):
         resume(run)
-    # Pretend the process died after step 20's save: evaluation 30 is in metrics
-    # but not in last.pt. Rebuild that situation by resuming from a step-20 copy.
+    # The finished run continues under a larger budget; metrics and config follow.
     summary = resume(run, steps=50)
     assert summary.step == 50
     assert [r["step"] for r in RunDir(run).read_metrics()] == [10, 20, 30, 40, 50]
