@@ -347,6 +347,21 @@ class Trainer:
                 f"continue with: charrnn train --resume {self.run_dir.path}",
             )
 
+    def _report_progress(self, lr: float, elapsed: float, chars_per_s: float) -> None:
+        last = self.last_val_loss
+        self.reporter.progress(
+            Progress(
+                step=self.step,
+                epoch=self.step / self.batches.windows_per_epoch,
+                fraction=self.budget.fraction(self.step, elapsed),
+                train_loss=self.mean_train_loss(),
+                lr=lr,
+                chars_per_s=chars_per_s,
+                elapsed_s=elapsed,
+                val_bpc=to_bits(last) if math.isfinite(last) else None,
+            )
+        )
+
     def _run_start(self) -> RunStart:
         return RunStart(
             run_dir=self.run_dir.path,
@@ -387,20 +402,7 @@ class Trainer:
             stopped_by = self.budget.stopped_by(self.step, elapsed)
             evaluate = self.step % tc.eval_every == 0 or stopped_by is not None
             if evaluate or since_report.seconds() >= _REPORT_INTERVAL_S:
-                self.reporter.progress(
-                    Progress(
-                        step=self.step,
-                        epoch=self.step / self.batches.windows_per_epoch,
-                        fraction=self.budget.fraction(self.step, elapsed),
-                        train_loss=self.mean_train_loss(),
-                        lr=lr,
-                        chars_per_s=since_report.take(self.chars_seen),
-                        elapsed_s=elapsed,
-                        val_bpc=to_bits(self.last_val_loss)
-                        if math.isfinite(self.last_val_loss)
-                        else None,
-                    )
-                )
+                self._report_progress(lr, elapsed, since_report.take(self.chars_seen))
             if evaluate:
                 with self.clock.paused(elapsed):
                     self._evaluate_and_record(lr, elapsed, since_eval.take(self.chars_seen))
