@@ -168,7 +168,7 @@ def train(
         )
     finally:
         if isinstance(reporter, LiveReporter):
-            reporter.close()
+            reporter.close()  # stops the bar; safe on a closed stream
 
 
 # -- compare --------------------------------------------------------------------------------

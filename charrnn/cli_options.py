@@ -101,10 +101,20 @@ ResumeOpt = Annotated[
 ]
 
 
+def _run_path(text: str) -> Path:
+    if not text.strip():
+        raise typer.BadParameter("is empty: name a run directory")
+    return Path(text)
+
+
 OutOpt = Annotated[
     Path | None,
     typer.Option(
-        "--out", "-o", help="Run directory. [default: runs/<corpus>-<cell>]", show_default=False
+        "--out",
+        "-o",
+        help="Run directory. [default: runs/<corpus>-<cell>]",
+        show_default=False,
+        parser=_run_path,
     ),
 ]
 

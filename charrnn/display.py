@@ -10,7 +10,7 @@ import json
 import math
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,8 @@ class LiveReporter(Quiet):
     def close(self) -> None:
         """Stop the bar (if it was started), e.g. when training ended in an error."""
         if self.task is not None:
-            self.bar.stop()
+            with suppress(OSError):  # the terminal or pipe has gone: nothing left to tidy
+                self.bar.stop()
 
 
 class JsonReporter(Quiet):

@@ -209,17 +209,20 @@ def on_main(group: Group, action: Callable[[], None]) -> None:
 
 @contextmanager
 def holding(
-    group: Group, run_dir: RunDir, create: Callable[[], None] | None = None
+    group: Group, run_dir: RunDir, claim: Callable[[], None] | None = None
 ) -> Iterator[None]:
-    """On rank 0: (create and) lock the run directory and clear a killed run's
-    temporaries, for as long as the run lasts. The other ranks learn if that failed."""
+    """On rank 0: lock the run directory (making it if needed), then ``claim`` it for a
+    new run and clear a killed run's temporaries, for as long as the run lasts. The lock
+    comes first, so nothing is deleted under a live run. The other ranks learn if that
+    failed."""
     with ExitStack() as stack:
         error: CharRNNError | None = None
         if group.is_main:
             try:
-                if create is not None:
-                    create()
+                run_dir.make()
                 stack.enter_context(run_dir.lock())
+                if claim is not None:
+                    claim()
                 run_dir.clean_temporaries()
             except CharRNNError as exc:
                 error = exc

@@ -43,13 +43,25 @@ class TrainingInterrupted(CharRNNError):
 
     exit_code = 130
 
-    def __init__(self, step: int, saved: str, how_to_continue: str) -> None:
+    def __init__(self, step: int, saved: str, how_to_continue: str, signum: int = 2) -> None:
         self.step, self.saved, self.how_to_continue = step, saved, how_to_continue
-        super().__init__(f"interrupted at step {step}; saved {saved} ({how_to_continue})")
+        self.signum = signum
+        self.exit_code = 128 + signum  # the shell's convention: 130 for Ctrl-C, 143 for TERM
+        what = "interrupted" if signum == 2 else f"stopped by signal {_signal_name(signum)}"
+        super().__init__(f"{what} at step {step}; saved {saved} ({how_to_continue})")
 
     def continue_with(self, how: str) -> TrainingInterrupted:
         """The same interruption with other advice on how to continue."""
-        return TrainingInterrupted(self.step, self.saved, how)
+        return TrainingInterrupted(self.step, self.saved, how, self.signum)
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
 
 
 class TrainingDiverged(CharRNNError):

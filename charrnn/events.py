@@ -10,6 +10,8 @@ test's recorder, or :data:`SILENT` — with typed events (:class:`RunStart`,
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -124,6 +126,60 @@ class Silent:
 SILENT: Reporter = Silent()
 
 
+class Guarded:
+    """Passes every event on, but output that can no longer be written (a closed pipe,
+    as in ``charrnn train --json | head -c 5``, or a full disk behind a redirect)
+    silences the listener instead of stopping training: the run goes on and saves."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self.inner = inner
+        self.broken = False
+
+    def _pass(self, name: str, *args: Any) -> None:
+        if self.broken:
+            return
+        try:
+            getattr(self.inner, name)(*args)
+        except OSError:
+            self.broken = True
+            _discard_unwritable_output()
+
+    def start(self, info: RunStart) -> None:
+        self._pass("start", info)
+
+    def progress(self, progress: Progress) -> None:
+        self._pass("progress", progress)
+
+    def evaluated(self, evaluation: Evaluation) -> None:
+        self._pass("evaluated", evaluation)
+
+    def finish(self, summary: Summary) -> None:
+        self._pass("finish", summary)
+
+    def notice(self, text: str) -> None:
+        self._pass("notice", text)
+
+    def warning(self, text: str) -> None:
+        self._pass("warning", text)
+
+
+def _discard_unwritable_output() -> None:
+    """Point stdout/stderr at /dev/null where they can no longer be written, so later
+    writes (and the interpreter's flush at exit) do not fail again."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError, AttributeError):
+                pass
+
+
 def for_rank(reporter: Reporter | None, is_main: bool) -> Reporter:
     """The reporter this process may use: rank 0 speaks for a run, the others not."""
-    return reporter if reporter is not None and is_main else SILENT
+    if reporter is None or not is_main:
+        return SILENT
+    return reporter if isinstance(reporter, Guarded) else Guarded(reporter)

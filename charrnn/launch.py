@@ -58,7 +58,7 @@ def train(
         run_dir = RunDir(out)
         # Build the trainer first: bad settings fail before the run directory is touched.
         trainer = Trainer(config, dataset, run_dir, reporter=speaker, stop=stop, group=group)
-        with holding(group, run_dir, create=lambda: run_dir.create(overwrite=overwrite)):
+        with holding(group, run_dir, claim=lambda: run_dir.claim(overwrite=overwrite)):
             on_main(group, lambda: run_dir.write_config(config))
             return _run(trainer, stop)
 

@@ -64,18 +64,27 @@ class RunDir:
     def config(self) -> Path:
         return self.path / CONFIG
 
-    def create(self, *, overwrite: bool = False) -> None:
-        """Make the folder for a new run; refuse to replace an existing run's files."""
+    def make(self) -> None:
+        """Make the folder (and its parents) if needed; nothing in it is touched."""
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"{self.path}: exists and is not a directory")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create run directory {self.path}: {exc.strerror}") from None
+
+    def claim(self, *, overwrite: bool = False) -> None:
+        """Make the folder ready for a new run; call with the lock held, so nothing a live
+        process owns is ever deleted. An existing run is refused unless ``overwrite``;
+        a run that never saved a checkpoint (it failed at its start) is simply replaced."""
         ours = [p for p in (self.last, self.best, self.metrics, self.config) if p.exists()]
-        if ours and not overwrite:
+        saved = self.last.exists() or self.best.exists()
+        if saved and not overwrite:
             raise RunDirError(
                 f"{self.path} already holds a run: continue it with --resume {self.path}, "
                 "start again with --overwrite, or choose another --out"
             )
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
             for stale in ours:
                 stale.unlink()
         except OSError as exc:

@@ -345,6 +345,7 @@ class Trainer:
                 self.step,
                 str(self.run_dir.last),
                 f"continue with: charrnn train --resume {self.run_dir.path}",
+                getattr(self.stop, "signal", 2),
             )
 
     def _report_progress(self, lr: float, elapsed: float, chars_per_s: float) -> None:

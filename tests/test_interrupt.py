@@ -1,4 +1,5 @@
-"""Ctrl-C during training: save, say where, exit 130, and resume from there."""
+"""Ctrl-C and termination signals during training: save, say where, exit 128 + the
+signal's number, and resume from there."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import tiny_cli
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.launch import resume
 
 
-def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, corpus_file: Path) -> None:
-    out = tmp_path / "run"
+def start_training(out: Path, corpus_file: Path) -> subprocess.Popen[str]:
+    """A long tiny run, returned once its first evaluation is written (training runs)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -34,16 +36,28 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, corpus_file: Path) -> No
         stderr=subprocess.PIPE,
         text=True,
     )
+    deadline = time.monotonic() + 60
+    while not (out / "metrics.jsonl").exists():  # first evaluation done: training runs
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(("training did not start", proc.communicate()))
+        time.sleep(0.05)
+    return proc
+
+
+def stop_with(proc: subprocess.Popen[str], signum: int) -> str:
     try:
-        deadline = time.monotonic() + 60
-        while not (out / "metrics.jsonl").exists():  # first evaluation done: training runs
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "training did not start"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
+    return err
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, corpus_file: Path) -> None:
+    out = tmp_path / "run"
+    proc = start_training(out, corpus_file)
+    err = stop_with(proc, signal.SIGINT)
     assert proc.returncode == 130, err
     assert "interrupted at step" in err and "last.pt" in err and "--resume" in err
     assert "Traceback" not in err
@@ -51,3 +65,49 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, corpus_file: Path) -> No
     assert step >= 50
     summary = resume(out, steps=step + 10)
     assert summary.step == step + 10
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGQUIT"])
+def test_termination_signals_save_like_ctrl_c(tmp_path: Path, corpus_file: Path, name: str) -> None:
+    # Before: SIGTERM (scancel, SLURM preemption), SIGHUP and SIGQUIT ended the process at
+    # once and lost up to --save-every - 1 steps.
+    signum = getattr(signal, name)
+    out = tmp_path / "run"
+    proc = start_training(out, corpus_file)
+    err = stop_with(proc, signum)
+    assert proc.returncode == 128 + signum, err
+    assert f"stopped by signal {name} at step" in err and "--resume" in err
+    step = load_checkpoint(out / "last.pt").step
+    assert 50 <= step < 500, (
+        "last.pt exists before the first --save-every (500): the signal saved it"
+    )
+
+
+def test_a_closed_output_pipe_never_stops_training(tmp_path: Path, corpus_file: Path) -> None:
+    # Before: `charrnn train ... --json | head -c 5` ended with exit 1, no message and no
+    # final save.
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "charrnn",
+            "train",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--steps",
+            "60",
+            "--json",
+            *tiny_cli(eval_every=2, save_every=1000, sample_length=0),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(5)  # like head -c 5: read a little, then go away
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0
+    final = load_checkpoint(out / "last.pt")
+    assert final.step == 60 and final.finished

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Recorder, tiny_config
+from conftest import TINY_CLI, Recorder, tiny_config
 from typer.testing import CliRunner
 
 from charrnn import files
@@ -67,7 +67,7 @@ def test_failed_saves_keep_the_previous_checkpoint(
 
 def test_a_lock_held_by_a_killed_process_is_taken_over(tmp_path: Path, corpus_file: Path) -> None:
     run = RunDir(tmp_path / "run")
-    run.create()
+    run.make()
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -134,3 +134,53 @@ def test_run_names_stay_inside_their_folder(name: str) -> None:
     assert "/" not in run_name and "\\" not in run_name
     assert not run_name.startswith(".")
     assert (Path("runs") / run_name).resolve().parent == Path("runs").resolve()
+
+
+def test_overwrite_never_deletes_what_a_live_run_owns(tmp_path: Path, corpus_file: Path) -> None:
+    # Before: --overwrite deleted the live run's best.pt, config.toml and metrics.jsonl,
+    # and only then was refused by the lock.
+    run = tmp_path / "run"
+    train(tiny_config(corpus_file, steps=10), run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if not p.name.startswith(".")}
+    with RunDir(run).lock():  # a live process holds the run
+        result = runner.invoke(
+            app, ["train", str(corpus_file), "--out", str(run), "--overwrite", "-q", *TINY_CLI]
+        )
+    assert result.exit_code == 1 and "another charrnn process" in result.stderr
+    after = {p.name: p.read_bytes() for p in run.iterdir() if not p.name.startswith(".")}
+    assert after == before
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_can_be_retried(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    # Before: the same --out was refused ("already holds a run: continue it with
+    # --resume") and --resume then said there was no last.pt.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text("[model]\n")
+    (run / "metrics.jsonl").write_text("")
+    result = runner.invoke(
+        app, ["train", str(corpus_file), "--out", str(run), "--steps", "3", "-q", *TINY_CLI]
+    )
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run / "last.pt").step == 3
+
+
+def test_an_empty_out_is_a_usage_error(corpus_file: Path) -> None:
+    result = runner.invoke(app, ["train", str(corpus_file), "--out", "", "-q"])
+    assert result.exit_code == 2 and "--out" in result.stderr and "is empty" in result.stderr
+
+
+def test_checkpoints_follow_the_umask_like_the_other_run_files(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    # Before: checkpoints were created 0600 (mkstemp), so colleagues could not sample a
+    # run in a shared folder; the other run files followed the umask.
+    old = os.umask(0o022)
+    try:
+        train(tiny_config(corpus_file, steps=2), tmp_path / "run")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir()}
+    assert modes["last.pt"] == modes["config.toml"] == 0o644, modes

@@ -184,7 +184,7 @@ def test_bad_input_fails_before_the_run_directory_is_made(
 
 def test_second_writer_is_refused(tmp_path: Path, corpus_file: Path) -> None:
     run = RunDir(tmp_path / "run")
-    run.create()
+    run.make()
     with run.lock():
         with pytest.raises(RunDirError, match="another charrnn process"):
             train(tiny_config(corpus_file), tmp_path / "run", overwrite=True)
