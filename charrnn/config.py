@@ -8,6 +8,7 @@ its own options second, so options on the command line win.
 
 from __future__ import annotations
 
+import codecs
 import math
 import tomllib
 from dataclasses import asdict, dataclass, fields
@@ -66,6 +67,15 @@ SAMPLE_PRECISIONS = tuple(SamplePrecision)
 _BUDGET = ("steps", "epochs", "time_s")
 
 
+def text_codec(encoding: str) -> bool:
+    """Whether ``encoding`` names a codec that turns bytes into text (not rot13, hex,
+    base64 or zlib, which Python also calls codecs)."""
+    try:
+        return bool(codecs.lookup(encoding)._is_text_encoding)
+    except LookupError:
+        return True  # unknown: the corpus reader names it, with its own message
+
+
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -118,6 +128,15 @@ class DataConfig:
     max_mb: float = 4.0
 
     def __post_init__(self) -> None:
+        for name in ("path", "val_file"):
+            value = getattr(self, name)
+            _require(value is None or isinstance(value, str), f"{name} must be text, got {value!r}")
+        _require(isinstance(self.encoding, str), f"encoding must be text, got {self.encoding!r}")
+        _require(text_codec(self.encoding), f"{self.encoding!r} is not a text encoding")
+        _require(
+            isinstance(self.byte_level, bool),
+            f"byte_level must be true or false, got {self.byte_level!r}",
+        )
         _finite("val-frac", self.val_frac, 0.0, 0.5, open_low=True)
         _finite("max-mb", self.max_mb, 0.0, 1e6, open_low=True)
 
@@ -176,8 +195,11 @@ class TrainConfig:
         _positive_int("save-every", self.save_every)
         ok = isinstance(self.sample_length, int) and 0 <= self.sample_length <= 100_000
         _require(ok, f"sample-length must be 0 to 100000, got {self.sample_length!r}")
-        ok = isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0
-        _require(ok, f"seed must be a non-negative integer, got {self.seed!r}")
+        ok = isinstance(self.seed, int) and not isinstance(self.seed, bool)
+        _require(
+            ok and 0 <= self.seed < 2**63,
+            f"seed must be an integer in [0, 2^63), got {self.seed!r}",
+        )
         _require(
             self.device in DEVICES,
             f"device must be one of {', '.join(DEVICES)}, got {self.device!r}",
@@ -250,6 +272,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
+        ) from None
 
 
 def to_toml(config: RunConfig) -> str:

@@ -20,6 +20,7 @@ import codecs
 import hashlib
 import json
 import os
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from charrnn.errors import CorpusError
+from charrnn.errors import CorpusError, VocabError
 from charrnn.events import SILENT, Reporter
 from charrnn.files import atomic_file, atomic_write_text
 from charrnn.vocab import Vocab, code_points, id_dtype
@@ -87,6 +88,11 @@ def check_readable(path: Path) -> os.stat_result:
         raise CorpusError(f"{path}: cannot read: {exc.strerror}") from None
     if path.is_dir():
         raise CorpusError(f"{path}: is a directory, expected a text file")
+    if not stat.S_ISREG(st.st_mode):  # a pipe, FIFO, /dev/stdin or device: read twice, sized
+        raise CorpusError(
+            f"{path}: is not a regular file (a pipe or a device); charrnn reads a corpus "
+            "twice, so save it to a file first"
+        )
     if st.st_size == 0:
         raise CorpusError(f"{path}: is empty")
     return st
@@ -214,7 +220,10 @@ def _write_ids(
         np.lib.format.write_array_header_1_0(out, header)
         written = 0
         for _, symbols in iter_symbol_chunks(path, encoding=encoding, byte_level=byte_level):
-            ids = vocab.encode_symbols(symbols, what=str(path), dtype=dtype)
+            try:
+                ids = vocab.encode_symbols(symbols, what=str(path), dtype=dtype)
+            except VocabError:  # pass 1 saw every symbol: the file changed in between
+                raise CorpusError(f"{path}: changed while it was being read; try again") from None
             out.write(ids.tobytes())
             written += len(ids)
         if written != total:

@@ -30,6 +30,10 @@ class Unreachable(CorpusError):
     """The server could not be reached or refused the file (the caller may add advice)."""
 
 
+class Oversized(CorpusError):
+    """A download or archive member is larger than the file it should be."""
+
+
 def sha256_of(path: Path) -> str:
     """SHA-256 of a file, read in 1 MB chunks."""
     digest = hashlib.sha256()
@@ -97,13 +101,21 @@ def _transfer(
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise Unreachable(f"cannot download {url}: {reason}") from None
+    oversized = False
     with response:
         resumed = have > 0 and response.status == 206
         if not resumed:
             have = 0  # the server sent the whole file
         try:
             with part.open("ab" if resumed else "wb") as out:
-                while chunk := response.read(_CHUNK):
+                # Never more than the expected size: a server (or anyone on a plain-http
+                # path) could otherwise stream without end into the part file.
+                while chunk := response.read(
+                    _CHUNK if size is None else min(_CHUNK, size + 1 - have)
+                ):
+                    if size is not None and have + len(chunk) > size:
+                        oversized = True
+                        break
                     out.write(chunk)
                     have += len(chunk)
                     if progress is not None:
@@ -115,6 +127,12 @@ def _transfer(
                 f"the download of {url} broke off after {have:,} bytes ({type(exc).__name__}); "
                 "run the same command again to resume"
             ) from None
+    if oversized:
+        part.unlink(missing_ok=True)
+        raise Oversized(
+            f"download of {url} failed its check: it sent more than the expected {size:,} "
+            "bytes; the partial file was discarded"
+        )
     if size is not None and have < size:
         raise CorpusError(
             f"the download of {url} broke off after {have:,} of {size:,} bytes; "
@@ -127,6 +145,14 @@ def extract_member(
 ) -> Path:
     """Unzip one member of ``archive`` to ``dest`` (via a temporary file) and verify it."""
     try:
+        with zipfile.ZipFile(archive) as zipped:
+            claimed = zipped.getinfo(member).file_size  # from the header, before unpacking
+        if size is not None and claimed != size:
+            archive.unlink(missing_ok=True)
+            raise Oversized(
+                f"{member} in {archive} claims {claimed:,} bytes, not the expected {size:,}; "
+                "the archive was removed"
+            )
         with (
             zipfile.ZipFile(archive) as zipped,
             zipped.open(member) as src,

@@ -24,6 +24,9 @@ from charrnn.model import CharRNN
 from charrnn.stepper import Stepper
 from charrnn.vocab import Vocab
 
+MAX_SAMPLES = 100_000  # drawn as one batch: more would only exhaust memory
+PRIME_CHUNK = 4096  # priming text runs through the model this many characters at a time
+
 
 @dataclass(frozen=True)
 class SampleSettings:
@@ -56,7 +59,10 @@ def choose(
     """Draw one id per row of ``logits`` (B, V); returns (B,) int64."""
     if settings.temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits.float() / settings.temperature
+    # Subtract the maximum first: with a tiny temperature (1e-39) the scaled logits
+    # would overflow to inf and the softmax to NaN; this way they go to -inf and 0.
+    logits = logits.float()
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / settings.temperature
     if settings.top_k:
         k = min(settings.top_k, logits.shape[-1])
         kth = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
@@ -114,8 +120,8 @@ def stream(
         raise ConfigError("--precision bf16: this machine has no bf16 support; use fp32")
     if length < 0:
         raise ConfigError(f"length must be >= 0, got {length}")
-    if num_samples < 1:
-        raise ConfigError(f"num-samples must be >= 1, got {num_samples}")
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise ConfigError(f"num-samples must be 1 to {MAX_SAMPLES:,}, got {num_samples}")
     prime_ids = vocab.encode(
         prime,
         what="priming text",
@@ -147,9 +153,14 @@ def _draw(
 ) -> Iterator[torch.Tensor]:
     device = model.head.weight.device
     with torch.inference_mode():
-        x = torch.as_tensor(prime_ids, dtype=torch.long, device=device)
-        x = x.unsqueeze(0).expand(num_samples, -1)  # (M, P)
-        logits, state = model(x)  # the whole prefix in one call
+        state = None
+        # The prefix in chunks, state carried: constant memory for any priming text
+        # (in one call, a 4 MB prime took 2.9 GB of activations and logits).
+        for start in range(0, len(prime_ids), PRIME_CHUNK):
+            chunk = torch.as_tensor(prime_ids[start : start + PRIME_CHUNK], device=device)
+            x = chunk.long().unsqueeze(0).expand(num_samples, -1)  # (M, <=PRIME_CHUNK)
+            logits, state = model(x, state)
+        assert state is not None
         logits = logits[:, -1]  # (M, V)
         stepper = Stepper(model, state, precision)  # weights prepared once
         for _ in range(length):

@@ -76,6 +76,14 @@ class Vocab:
         limit = 256 if self.byte_level else 0x110000
         if self.symbols[0] < 0 or self.symbols[-1] >= limit:
             raise VocabError("vocabulary symbol out of range")
+        if not self.byte_level:
+            surrogates = [s for s in self.symbols if 0xD800 <= s <= 0xDFFF]
+            if surrogates:  # halves of UTF-16 pairs: not characters, and not writable as UTF-8
+                shown = ", ".join(f"U+{s:04X}" for s in surrogates[:5])
+                raise VocabError(
+                    f"the text holds surrogate code points ({shown}), which are not "
+                    "characters; check --encoding, or use --bytes"
+                )
         symbol_array = np.asarray(self.symbols, dtype=np.uint32)
         # Lookup table code point -> id; one extra slot (-1) catches everything larger.
         lookup = np.full(int(symbol_array[-1]) + 2, -1, dtype=np.int32)

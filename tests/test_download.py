@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from charrnn.corpora import Download, download_path, get_download, is_downloaded
-from charrnn.download import fetch
+from charrnn.download import extract_member, fetch
 from charrnn.errors import CorpusError
 
 CONTENT = b"To be, or not to be, that is the question.\n" * 2000
@@ -104,6 +104,27 @@ def test_wrong_size_leaves_nothing(tmp_path: Path, server: tuple[str, Server]) -
     with pytest.raises(CorpusError, match="failed its check"):
         fetch(f"{url}/file", tmp_path / "f.txt", size=len(CONTENT) - 5, sha256=None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_download_stops_at_the_expected_size(tmp_path: Path, server: tuple[str, Server]) -> None:
+    # Before: a server (or anyone on a plain-http path) could stream far more than the
+    # expected size into the part file.
+    url, _ = server
+    with pytest.raises(CorpusError, match="sent more than the expected 1,000 bytes"):
+        fetch(f"{url}/file", tmp_path / "f.txt", size=1000, sha256=None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_zip_member_larger_than_expected_is_never_unpacked(tmp_path: Path) -> None:
+    # Before: a small zip whose member claims gigabytes was extracted in full before the
+    # size check.
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("inner", b"\0" * 5_000_000)  # deflates to a few KB
+    assert archive.stat().st_size < 50_000
+    with pytest.raises(CorpusError, match="claims 5,000,000 bytes, not the expected 100"):
+        extract_member(archive, "inner", tmp_path / "inner", size=100, sha256=None)
+    assert not (tmp_path / "inner").exists() and not archive.exists()
 
 
 def test_truncated_transfer_is_kept_and_resumed(tmp_path: Path, server: tuple[str, Server]) -> None:
