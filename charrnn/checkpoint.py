@@ -286,6 +286,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path}: is a directory without {LAST} or {BEST}")
     if size == 0:
         raise CheckpointError(f"{path}: is empty (0 bytes), not a checkpoint")
+    if not _looks_like_torch(path):
+        raise CheckpointError(f"{path}: not a checkpoint (not a file PyTorch wrote)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols
@@ -305,6 +307,16 @@ def load_checkpoint(path: Path) -> Checkpoint:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path}: not a checkpoint ({detail[:120]})") from None
     return Checkpoint.from_dict(raw, path)
+
+
+def _looks_like_torch(path: Path) -> bool:
+    """Starts as torch.save's zip format does, or as a pickle (its legacy format)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return True  # let torch.load report the read error
+    return head == b"PK\x03\x04" or head[:1] == b"\x80"
 
 
 def _looks_like_zip(path: Path) -> bool:
@@ -352,6 +364,12 @@ def build_model(checkpoint: Checkpoint, path: Path, device: str | torch.device =
     """The stored model, its weights checked against its settings before any allocation."""
     check_weights(checkpoint, path)
     described = _described(checkpoint)
+    broken = [name for name, t in checkpoint.model.items() if not torch.isfinite(t).all()]
+    if broken:
+        raise CheckpointError(
+            f"{path}: its weights are not finite ({', '.join(broken[:3])}): the run diverged "
+            "or the file is damaged; use an earlier checkpoint"
+        )
     model = CharRNN(len(checkpoint.vocab), checkpoint.config.model)
     try:
         model.load_state_dict(checkpoint.model)

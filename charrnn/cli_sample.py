@@ -75,6 +75,8 @@ def sample(
     )
     out = _Throttled(typer.get_binary_stream("stdout"))
     head = prime.encode("utf-8", "surrogateescape")
+    if skip_unknown:  # print the priming text the model saw, without the dropped characters
+        head = vocab.decode_bytes(vocab.encode(prime, on_unknown="drop"))
     current = 0
     try:
         for number, chunk in encoded_samples(steps, vocab, num_samples):

@@ -131,13 +131,25 @@ def run_comparison(
     their ``last.pt`` and missing ones start; without it, an ``out`` that already
     holds runs is refused.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    existing = [r.name for r in runs if (out / r.name / LAST).exists()]
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the comparison folder {out}: {exc.strerror}") from None
+    existing = [r for r in runs if (out / r.name / LAST).exists()]
     if existing and not resume_existing:
         raise ConfigError(
-            f"{out} already holds runs ({', '.join(existing)}): continue with --resume, or "
-            "choose another --out"
+            f"{out} already holds runs ({', '.join(r.name for r in existing)}): continue "
+            "with --resume, or choose another --out"
         )
+    for run in existing:  # a comparison is fair only if every cell ran under one setting
+        changed = _changed_settings(load_checkpoint(out / run.name / LAST).config, run.config)
+        if changed:
+            raise ConfigError(
+                f"{out}: {run.name} ran with other settings ({'; '.join(changed)}); a resumed "
+                "comparison must use the settings it started with (or choose another --out)"
+            )
     results: list[RunResult] = []
     for index, run in enumerate(runs):
         run_dir = out / run.name
@@ -178,6 +190,17 @@ def samples(
             skip_unknown=True,
         )[0]
     return texts
+
+
+def _changed_settings(stored: RunConfig, planned: RunConfig) -> list[str]:
+    """``table.key: old -> new`` for every setting that differs."""
+    old, new = stored.to_dict(), planned.to_dict()
+    return [
+        f"{table}.{key}: {old[table].get(key)!r} -> {new[table].get(key)!r}"
+        for table in ("data", "model", "train")
+        for key in sorted(set(old[table]) | set(new[table]))
+        if old[table].get(key) != new[table].get(key)
+    ]
 
 
 def _shared_settings(runs: Sequence[PlannedRun]) -> dict[str, object]:

@@ -202,7 +202,13 @@ def _scan(path: Path, encoding: str, byte_level: bool) -> tuple[Vocab, np.ndarra
 
 
 def _write_ids(
-    path: Path, target: Path, vocab: Vocab, total: int, encoding: str, byte_level: bool
+    path: Path,
+    target: Path,
+    vocab: Vocab,
+    total: int,
+    encoding: str,
+    byte_level: bool,
+    source_mode: int,
 ) -> None:
     """Pass 2: encode into ``target`` (a ``.npy`` file) via a temporary file renamed
     when complete.
@@ -211,7 +217,7 @@ def _write_ids(
     resident memory, so encoding a large corpus does not grow it.
     """
     dtype = id_dtype(len(vocab))
-    with atomic_file(target) as out:
+    with atomic_file(target, readable_as=source_mode) as out:  # no more readable than the text
         header = {
             "descr": np.lib.format.dtype_to_descr(dtype),
             "fortran_order": False,
@@ -309,7 +315,7 @@ def load_corpus(
     if meta is None or meta["sha256"] != sha:
         ids_file = f"ids-{uuid.uuid4().hex}.npy"
         try:
-            _write_ids(path, folder / ids_file, vocab, total, encoding, byte_level)
+            _write_ids(path, folder / ids_file, vocab, total, encoding, byte_level, st.st_mode)
         except OSError as exc:
             raise CorpusError(f"cannot write the corpus cache in {folder}: {exc}") from None
     else:
@@ -327,7 +333,7 @@ def load_corpus(
         "counts": counts.tolist(),
     }
     try:
-        atomic_write_text(folder / "meta.json", json.dumps(meta))
+        atomic_write_text(folder / "meta.json", json.dumps(meta), readable_as=st.st_mode)
     except OSError as exc:
         raise CorpusError(f"cannot write the corpus cache in {folder}: {exc}") from None
     _clean_folder(folder, keep=ids_file)

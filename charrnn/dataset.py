@@ -51,8 +51,7 @@ def load_dataset(
     )
     if vocab is not None and corpus.vocab != vocab:
         raise CorpusError(
-            f"{path}: its vocabulary ({len(corpus.vocab)} symbols) differs from the run's "
-            f"({len(vocab)} symbols)"
+            f"{path}: its vocabulary differs from the run's: {vocab.difference(corpus.vocab)}"
         )
     if data.val_file:
         val_ids = encode_validation_file(

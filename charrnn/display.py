@@ -102,7 +102,7 @@ class LiveReporter(Quiet):
     def start(self, info: RunStart) -> None:
         resumed = f", resuming at step {info.start_step}" if info.start_step else ""
         self.console.print(
-            f"[bold]{escape(info.corpus)}[/]: {human(info.train_chars)} training and "
+            f"[bold]{escape(printable(info.corpus))}[/]: {human(info.train_chars)} training and "
             f"{human(info.val_chars)} validation characters, vocabulary {info.vocab_size}; "
             f"model {human(info.parameters)} parameters on {info.device}{resumed}\n"
             f"run directory: {escape(str(info.run_dir))}"
@@ -219,6 +219,15 @@ def vocab_table(
     ]
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escape sequences among them) shown as
+    ``\\xNN`` escapes: strings from a file never drive the terminal."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+
+
 def _loss(nats: float) -> str:
     return f"{nats:.4f} nats = {to_bits(nats):.4f} bpc" if math.isfinite(nats) else "-"
 
@@ -228,7 +237,7 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
     model, train, data = checkpoint.config.model, checkpoint.config.train, checkpoint.config.data
     corpus = checkpoint.corpus
     where = corpus.path if corpus is not None else (data.path or "?")
-    t = Table(title=escape(str(path)), title_justify="left", show_header=False)
+    t = Table(title=escape(printable(str(path))), title_justify="left", show_header=False)
     t.add_column("setting", style="bold")
     t.add_column("value")
     byte_level = " (byte-level)" if checkpoint.vocab.byte_level else ""
@@ -250,7 +259,7 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
         ("charrnn version", checkpoint.charrnn_version),
     ]
     for key, value in rows:
-        t.add_row(key, Text(value))  # Text: never read as Rich markup
+        t.add_row(key, Text(printable(value)))  # Text: never read as Rich markup
     return t
 
 

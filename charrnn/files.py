@@ -26,11 +26,13 @@ def temporary_name(target: Path) -> Path:
 
 
 @contextmanager
-def atomic_file(target: Path) -> Iterator[BinaryIO]:
+def atomic_file(target: Path, *, readable_as: int | None = None) -> Iterator[BinaryIO]:
     """Open a temporary file for binary writing; on a clean exit it replaces ``target``.
 
-    On any exception the temporary file is removed, ``target`` is untouched and the
-    exception propagates for the caller to turn into its own error.
+    The file gets the permissions the umask gives, narrowed to ``readable_as`` (a
+    source file's mode) when given: a copy derived from a file is never more readable
+    than that file. On any exception the temporary file is removed, ``target`` is
+    untouched and the exception propagates for the caller to turn into its own error.
     """
     target = Path(target)
     temp = temporary_name(target)
@@ -39,6 +41,8 @@ def atomic_file(target: Path) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        if readable_as is not None:
+            os.chmod(temp, os.stat(temp).st_mode & readable_as & 0o666)
         os.replace(temp, target)
         _fsync_dir(target.parent)
     finally:
@@ -50,15 +54,15 @@ def _create(temp: Path) -> BinaryIO:
     return temp.open("wb")
 
 
-def atomic_write_bytes(target: Path, data: bytes) -> None:
+def atomic_write_bytes(target: Path, data: bytes, *, readable_as: int | None = None) -> None:
     """Write ``data`` to ``target`` atomically."""
-    with atomic_file(target) as handle:
+    with atomic_file(target, readable_as=readable_as) as handle:
         handle.write(data)
 
 
-def atomic_write_text(target: Path, text: str) -> None:
+def atomic_write_text(target: Path, text: str, *, readable_as: int | None = None) -> None:
     """Write ``text`` (UTF-8, newlines as given) to ``target`` atomically."""
-    atomic_write_bytes(target, text.encode("utf-8"))
+    atomic_write_bytes(target, text.encode("utf-8"), readable_as=readable_as)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from charrnn.checkpoint import check_weights, load_checkpoint
+from charrnn.checkpoint import Checkpoint, check_weights, load_checkpoint
 from charrnn.config import RunConfig
+from charrnn.corpora import PREFIX
+from charrnn.corpus import check_readable
 from charrnn.dataset import load_dataset, with_absolute_paths
 from charrnn.distributed import holding, main_first, on_main, session
+from charrnn.download import sha256_of
 from charrnn.errors import CheckpointError, CorpusError
 from charrnn.events import Reporter, Summary, for_rank
 from charrnn.hardware import select_device
@@ -89,6 +92,7 @@ def resume(
     if time_s is not None:
         extended = replace(extended, time_s=time_s)
     config = replace(config, train=extended)
+    _check_corpus_unchanged(checkpoint, config)
     with session(select_device(config.train.device).type) as group:
         speaker = for_rank(reporter, group.is_main)
         dataset = main_first(
@@ -122,6 +126,22 @@ def resume(
 
             on_main(group, rewrite)
             return _run(trainer, stop)
+
+
+def _check_corpus_unchanged(checkpoint: Checkpoint, config: RunConfig) -> None:
+    """The file a run names must be the text it trained on, checked by its SHA-256
+    before anything is encoded or cached: a checkpoint from elsewhere cannot make
+    charrnn copy an arbitrary file (``/etc/shadow``, say) into the corpus cache."""
+    stored, path = checkpoint.corpus, config.data.path
+    if stored is None or not stored.sha256 or not path or path.startswith(PREFIX):
+        return
+    source = Path(path)
+    check_readable(source)
+    if sha256_of(source) != stored.sha256:
+        raise CorpusError(
+            f"{source} is not the text this run trained on (its SHA-256 differs); resuming "
+            "would train on different text (start a new run instead)"
+        )
 
 
 def _run(trainer: Trainer, stop: Callable[[], bool] | None) -> Summary:

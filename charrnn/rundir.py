@@ -160,15 +160,18 @@ class RunDir:
                     f"{self.metrics}: skipped line {number}, torn by an interrupted write"
                 )
                 continue
-            if isinstance(record, dict):
+            step = record.get("step") if isinstance(record, dict) else None
+            if isinstance(step, int) and not isinstance(step, bool):
                 records.append(record)
+            else:  # hand-edited or foreign: keep the rest readable
+                reporter.warning(f"{self.metrics}: skipped line {number}, it has no step number")
         return records
 
     def truncate_metrics(self, step: int, reporter: Reporter = SILENT) -> None:
         """Keep only records up to ``step`` (evaluations after the resumed checkpoint go)."""
         if not self.metrics.exists():
             return
-        kept = [r for r in self.read_metrics(reporter) if int(r.get("step", 0)) <= step]
+        kept = [r for r in self.read_metrics(reporter) if r["step"] <= step]
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept)
         try:
             atomic_write_text(self.metrics, text)

@@ -186,6 +186,23 @@ class Vocab:
             symbols = code_points(text)
         return self.encode_symbols(symbols, what=what, on_unknown=on_unknown, reporter=reporter)
 
+    def difference(self, other: Vocab) -> str:
+        """What ``other`` has that this vocabulary lacks, and the reverse, in words."""
+        ours, theirs = set(self.symbols), set(other.symbols)
+
+        def listed(symbols: set[int]) -> str:
+            shown = ", ".join(describe_symbol(s, self.byte_level) for s in sorted(symbols)[:5])
+            return shown + (f" and {len(symbols) - 5} more" if len(symbols) > 5 else "")
+
+        parts = []
+        if theirs - ours:
+            parts.append(f"new {listed(theirs - ours)}")
+        if ours - theirs:
+            parts.append(f"missing {listed(ours - theirs)}")
+        if self.byte_level != other.byte_level:
+            parts.append("byte-level in one, characters in the other")
+        return "; ".join(parts) or "the same symbols"
+
     def decode_bytes(self, ids: Sequence[int] | np.ndarray) -> bytes:
         """The UTF-8 bytes of ``ids`` (raw bytes for a byte-level vocabulary)."""
         symbols = self._symbol_array[np.asarray(ids, dtype=np.int64)]

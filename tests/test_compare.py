@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,30 @@ def test_interrupted_compare_says_how_to_resume(
     assert result.exit_code == 130
     assert "interrupted at step 3" in result.stderr
     assert f"--resume --out {out}" in result.stderr and "charrnn ..." not in result.stderr
+
+
+def test_resume_with_changed_settings_is_refused_naming_them(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    # Before: the remaining cells trained silently under the new settings.
+    out = tmp_path / "cmp"
+    plan = dict(cells=["rnn", "gru"], layers=[1], hiddens=[8], vocab_size=30)
+    comparison.run_comparison(comparison.plan(base_config(corpus_file), **plan), out)  # type: ignore[arg-type]
+    longer = replace(
+        base_config(corpus_file), train=replace(base_config(corpus_file).train, steps=20)
+    )
+    with pytest.raises(
+        ConfigError, match=r"rnn-1x8 ran with other settings \(train.steps: 12 -> 20\)"
+    ):
+        comparison.run_comparison(comparison.plan(longer, **plan), out, resume_existing=True)  # type: ignore[arg-type]
+
+
+def test_out_that_is_a_file_is_a_clear_error(tmp_path: Path, corpus_file: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    runs = comparison.plan(
+        base_config(corpus_file), cells=["rnn"], layers=[1], hiddens=[8], vocab_size=30
+    )
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        comparison.run_comparison(runs, taken)
+    assert taken.read_text() == "mine"
