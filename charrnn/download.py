@@ -163,6 +163,10 @@ def extract_member(
             problem = verify(Path(out.name), size=size, sha256=sha256)
             if problem is not None:
                 raise CorpusError(f"{member} unpacked from {archive} failed its check: {problem}")
+    except OSError as exc:  # a full disk or a read-only cache while unpacking
+        raise CorpusError(
+            f"cannot unpack {member} from {archive} into {dest.parent}: {exc.strerror or exc}"
+        ) from None
     except (zipfile.BadZipFile, KeyError) as exc:
         archive.unlink(missing_ok=True)
         raise CorpusError(

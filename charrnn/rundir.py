@@ -107,10 +107,13 @@ class RunDir:
                 raise RunDirError(
                     f"{self.path}: another charrnn process is training in this run directory"
                 ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
+            try:  # the holder's pid, for a person wondering who trains here
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"{os.getpid()}\n")
+                handle.flush()
+            except OSError as exc:  # a full disk: the kernel lock itself is held
+                raise RunDirError(f"cannot write {self.path / LOCK}: {exc.strerror}") from None
             yield
         finally:
             handle.close()

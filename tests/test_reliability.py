@@ -7,6 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +21,8 @@ from typer.testing import CliRunner
 from charrnn import files
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.cli import app
-from charrnn.errors import CheckpointError
+from charrnn.download import extract_member
+from charrnn.errors import CheckpointError, CorpusError
 from charrnn.launch import train
 from charrnn.rundir import RunDir, default_run_name
 from charrnn.vocab import Vocab
@@ -184,3 +188,72 @@ def test_checkpoints_follow_the_umask_like_the_other_run_files(
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "run").iterdir()}
     assert modes["last.pt"] == modes["config.toml"] == 0o644, modes
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 512 KB filesystem (tmpfs), so a full disk is the kernel's ENOSPC, not a fake."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode()[:80]}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path, leave: int) -> None:
+    """Fill the filesystem of ``folder`` until about ``leave`` bytes are free."""
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with suppress(OSError), (folder / "filler").open("wb") as handle:
+        handle.write(b"\0" * max(free - leave, 0))
+
+
+def test_a_real_full_disk_during_a_checkpoint_save(small_disk: Path, corpus_file: Path) -> None:
+    # Before: torch.save raised RuntimeError ("enforce fail at inline_container.cc") on a
+    # real full disk, so the save error was a traceback.
+    scratch = corpus_file.parent / "scratch"
+    train(tiny_config(corpus_file, steps=2), scratch)
+    checkpoint = load_checkpoint(scratch / "last.pt")
+    target = small_disk / "last.pt"
+    save_checkpoint(target, checkpoint)
+    before = target.read_bytes()
+    fill(small_disk, leave=4096)
+    with pytest.raises(CheckpointError, match="cannot save checkpoint") as caught:
+        save_checkpoint(target, checkpoint)
+    assert "\n" not in str(caught.value)
+    assert target.read_bytes() == before
+    assert not list(small_disk.glob(".*.tmp")), "temporary file left behind"
+
+
+def test_a_real_full_disk_while_training_is_one_line(small_disk: Path, corpus_file: Path) -> None:
+    fill(small_disk, leave=8192)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(corpus_file),
+            "--out",
+            str(small_disk / "run"),
+            "--steps",
+            "3",
+            "-q",
+            *TINY_CLI,
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_real_full_disk_while_unpacking_a_zip(small_disk: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("inner", os.urandom(300_000))
+    fill(small_disk, leave=8192)
+    with pytest.raises(CorpusError, match="cannot unpack inner"):
+        extract_member(archive, "inner", small_disk / "inner", size=300_000, sha256=None)
+    assert not (small_disk / "inner").exists()
