@@ -13,14 +13,46 @@ The library is usable without the CLI::
     print(generate(model, vocab, length=200, prime="The ")[0])
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from charrnn._version import __version__
-from charrnn.checkpoint import load_model
-from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from charrnn.errors import CharRNNError
-from charrnn.launch import resume, train
-from charrnn.model import CharRNN
-from charrnn.sample import SampleSettings, generate, stream
-from charrnn.vocab import Vocab
+
+# Names are imported when first used, so `charrnn --help` (and Ctrl-C during start-up)
+# does not wait for PyTorch to load.
+_EXPORTS = {
+    "load_model": "charrnn.checkpoint",
+    "DataConfig": "charrnn.config",
+    "ModelConfig": "charrnn.config",
+    "RunConfig": "charrnn.config",
+    "TrainConfig": "charrnn.config",
+    "CharRNNError": "charrnn.errors",
+    "CharRNN": "charrnn.model",
+    "SampleSettings": "charrnn.sample",
+    "generate": "charrnn.sample",
+    "stream": "charrnn.sample",
+    "resume": "charrnn.launch",
+    "train": "charrnn.launch",
+    "Vocab": "charrnn.vocab",
+}
+
+if TYPE_CHECKING:
+    from charrnn.checkpoint import load_model
+    from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from charrnn.errors import CharRNNError
+    from charrnn.launch import resume, train
+    from charrnn.model import CharRNN
+    from charrnn.sample import SampleSettings, generate, stream
+    from charrnn.vocab import Vocab
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
+
 
 __all__ = [
     "CharRNN",

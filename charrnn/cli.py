@@ -9,6 +9,7 @@ is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -362,4 +363,8 @@ app.add_typer(corpus_app, name="corpus")
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C before a command started (while loading, say)
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from charrnn.distributed import PeerFailed, from_environment
 from charrnn.errors import CharRNNError, TrainingInterrupted
 
 
@@ -60,6 +59,8 @@ def friendly_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         # Under torchrun every process runs the command: rank 0 speaks for the run, and
         # another rank only for a failure of its own, saying which rank it is.
+        from charrnn.distributed import PeerFailed, from_environment  # loads torch: not at start
+
         try:
             rank = from_environment().rank
         except CharRNNError:  # malformed torchrun variables: the command itself says so

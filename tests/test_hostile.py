@@ -6,6 +6,8 @@ Each test names what it did before the fix.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -219,3 +221,24 @@ def test_skip_unknown_does_not_echo_the_dropped_characters(
     )
     assert result.exit_code == 0, result.output
     assert result.stdout == "The cat\n" and "'€'" in result.stderr
+
+
+def test_the_command_line_starts_without_loading_torch() -> None:
+    # So --help is quick and a Ctrl-C during start-up meets our handler, not torch's
+    # import machinery (it once aborted in pybind11).
+    code = "import sys, charrnn.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_ctrl_c_before_a_command_starts_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import charrnn.cli as cli
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 130 and capsys.readouterr().err == "interrupted\n"
