@@ -178,6 +178,15 @@ def is_downloaded(entry: Download, cache_dir: Path | None = None) -> bool:
     return path.is_file() and path.stat().st_size == entry.size
 
 
+def _download_status(entry: Download, cache_dir: Path | None) -> str:
+    """ "downloaded" only for a copy that passes its size and SHA-256 check."""
+    path = download_path(entry, cache_dir)
+    if not path.is_file():
+        return "not downloaded"
+    problem = verify(path, size=entry.size, sha256=entry.sha256)
+    return "downloaded" if problem is None else f"damaged ({problem}): remove {path}"
+
+
 def get_download(
     entry: Download, cache_dir: Path | None = None, *, progress: Progress | None = None
 ) -> Path:
@@ -252,7 +261,7 @@ def list_corpora(cache_dir: Path | None = None) -> list[CorpusInfo]:
         )
     )
     for entry in DOWNLOADS.values():
-        status = "downloaded" if is_downloaded(entry, cache_dir) else "not downloaded"
+        status = _download_status(entry, cache_dir)
         rows.append(
             CorpusInfo(
                 entry.name,

@@ -162,7 +162,10 @@ def extract_member(
             out.flush()
             problem = verify(Path(out.name), size=size, sha256=sha256)
             if problem is not None:
-                raise CorpusError(f"{member} unpacked from {archive} failed its check: {problem}")
+                raise CorpusError(
+                    f"{member} unpacked from {archive} failed its check: {problem}; remove "
+                    f"{archive} and get the corpus again"
+                )
     except OSError as exc:  # a full disk or a read-only cache while unpacking
         raise CorpusError(
             f"cannot unpack {member} from {archive} into {dest.parent}: {exc.strerror or exc}"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from charrnn import corpora
 from charrnn.corpora import Download, download_path, get_download, is_downloaded
 from charrnn.download import extract_member, fetch
 from charrnn.errors import CorpusError
@@ -192,3 +193,30 @@ def test_a_damaged_file_in_place_is_reported(tmp_path: Path) -> None:
     dest.write_bytes(CONTENT[:-1] + b"?")
     with pytest.raises(CorpusError, match=r"SHA-256 does not match.*remove it"):
         get_download(entry, tmp_path)
+
+
+def test_corpus_list_never_calls_a_damaged_copy_downloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: a file of the right size that failed its SHA-256 showed "downloaded".
+    entry = Download(
+        "demo", "http://127.0.0.1:9/x", size=len(CONTENT), sha256=SHA, description="test"
+    )
+    monkeypatch.setattr(corpora, "DOWNLOADS", {"demo": entry})
+    dest = download_path(entry, tmp_path)
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(CONTENT[:-1] + b"?")
+    (row,) = [r for r in corpora.list_corpora(tmp_path) if r.name == "demo"]
+    assert row.status.startswith("damaged (its SHA-256 does not match") and str(dest) in row.status
+    dest.write_bytes(CONTENT)
+    (row,) = [r for r in corpora.list_corpora(tmp_path) if r.name == "demo"]
+    assert row.status.startswith("downloaded;")
+
+
+def test_a_hand_placed_zip_that_fails_its_check_says_to_remove_it(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("inner", CONTENT[:-1] + b"?")
+    with pytest.raises(CorpusError, match=rf"failed its check: .*; remove {archive}"):
+        extract_member(archive, "inner", tmp_path / "inner", size=len(CONTENT), sha256=SHA)
+    assert not (tmp_path / "inner").exists()
