@@ -139,7 +139,7 @@ GeneratorArg = Annotated[
 GeneratedSizeOpt = Annotated[
     int,
     typer.Option(
-        "--size", min=1, max=10**9, help="Characters to generate (whole lines, 1 to 10^9)."
+        "--size", min=1, max=10**8, help="Characters to generate (whole lines, 1 to 10^8)."
     ),
 ]
 DistanceOpt = Annotated[

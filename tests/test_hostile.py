@@ -242,3 +242,27 @@ def test_ctrl_c_before_a_command_starts_is_one_line(
     with pytest.raises(SystemExit) as exit_:
         cli.main()
     assert exit_.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_a_malformed_rng_state_is_a_clear_error(tmp_path: Path, corpus_file: Path) -> None:
+    run = _trained(tmp_path, corpus_file)
+    checkpoint = load_checkpoint(run / "last.pt")
+    save_checkpoint(
+        run / "last.pt", replace(checkpoint, rng={"torch": torch.zeros(3, dtype=torch.uint8)})
+    )
+    result = runner.invoke(app, ["train", "--resume", str(run), "--steps", "4", "-q"])
+    assert "cannot resume from this checkpoint" in one_line_error(result)
+
+
+def test_a_claimed_million_layers_is_refused_by_arithmetic(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    # Before: `info` hung (killed after 120 s, memory growing) building the model.
+    run = _trained(tmp_path, corpus_file)
+    checkpoint = load_checkpoint(run / "best.pt")
+    model = replace(checkpoint.config.model, num_layers=10**6)
+    save_checkpoint(
+        run / "best.pt", replace(checkpoint, config=replace(checkpoint.config, model=model))
+    )
+    result = runner.invoke(app, ["info", str(run)])
+    assert "1000000x16" in one_line_error(result)  # refused from the shapes, at once
