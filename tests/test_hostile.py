@@ -17,12 +17,13 @@ import torch
 from conftest import TINY_CLI, tiny_config
 from typer.testing import CliRunner
 
+from charrnn import corpus as corpus_module
 from charrnn.checkpoint import CorpusRecord, load_checkpoint, save_checkpoint
 from charrnn.cli import app
 from charrnn.config import ModelConfig, RunConfig, read_toml
 from charrnn.corpus import load_corpus
 from charrnn.dataset import load_dataset
-from charrnn.errors import CharRNNError, ConfigError, VocabError
+from charrnn.errors import CharRNNError, ConfigError, CorpusError, VocabError
 from charrnn.launch import train
 from charrnn.model import CharRNN
 from charrnn.sample import SampleSettings, choose, generate
@@ -271,3 +272,21 @@ def test_a_claimed_million_layers_is_refused_by_arithmetic(
     )
     result = runner.invoke(app, ["info", str(run)])
     assert "1000000x16" in one_line_error(result)  # refused from the shapes, at once
+
+
+def test_a_file_changed_between_the_two_passes_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: it was reported as "unknown characters".
+    path = tmp_path / "t.txt"
+    path.write_text("abc abc abc\n" * 10)
+    scan = corpus_module._scan
+
+    def scan_then_change(source: Path, *args: object) -> object:
+        result = scan(source, *args)  # type: ignore[arg-type]
+        source.write_text("xyz xyz xyz\n" * 10)  # another process edits it in between
+        return result
+
+    monkeypatch.setattr(corpus_module, "_scan", scan_then_change)
+    with pytest.raises(CorpusError, match="changed while it was being read"):
+        load_corpus(path, cache_dir=tmp_path / "c")
