@@ -150,7 +150,14 @@ def test_cuda_training(tmp_path: Path, text: Path, precision: str) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_under_torchrun_saves_the_whole_batch_state(tmp_path: Path, text: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [("SIGINT", "interrupted at step"), ("SIGTERM", "stopped by signal SIGTERM at step")],
+)
+def test_a_stop_signal_under_torchrun_saves_the_whole_batch_state(
+    tmp_path: Path, text: Path, name: str, said: str
+) -> None:
+    # SIGINT: Ctrl-C in a terminal; SIGTERM: scancel / SLURM preemption, sent to the group.
     import signal
     import time
 
@@ -186,12 +193,12 @@ def test_ctrl_c_under_torchrun_saves_the_whole_batch_state(tmp_path: Path, text:
         while not (run / "metrics.jsonl").exists():
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.1)
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches torchrun and its workers
+        os.killpg(proc.pid, getattr(signal, name))  # reaches torchrun and its workers
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert err.count("interrupted at step") == 1, err  # rank 0 alone says it
+    assert err.count(said) == 1, err  # rank 0 alone says it
     record = load_checkpoint(run / "last.pt")
     assert all(s.shape[1] == 4 for s in record.state)  # every rank's rows were gathered
     result = torchrun("--resume", str(run), "--steps", str(record.step + 10), "-q")
