@@ -16,22 +16,21 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.launch import resume
 
 
+def train_command(corpus_file: Path, out: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "charrnn", "train", str(corpus_file), "--out", str(out), *options]
+
+
 def start_training(out: Path, corpus_file: Path) -> subprocess.Popen[str]:
     """A long tiny run, returned once its first evaluation is written (training runs)."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "charrnn",
-            "train",
-            str(corpus_file),
-            "--out",
-            str(out),
+        train_command(
+            corpus_file,
+            out,
             "--steps",
             "1000000",
             *tiny_cli(embed=None, eval_every=50, sample_length=0),
             "-q",
-        ],
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -88,19 +87,14 @@ def test_a_closed_output_pipe_never_stops_training(tmp_path: Path, corpus_file: 
     # final save.
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "charrnn",
-            "train",
-            str(corpus_file),
-            "--out",
-            str(out),
+        train_command(
+            corpus_file,
+            out,
             "--steps",
             "60",
             "--json",
             *tiny_cli(eval_every=2, save_every=1000, sample_length=0),
-        ],
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
