@@ -23,6 +23,7 @@ from charrnn._version import __version__
 from charrnn.cli_corpus import corpus_app
 from charrnn.cli_errors import OneLineErrors, UsageError, friendly_errors
 from charrnn.cli_sample import sample
+from charrnn.cli_score import score
 from charrnn.config import layered, overrides
 
 app = typer.Typer(
@@ -283,6 +284,7 @@ def compare(
 
 
 app.command()(sample)
+app.command()(score)
 
 
 # -- info, vocab, hello --------------------------------------------------------------------
