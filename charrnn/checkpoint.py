@@ -19,7 +19,8 @@ Layout (``FORMAT_VERSION`` 2)::
     elapsed_s, best_val_loss, last_val_loss, train_loss_sum           floats
     corpus            {"name", "sha256", "path"}
     state             list of (N, B, H) tensors: the carried recurrent state
-    finished          bool
+    finished          bool; stopped_by (what ended it: "steps", "time", "patience"...)
+    since_best        int: evaluations since the best one (for --patience)
     rng               {"torch": ByteTensor, "torch_ranks": [...], "cuda": [...]}
 
 Version 1 (charrnn 0.1.0) kept ``train_loss_sum`` as a 0-d tensor and could lack
@@ -79,6 +80,8 @@ class Checkpoint:
     corpus: CorpusRecord | None = None
     state: list[torch.Tensor] = field(default_factory=list)
     finished: bool = False
+    stopped_by: str | None = None
+    since_best: int = 0
     train_loss_sum: float = 0.0
     train_loss_count: int = 0
     rng: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +107,8 @@ class Checkpoint:
             "corpus": None if self.corpus is None else vars(self.corpus).copy(),
             "state": self.state,
             "finished": self.finished,
+            "stopped_by": self.stopped_by,
+            "since_best": self.since_best,
             "train_loss_sum": self.train_loss_sum,
             "train_loss_count": self.train_loss_count,
             "rng": self.rng,
@@ -122,6 +127,7 @@ class Checkpoint:
         if not all(isinstance(v, torch.Tensor) for v in weights.values()):
             raise CheckpointError(f"{path}: damaged checkpoint (model weights unreadable)")
         corpus = read.optional_mapping("corpus")
+        stopped_by = read.value("stopped_by")
         checkpoint = cls(
             config=config,
             vocab=vocab,
@@ -143,6 +149,8 @@ class Checkpoint:
             ),
             state=read.tensors("state"),
             finished=bool(read.value("finished", False)),
+            stopped_by=None if stopped_by is None else str(stopped_by),
+            since_best=read.count("since_best", 0),
             train_loss_sum=read.number("train_loss_sum", 0.0),
             train_loss_count=read.count("train_loss_count", 0),
             rng=read.optional_mapping("rng") or {},

@@ -24,7 +24,8 @@ from charrnn.cli_corpus import corpus_app
 from charrnn.cli_errors import OneLineErrors, UsageError, friendly_errors
 from charrnn.cli_sample import sample
 from charrnn.cli_score import score
-from charrnn.config import layered, overrides
+from charrnn.config import RunConfig, Tables, layered, overrides
+from charrnn.presets import AUTO
 
 app = typer.Typer(
     name="charrnn",
@@ -72,8 +73,13 @@ def train(
     hidden: opt.HiddenOpt = None,
     embed: opt.EmbedOpt = None,
     dropout: opt.DropoutOpt = None,
+    input_dropout: opt.InputDropoutOpt = None,
+    embed_dropout: opt.EmbedDropoutOpt = None,
+    weight_drop: opt.WeightDropOpt = None,
+    forget_bias: opt.ForgetBiasOpt = None,
     batch_size: opt.BatchSizeOpt = None,
     seq_len: opt.SeqLenOpt = None,
+    windows: opt.WindowsOpt = None,
     lr: opt.LrOpt = None,
     weight_decay: opt.WeightDecayOpt = None,
     clip: opt.ClipOpt = None,
@@ -83,6 +89,7 @@ def train(
     epochs: opt.EpochsOpt = None,
     time_s: opt.TimeBudgetOpt = None,
     eval_every: opt.EvalEveryOpt = None,
+    patience: opt.PatienceOpt = None,
     save_every: opt.SaveEveryOpt = None,
     sample_length: opt.SampleLengthOpt = None,
     seed: opt.SeedOpt = None,
@@ -107,7 +114,8 @@ def train(
     from charrnn.rundir import default_run_name
 
     if resume is not None:
-        fixed = [file, config, preset, cell, layers, hidden, embed, dropout, byte_level, out]
+        model = [dropout, input_dropout, embed_dropout, weight_drop, forget_bias]
+        fixed = [file, config, preset, cell, layers, hidden, embed, *model, byte_level, out]
         if any(v is not None for v in fixed):
             raise UsageError(
                 "--resume takes its corpus, settings and model from the run; only "
@@ -137,8 +145,13 @@ def train(
             hidden=hidden,
             embed=embed,
             dropout=dropout,
+            input_dropout=input_dropout,
+            embed_dropout=embed_dropout,
+            weight_drop=weight_drop,
+            forget_bias=forget_bias,
             batch_size=batch_size,
             seq_len=seq_len,
+            windows=windows,
             lr=lr,
             weight_decay=weight_decay,
             clip=clip,
@@ -148,6 +161,7 @@ def train(
             epochs=epochs,
             time_s=time_s,
             eval_every=eval_every,
+            patience=patience,
             save_every=save_every,
             sample_length=sample_length,
             seed=seed,
@@ -157,6 +171,12 @@ def train(
             precision=precision,
         )
         settings = layered(file=file, config_file=config, preset=preset, given=given)
+        settle = None
+        if preset in (None, AUTO):
+
+            def settle(chosen: Tables) -> RunConfig:
+                return layered(file=file, config_file=config, chosen=chosen, given=given)
+
         if out is None:
             name = corpus_name(settings.data.path)
             out = Path("runs") / default_run_name(name, settings.model.cell)
@@ -167,6 +187,7 @@ def train(
             reporter=reporter,
             cache_dir=cache_dir,
             skip_unknown=skip_unknown,
+            settle=settle,
         )
     finally:
         if isinstance(reporter, LiveReporter):

@@ -21,6 +21,7 @@ from charrnn.config import (
     SamplePrecision,
     Schedule,
     TrainConfig,
+    Windows,
     parse_duration,
 )
 from charrnn.errors import ConfigError
@@ -128,8 +129,9 @@ PresetOpt = Annotated[
     str | None,
     typer.Option(
         "--preset",
-        help=f"Named settings to start from: {', '.join(PRESETS)} (see the README); "
-        "a --config file and other options override it.",
+        help="Settings to start from: auto (the default: chosen from the budget, the "
+        f"corpus and this machine's measured speed) or {', '.join(PRESETS)} (see the "
+        "README); a --config file and other options override it.",
         show_default=False,
     ),
 ]
@@ -180,7 +182,80 @@ DropoutOpt = Annotated[
         "--dropout",
         min=0.0,
         max=0.95,
-        help=f"Dropout between layers and before the output, 0-0.95. [default: {_M.dropout}]",
+        help="Locked dropout between layers and before the output (one mask per "
+        f"sequence), 0-0.95. [default: {_M.dropout}]",
+        show_default=False,
+    ),
+]
+
+
+InputDropoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--input-dropout",
+        min=0.0,
+        max=0.95,
+        help=f"Locked dropout on the model's inputs: one mask per sequence. "
+        f"[default: {_M.input_dropout}]",
+        show_default=False,
+    ),
+]
+
+EmbedDropoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--embed-dropout",
+        min=0.0,
+        max=0.95,
+        help=f"Share of characters whose embedding is dropped from a batch. "
+        f"[default: {_M.embed_dropout}]",
+        show_default=False,
+    ),
+]
+
+WeightDropOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--weight-drop",
+        min=0.0,
+        max=0.95,
+        help=f"DropConnect on the recurrent weight matrices, one mask per batch. "
+        f"[default: {_M.weight_drop}]",
+        show_default=False,
+    ),
+]
+
+
+ForgetBiasOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--forget-bias",
+        min=-10.0,
+        max=10.0,
+        help=f"Starting bias of the LSTM's forget gates. [default: {_M.forget_bias:g}]",
+        show_default=False,
+    ),
+]
+
+PatienceOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--patience",
+        min=1,
+        help="Stop after this many evaluations without a new best validation loss "
+        "(best.pt keeps the best model). [default: off]",
+        show_default=False,
+    ),
+]
+
+
+WindowsOpt = Annotated[
+    Windows | None,
+    typer.Option(
+        "--windows",
+        help="streams: B contiguous streams, state carried from window to window "
+        "(long context); random: each window from anywhere in the text, from a zero "
+        f"state (more varied batches: better on short budgets). [default: {_D.windows}]",
         show_default=False,
     ),
 ]
@@ -304,7 +379,8 @@ EvalEveryOpt = Annotated[
     typer.Option(
         "--eval-every",
         min=1,
-        help=f"Steps between validations (and samples). [default: {_D.eval_every}]",
+        help="Steps between validations (and samples). [default: at each tenth of the "
+        "budget, fewer if they would take over 8% of a --time budget]",
         show_default=False,
     ),
 ]

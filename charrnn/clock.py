@@ -1,4 +1,4 @@
-"""Training time and throughput: what the loop's budget and progress are measured in."""
+"""Run time and throughput: what the loop's budget and progress are measured in."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from contextlib import contextmanager
 
 
 class Clock:
-    """Training time: seconds banked (earlier runs, finished segments) plus the running
-    segment. Evaluation, sampling and saving run :meth:`paused`: they are not training."""
+    """The run's wall time: seconds banked by earlier processes plus this one's since
+    :meth:`restart`, and how much of it went to evaluating and saving."""
 
     def __init__(self, banked: float = 0.0) -> None:
         self.banked = banked
         self.started = time.perf_counter()
+        self.spent = {"evaluating": 0.0, "saving": 0.0}
 
     def restart(self) -> None:
         self.started = time.perf_counter()
@@ -22,12 +23,19 @@ class Clock:
         return self.banked + (time.perf_counter() - self.started)
 
     @contextmanager
-    def paused(self, banked: float | None = None) -> Iterator[None]:
-        """Bank the time so far (or ``banked``, the ranks' agreed value), run the block,
-        then start a new segment."""
-        self.banked = self.elapsed() if banked is None else banked
-        yield
-        self.restart()
+    def spending(self, activity: str) -> Iterator[None]:
+        """Count the block's time as ``activity`` (it still counts as run time)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent[activity] += time.perf_counter() - start
+
+    def breakdown(self) -> dict[str, float]:
+        """This process's seconds by activity: training, evaluating, saving."""
+        total = time.perf_counter() - self.started
+        training = total - sum(self.spent.values())
+        return {"training": round(training, 2), **{k: round(v, 2) for k, v in self.spent.items()}}
 
 
 class Rate:

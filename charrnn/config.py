@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import tomli_w
 
 from charrnn.errors import ConfigError
-from charrnn.presets import preset_tables
+from charrnn.presets import AUTO, preset_tables
 
 
 # The choices, defined once: the dataclasses validate against them and the CLI's
@@ -34,6 +34,13 @@ class Schedule(StrEnum):
     cosine = "cosine"
     step = "step"
     constant = "constant"
+
+
+class Windows(StrEnum):
+    """How training windows are laid out."""
+
+    streams = "streams"
+    random = "random"
 
 
 class Device(StrEnum):
@@ -62,6 +69,7 @@ class SamplePrecision(StrEnum):
 CELLS = tuple(Cell)
 SCHEDULES = tuple(Schedule)
 DEVICES = tuple(Device)
+WINDOWS = tuple(Windows)
 PRECISIONS = tuple(Precision)
 SAMPLE_PRECISIONS = tuple(SamplePrecision)
 _BUDGET = ("steps", "epochs", "time_s")
@@ -98,7 +106,8 @@ class ModelConfig:
     """The network: embedding -> ``num_layers`` recurrent layers -> linear.
 
     ``embed_size`` 0 feeds one-hot vectors instead of a learned embedding (as in
-    the lecture's figure).
+    the lecture's figure). The dropouts and weight drop are described in
+    :mod:`charrnn.model`; ``forget_bias`` is the LSTM forget gates' starting bias.
     """
 
     cell: str = "lstm"
@@ -106,6 +115,10 @@ class ModelConfig:
     hidden_size: int = 256
     embed_size: int = 64
     dropout: float = 0.0
+    input_dropout: float = 0.0
+    embed_dropout: float = 0.0
+    weight_drop: float = 0.0
+    forget_bias: float = 0.0
 
     def __post_init__(self) -> None:
         _require(self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
@@ -113,7 +126,9 @@ class ModelConfig:
         _positive_int("hidden", self.hidden_size)
         ok = isinstance(self.embed_size, int) and self.embed_size >= 0
         _require(ok, f"embed must be 0 (one-hot) or a positive integer, got {self.embed_size!r}")
-        _finite("dropout", self.dropout, 0.0, 0.95)
+        for name in ("dropout", "input_dropout", "embed_dropout", "weight_drop"):
+            _finite(name.replace("_", "-"), getattr(self, name), 0.0, 0.95)
+        _finite("forget-bias", self.forget_bias, -10.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -147,10 +162,14 @@ class TrainConfig:
 
     The budget is whichever of ``steps``, ``epochs`` and ``time_s`` ends first; the
     learning-rate schedule follows the fraction of that budget used so far.
+    ``eval_every`` None evaluates at each tenth of the budget (see
+    :class:`charrnn.schedule.Cadence`); ``patience`` ends the run after that many
+    evaluations without a new best.
     """
 
     batch_size: int = 32
     seq_len: int = 100
+    windows: str = "streams"
     lr: float = 2e-3
     weight_decay: float = 0.01
     clip: float = 5.0
@@ -160,8 +179,9 @@ class TrainConfig:
     steps: int | None = 5000
     epochs: float | None = None
     time_s: float | None = None
-    eval_every: int = 500
+    eval_every: int | None = None
     save_every: int = 500
+    patience: int | None = None
     sample_length: int = 200
     seed: int = 1337
     device: str = "auto"
@@ -172,6 +192,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _positive_int("batch-size", self.batch_size)
         _positive_int("seq-len", self.seq_len)
+        _require(
+            self.windows in WINDOWS,
+            f"windows must be one of {', '.join(WINDOWS)}, got {self.windows!r}",
+        )
         _finite("lr", self.lr, 0.0, 10.0, open_low=True)
         _finite("weight-decay", self.weight_decay, 0.0, 10.0)
         _finite("clip", self.clip, 0.0, 1e6)
@@ -191,7 +215,10 @@ class TrainConfig:
             any(b is not None for b in (self.steps, self.epochs, self.time_s)),
             "give a training budget: --steps, --epochs or --time",
         )
-        _positive_int("eval-every", self.eval_every)
+        if self.eval_every is not None:
+            _positive_int("eval-every", self.eval_every)
+        if self.patience is not None:
+            _positive_int("patience", self.patience)
         _positive_int("save-every", self.save_every)
         ok = isinstance(self.sample_length, int) and 0 <= self.sample_length <= 100_000
         _require(ok, f"sample-length must be 0 to 100000, got {self.sample_length!r}")
@@ -296,7 +323,10 @@ _OPTION_KEYS: dict[str, tuple[str, str]] = {
     "layers": ("model", "num_layers"),
     "hidden": ("model", "hidden_size"),
     "embed": ("model", "embed_size"),
-    "dropout": ("model", "dropout"),
+    **{
+        name: ("model", name)
+        for name in ("dropout", "input_dropout", "embed_dropout", "weight_drop", "forget_bias")
+    },
     **{name: ("train", name) for name in (f.name for f in fields(TrainConfig))},
 }
 
@@ -323,16 +353,18 @@ def layered(
     config_file: Path | None = None,
     preset: str | None = None,
     given: Tables | None = None,
+    chosen: Tables | None = None,
 ) -> RunConfig:
-    """Settings, each layer overriding the one before: the defaults, ``preset``, the
-    ``config_file`` (TOML), then ``given`` (from :func:`overrides`) and the corpus ``file``.
+    """Settings, each layer overriding the one before: the defaults, ``preset`` (or the
+    tables ``chosen`` by :mod:`charrnn.auto`), the ``config_file`` (TOML), then ``given``
+    (from :func:`overrides`) and the corpus ``file``.
 
     A budget (steps, epochs or time) in ``given`` replaces the file's budget entirely.
     """
     tables: Tables = {"data": {}, "model": {}, "train": {}}
-    if preset is not None:
-        for name, table in preset_tables(preset).items():
-            tables[name].update(table)
+    base = preset_tables(preset) if preset not in (None, AUTO) else chosen or {}
+    for name, table in base.items():
+        tables[name].update(table)
     if config_file is not None:
         for name, table in read_toml(config_file).items():
             if not isinstance(table, dict):

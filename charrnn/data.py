@@ -14,6 +14,13 @@ and the next window starts where its inputs ended: the hidden state at the end o
 window ``k`` is exactly the state the model needs at the start of window ``k + 1``.
 When the stream wraps to window 0 the trainer resets that state.
 
+Each row also starts cold (from a zero state) every :data:`COLD_START_CHARS`
+characters or so, at staggered steps so a few rows do at any step. Without it, a
+model trained for less than an epoch has met the zero state only in its first steps,
+yet sampling and validation start there: a 1x768 LSTM after 75 s scored 2.29 nats
+on Tiny Shakespeare's validation text (its samples were noise), and 1.52 on the
+same windows started from a warm state.
+
 Windows are gathered from the (memory-mapped) ids on demand, so memory use does
 not grow with the corpus.
 """
@@ -31,6 +38,7 @@ import torch
 from charrnn.errors import CorpusError
 
 _RELEASE_EVERY = 256  # windows between releases of memory-mapped pages
+COLD_START_CHARS = 2048  # how often each training stream restarts from a zero state
 
 
 @dataclass(frozen=True)
@@ -45,10 +53,11 @@ class Window:
     y: torch.Tensor
     epoch: int
     index: int
+    independent: bool = False  # random windows: nothing carries over between steps
 
     @property
     def reset(self) -> bool:
-        return self.index == 0
+        return self.index == 0 or self.independent
 
 
 def release_pages(ids: np.ndarray) -> None:
@@ -80,7 +89,9 @@ class StreamBatches:
         seq_len: T, the window (and backprop) length.
     """
 
-    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int) -> None:
+    def __init__(
+        self, ids: np.ndarray, batch_size: int, seq_len: int, *, random_seed: int | None = None
+    ) -> None:
         need = batch_size * (seq_len + 1)
         if len(ids) < need:
             raise CorpusError(
@@ -94,17 +105,32 @@ class StreamBatches:
         self.row_len = len(ids) // batch_size  # L
         self.row_starts = np.arange(batch_size, dtype=np.int64) * self.row_len
         self.windows_per_epoch = (self.row_len - 1) // seq_len
+        self.random_seed = random_seed
 
     @property
     def chars_per_window(self) -> int:
         """Characters predicted per step: B x T."""
         return self.batch_size * self.seq_len
 
+    def cold_starts(self) -> torch.Tensor:
+        """(P, B) bools: the rows that restart from a zero state at steps with
+        ``step % P == k`` (row k, in proportion, staggered so only B/P rows do at once)."""
+        period = max(1, -(-COLD_START_CHARS // self.seq_len))
+        phase = torch.arange(self.batch_size) * period // self.batch_size
+        return torch.arange(period)[:, None] == phase[None, :]
+
     def window(self, step: int) -> Window:
         """The batch of global step ``step`` (0-based); epochs repeat the same layout."""
         epoch, index = divmod(step, self.windows_per_epoch)
         if step % _RELEASE_EVERY == 0:
             release_pages(self.ids)
+        if self.random_seed is not None:
+            # Each row a window from anywhere in the text, drawn from (seed, step) so a
+            # resumed run draws the same ones.
+            rng = np.random.default_rng([self.random_seed, step])
+            starts = rng.integers(0, len(self.ids) - self.seq_len, size=self.batch_size)
+            chunk = _gather(self.ids, starts, self.seq_len + 1)
+            return Window(chunk[:, :-1], chunk[:, 1:], epoch, index, independent=True)
         chunk = _gather(self.ids, self.row_starts + index * self.seq_len, self.seq_len + 1)
         return Window(x=chunk[:, :-1], y=chunk[:, 1:], epoch=epoch, index=index)
 

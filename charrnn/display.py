@@ -33,6 +33,7 @@ from rich.text import Text
 from charrnn.checkpoint import Checkpoint
 from charrnn.compare import PlannedRun
 from charrnn.compare_report import COLUMNS, RunResult, best_index
+from charrnn.config import ModelConfig
 from charrnn.corpora import CorpusInfo
 from charrnn.events import Evaluation, RunStart, Silent, Summary
 from charrnn.events import Progress as TrainProgress
@@ -151,8 +152,9 @@ class LiveReporter(Quiet):
         self.bar.stop()
         self.console.print(
             f"done after {s.step} steps ({human(s.chars_seen)} characters, "
-            f"{duration(s.elapsed_s)}; budget: {s.stopped_by}): best validation "
+            f"{duration(s.elapsed_s)}; {stop_reason(s.stopped_by)}): best validation "
             f"{s.best_val_loss:.4f} nats = {s.best_val_bpc:.4f} bpc\n"
+            f"time spent: {time_spent(s.time_spent)}\n"
             f"checkpoints in {escape(str(s.run_dir))} — sample with: "
             f"charrnn sample {escape(str(s.run_dir))}"
         )
@@ -168,11 +170,15 @@ class LiveReporter(Quiet):
 
 
 class JsonReporter(Quiet):
-    """One JSON object per evaluation on stdout (``--json``), for scripts."""
+    """One JSON object per evaluation on stdout (``--json``), for scripts; notices (the
+    settings chosen, for one) on stderr."""
 
     def evaluated(self, evaluation: Evaluation) -> None:
         sys.stdout.write(json.dumps(evaluation.record()) + "\n")
         sys.stdout.flush()
+
+    def notice(self, text: str) -> None:
+        stderr_console().print(escape(text), soft_wrap=True)
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -245,13 +251,17 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
         ("cell", model.cell),
         ("layers x hidden", f"{model.num_layers} x {model.hidden_size}"),
         ("embedding", str(model.embed_size or "one-hot")),
-        ("dropout", str(model.dropout)),
+        ("regularisation", regularisation(model)),
         ("parameters", f"{checkpoint.num_parameters:,}"),
         ("vocabulary", f"{len(checkpoint.vocab)} symbols{byte_level}"),
         ("corpus", f"{corpus.name if corpus else '?'} ({where})"),
         ("steps trained", f"{checkpoint.step:,}"),
         ("characters seen", f"{checkpoint.chars_seen:,}"),
-        ("training time", duration(checkpoint.elapsed_s)),
+        ("run time", duration(checkpoint.elapsed_s)),
+        (
+            "ended by",
+            stop_reason(checkpoint.stopped_by) if checkpoint.finished else "(saved mid-run)",
+        ),
         ("batch x seq-len", f"{train.batch_size} x {train.seq_len}"),
         ("lr, schedule", f"{train.lr}, {train.schedule}"),
         ("best val loss", _loss(checkpoint.best_val_loss)),
@@ -261,6 +271,41 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
     for key, value in rows:
         t.add_row(key, Text(printable(value)))  # Text: never read as Rich markup
     return t
+
+
+_STOP_REASONS = {
+    "steps": "budget: steps",
+    "epochs": "budget: epochs",
+    "time": "budget: time",
+    "patience": "early stop: no new best for --patience evaluations",
+}
+
+
+def stop_reason(stopped_by: str | None) -> str:
+    """What ended a run, in words."""
+    return _STOP_REASONS.get(stopped_by or "", stopped_by or "unknown")
+
+
+def time_spent(spent: dict[str, float]) -> str:
+    """``"71.2 s training, 3.1 s evaluating, 0.4 s saving"``."""
+    return ", ".join(f"{seconds:.1f} s {activity}" for activity, seconds in spent.items())
+
+
+def regularisation(model: ModelConfig) -> str:
+    """The model's dropouts in one line ("none" when all are off)."""
+    parts = [
+        f"{name} {value:g}"
+        for name, value in (
+            ("dropout", model.dropout),
+            ("input", model.input_dropout),
+            ("embedding", model.embed_dropout),
+            ("weight drop", model.weight_drop),
+        )
+        if value
+    ]
+    if model.cell == "lstm":
+        parts.append(f"forget bias {model.forget_bias:g}")
+    return ", ".join(parts) or "none"
 
 
 def info_dict(checkpoint: Checkpoint) -> dict[str, Any]:
@@ -274,6 +319,8 @@ def info_dict(checkpoint: Checkpoint) -> dict[str, Any]:
         "step": checkpoint.step,
         "chars_seen": checkpoint.chars_seen,
         "elapsed_s": checkpoint.elapsed_s,
+        "finished": checkpoint.finished,
+        "stopped_by": checkpoint.stopped_by,
         "best_val_loss": best if finite else None,
         "best_val_bpc": to_bits(best) if finite else None,
         "corpus": vars(checkpoint.corpus) if checkpoint.corpus else {},

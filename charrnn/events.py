@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,6 +84,8 @@ class Summary:
     last_val_loss: float
     stopped_by: str
     bad_steps: int
+    # This process's seconds by activity: training, evaluating, saving.
+    time_spent: dict[str, float] = field(default_factory=dict)
 
     @property
     def best_val_bpc(self) -> float:

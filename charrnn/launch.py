@@ -16,16 +16,20 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
+from charrnn.auto import Choice, choose, measure_speed
 from charrnn.checkpoint import Checkpoint, check_weights, load_checkpoint
-from charrnn.config import RunConfig
+from charrnn.config import RunConfig, Tables
 from charrnn.corpora import PREFIX
 from charrnn.corpus import check_readable
-from charrnn.dataset import load_dataset, with_absolute_paths
-from charrnn.distributed import holding, main_first, on_main, session
+from charrnn.data import StreamBatches
+from charrnn.dataset import Dataset, load_dataset, with_absolute_paths
+from charrnn.distributed import Group, holding, main_first, on_main, session
 from charrnn.download import sha256_of
 from charrnn.errors import CheckpointError, CorpusError
 from charrnn.events import Reporter, Summary, for_rank
-from charrnn.hardware import select_device
+from charrnn.hardware import select_device, set_threads
 from charrnn.interrupt import StopRequest, graceful_interrupt
 from charrnn.rundir import RunDir
 from charrnn.training import Trainer
@@ -40,8 +44,13 @@ def train(
     cache_dir: Path | None = None,
     skip_unknown: bool = False,
     stop: Callable[[], bool] | None = None,
+    settle: Callable[[Tables], RunConfig] | None = None,
 ) -> Summary:
     """Train a new model as ``config`` says, keeping its files in ``out``.
+
+    With ``settle``, the settings are chosen for this corpus, budget and machine
+    (:mod:`charrnn.auto`) once the corpus is read: ``settle(tables)`` layers the
+    chosen tables under what the user gave.
 
     Under torchrun every process calls this; rank 0 alone writes ``out`` and speaks.
 
@@ -58,9 +67,15 @@ def train(
                 config, cache_dir=cache_dir, skip_unknown=skip_unknown, reporter=speaker
             ),
         )
+        chosen = None
+        if settle is not None:
+            chosen = _auto_settings(config, dataset, group, settle)
+            config = with_absolute_paths(settle(chosen.tables))
         run_dir = RunDir(out)
         # Build the trainer first: bad settings fail before the run directory is touched.
         trainer = Trainer(config, dataset, run_dir, reporter=speaker, stop=stop, group=group)
+        if chosen is not None:
+            speaker.notice(chosen.reason)
         with holding(group, run_dir, claim=lambda: run_dir.claim(overwrite=overwrite)):
             on_main(group, lambda: run_dir.write_config(config))
             return _run(trainer, stop)
@@ -126,6 +141,27 @@ def resume(
 
             on_main(group, rewrite)
             return _run(trainer, stop)
+
+
+def _auto_settings(
+    config: RunConfig,
+    dataset: Dataset,
+    group: Group,
+    settle: Callable[[Tables], RunConfig],
+) -> Choice:
+    """The settings :func:`charrnn.auto.choose` picks for this corpus and machine."""
+    device = select_device(config.train.device)
+    if device.type == "cuda" and group.enabled:
+        device = torch.device("cuda", group.local_rank)
+
+    def speed(candidate: RunConfig) -> float:
+        tc = candidate.train
+        StreamBatches(dataset.train_ids, tc.batch_size, tc.seq_len)  # fits the text, or says
+        set_threads(tc.threads)
+        vocab = len(dataset.corpus.vocab)
+        return group.from_main(measure_speed(candidate, vocab, device))
+
+    return choose(settle, len(dataset.train_ids), len(dataset.corpus.vocab), speed)
 
 
 def _check_corpus_unchanged(checkpoint: Checkpoint, config: RunConfig) -> None:

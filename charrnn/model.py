@@ -4,6 +4,17 @@ Shapes use one letter per dimension: B batch, T time, E embedding, H hidden,
 V vocabulary, N layers. The recurrent state is always a tuple of (N, B, H) tensors —
 ``(h,)`` for RNN and GRU, ``(h, c)`` for LSTM — so callers can detach, reset and
 save it without caring which cell it is.
+
+Regularisation is AWD-LSTM's (Merity et al. 2017), chosen because none of it needs a
+per-step Python cell — each layer still runs one fused oneDNN/cuDNN kernel:
+
+- weight drop: DropConnect on each layer's recurrent matrix, one mask per batch;
+- locked (variational) dropout: one mask per sequence, the same at every time step,
+  on the inputs (``input_dropout``), between layers and before the head (``dropout``);
+- embedding dropout: whole characters dropped from a batch (``embed_dropout``).
+
+In evaluation, and in training with all of them at 0, the model is one call of the
+stock module.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ from torch import nn
 
 from charrnn.config import ModelConfig
 from charrnn.errors import ConfigError
-from charrnn.recurrent import GRU, RNN
+from charrnn.recurrent import GRU, RNN, run_layer
 
 State = tuple[torch.Tensor, ...]
 
@@ -57,11 +68,23 @@ class CharRNN(nn.Module):
             input_size,
             config.hidden_size,
             num_layers=config.num_layers,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
             batch_first=True,
         )
-        self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_size, vocab_size)
+        if config.cell == "lstm" and config.forget_bias:
+            self._set_forget_bias(config.forget_bias)
+
+    def _set_forget_bias(self, value: float) -> None:
+        """Start every LSTM forget gate at ``value`` (gate order i, f, g, o): the cell
+        remembers by default until it learns to forget (Jozefowicz et al. 2015). The
+        gate sees the sum of the two bias vectors, so one holds it and the other 0.
+        Off by default: on Tiny Shakespeare a bias of 1 cost 0.02-0.04 nats at 75 s
+        (1.505 vs 1.482, 1.523 vs 1.485 in two pairs of runs)."""
+        size = self.config.hidden_size
+        with torch.no_grad():
+            for layer in range(self.config.num_layers):
+                getattr(self.rnn, f"bias_ih_l{layer}")[size : 2 * size].fill_(value)
+                getattr(self.rnn, f"bias_hh_l{layer}")[size : 2 * size].zero_()
 
     @property
     def num_parameters(self) -> int:
@@ -77,7 +100,8 @@ class CharRNN(nn.Module):
         """Zero state for ``batch_size`` streams."""
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
         device = device or self.head.weight.device
-        zeros = [torch.zeros(shape, device=device) for _ in range(self._state_parts)]
+        dtype = self.head.weight.dtype
+        zeros = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(self._state_parts)]
         return tuple(zeros)
 
     @property
@@ -96,11 +120,51 @@ class CharRNN(nn.Module):
         inputs = self._inputs(x)  # (B, T, E)
         if state is None:
             state = self.initial_state(x.shape[0], x.device)
+        if self.training and self.regularised:
+            return self._regularised_forward(x, inputs, state)
         packed = state if self.config.cell == "lstm" else state[0]
         out, new_state = self.rnn(inputs, packed)  # out: (B, T, H)
-        logits = self.head(self.dropout(out))  # (B, T, V)
+        logits = self.head(out)  # (B, T, V)
         parts = new_state if isinstance(new_state, tuple) else (new_state,)
         return logits, tuple(parts)
+
+    @property
+    def regularised(self) -> bool:
+        """Whether training draws any dropout or weight-drop masks."""
+        m = self.config
+        return bool(m.dropout or m.input_dropout or m.embed_dropout or m.weight_drop)
+
+    def _regularised_forward(
+        self, x: torch.Tensor, inputs: torch.Tensor, state: State
+    ) -> tuple[torch.Tensor, State]:
+        """The training forward with masks: layer by layer, each one fused kernel."""
+        m = self.config
+        if m.embed_dropout:
+            # Drop whole characters: one keep/scale per symbol, shared by the batch.
+            keep = inputs.new_empty(self.vocab_size).bernoulli_(1 - m.embed_dropout)
+            inputs = inputs * (keep / (1 - m.embed_dropout))[x].unsqueeze(-1)
+        layer_in = locked_dropout(inputs, m.input_dropout)
+        finals: list[State] = []
+        for layer in range(m.num_layers):
+            w_hh = getattr(self.rnn, f"weight_hh_l{layer}")
+            if m.weight_drop:
+                w_hh = F.dropout(w_hh, m.weight_drop, training=True)
+            layer_state = tuple(s[layer : layer + 1] for s in state)
+            out, final = run_layer(self.rnn, layer, layer_in, layer_state, w_hh)
+            finals.append(final)
+            layer_in = locked_dropout(out, m.dropout)
+        new_state = tuple(torch.cat(parts) for parts in zip(*finals, strict=True))
+        return self.head(layer_in), new_state
+
+
+def locked_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Dropout with one mask per sequence, the same at every time step: (B, T, D) in and
+    out. A unit dropped from a sequence stays dropped, so the recurrence cannot route
+    around the noise as it can with a fresh mask per step (Gal & Ghahramani 2016)."""
+    if not p:
+        return x
+    mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - p)
+    return x * (mask / (1 - p))
 
 
 def new_model(vocab_size: int, config: ModelConfig, device: torch.device) -> CharRNN:

@@ -25,11 +25,12 @@ other devices use the stock modules.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import _VF, nn
 
 
 def _grad_input(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -259,26 +260,71 @@ class _FastStack:
         self, inputs: torch.Tensor, hx: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         module: nn.RNNBase = self  # type: ignore[assignment]
-        recurrence = _RECURRENCES[module.mode]
         batch = inputs.shape[0]
         if hx is None:
             hx = inputs.new_zeros(self.num_layers, batch, module.hidden_size)
         layer_in = inputs.transpose(0, 1)  # time-major: each step is one contiguous block
         finals = []
         for layer in range(self.num_layers):
-            w_ih = getattr(module, f"weight_ih_l{layer}")
             w_hh = getattr(module, f"weight_hh_l{layer}")
-            b_ih = getattr(module, f"bias_ih_l{layer}")
-            b_hh = getattr(module, f"bias_hh_l{layer}")
-            steps = layer_in.shape[0]
-            rows = layer_in.reshape(steps * batch, -1)  # all T steps in one product
-            gi = _Projection.apply(rows, w_ih, b_ih).view(steps, batch, -1)
-            out, last = recurrence.apply(gi, hx[layer].contiguous(), w_hh, b_hh)
+            out, last = _fast_layer(module, layer, layer_in, hx[layer], w_hh)
             finals.append(last)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 out = F.dropout(out, self.dropout, training=True)
             layer_in = out
         return layer_in.transpose(0, 1), torch.stack(finals)
+
+
+def _fast_layer(
+    module: nn.RNNBase, layer: int, inputs: torch.Tensor, h0: torch.Tensor, w_hh: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One layer of the fast recurrence: time-major (T, B, I) in, (T, B, H) and (B, H) out."""
+    w_ih = getattr(module, f"weight_ih_l{layer}")
+    b_ih = getattr(module, f"bias_ih_l{layer}")
+    b_hh = getattr(module, f"bias_hh_l{layer}")
+    steps, batch = inputs.shape[:2]
+    rows = inputs.reshape(steps * batch, -1)  # all T steps in one product
+    gi = _Projection.apply(rows, w_ih, b_ih).view(steps, batch, -1)
+    return _RECURRENCES[module.mode].apply(gi, h0.contiguous(), w_hh, b_hh)
+
+
+def run_layer(
+    module: nn.RNNBase,
+    layer: int,
+    inputs: torch.Tensor,
+    state: tuple[torch.Tensor, ...],
+    w_hh: torch.Tensor,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Layer ``layer`` of a batch-first ``module`` on its own, with the recurrent
+    matrix replaced by ``w_hh`` (weight drop passes a masked copy).
+
+    It runs the same fused kernel as the whole module (oneDNN or cuDNN for the LSTM,
+    the fast recurrence above for large GRU/RNN layers on CPU), so regularising
+    between layers costs no speed. ``inputs`` (B, T, I); ``state`` holds (1, B, H)
+    tensors, ``(h,)`` or ``(h, c)``; returns (B, T, H) and the new state.
+    """
+    if isinstance(module, _FastStack) and module._fast_path(inputs, state[0]):
+        out, last = _fast_layer(module, layer, inputs.transpose(0, 1), state[0][0], w_hh)
+        return out.transpose(0, 1), (last.unsqueeze(0),)
+    weights = [
+        getattr(module, f"weight_ih_l{layer}"),
+        w_hh,
+        getattr(module, f"bias_ih_l{layer}"),
+        getattr(module, f"bias_hh_l{layer}"),
+    ]
+    # The functions nn.LSTM/GRU/RNN.forward call, given one layer's weights.
+    flags = (True, 1, 0.0, module.training, False, True)  # biases, layers, dropout, train,
+    # bidirectional, batch_first
+    with warnings.catch_warnings():
+        # cuDNN copies weights that are not one flat buffer: expected here, as weight
+        # drop makes a new recurrent matrix for every batch anyway.
+        warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
+        if module.mode == "LSTM":
+            out, h, c = _VF.lstm(inputs, state, weights, *flags)
+            return out, (h, c)
+        function = _VF.gru if module.mode == "GRU" else _VF.rnn_tanh
+        out, h = function(inputs, state[0], weights, *flags)
+    return out, (h,)
 
 
 class GRU(_FastStack, nn.GRU):  # type: ignore[misc]  # forward: tensors only, no PackedSequence

@@ -42,20 +42,31 @@ def total_steps(config: TrainConfig, windows_per_epoch: int) -> int | None:
 
 
 class Budget:
-    """A run's budget in steps, epochs and training seconds, whichever ends first."""
+    """A run's budget in steps, epochs and seconds, whichever ends first.
+
+    Seconds are the run's whole wall time, as a person reads a clock: evaluating and
+    saving count. Training stops early enough for the final evaluation and save to
+    fit: ``reserve_s`` (what the last ones took) is kept back for them.
+    """
 
     def __init__(self, config: TrainConfig, windows_per_epoch: int) -> None:
         self.config = config
         self.windows_per_epoch = windows_per_epoch
         self.total_steps = total_steps(config, windows_per_epoch)
+        self.reserve_s = 0.0
+
+    def _training_seconds(self) -> float | None:
+        time_s = self.config.time_s
+        return None if time_s is None else max(time_s - self.reserve_s, 0.5 * time_s)
 
     def fraction(self, step: int, elapsed: float) -> float:
         """Share of the budget used after ``step`` steps and ``elapsed`` seconds."""
         parts = []
         if self.total_steps is not None:
             parts.append(step / self.total_steps)
-        if self.config.time_s is not None:
-            parts.append(elapsed / self.config.time_s)
+        seconds = self._training_seconds()
+        if seconds is not None:
+            parts.append(elapsed / seconds)
         return min(1.0, max(parts))
 
     def stopped_by(self, step: int, elapsed: float) -> str | None:
@@ -65,9 +76,41 @@ class Budget:
             return "steps"
         if tc.epochs is not None and step >= tc.epochs * self.windows_per_epoch:
             return "epochs"
-        if tc.time_s is not None and elapsed >= tc.time_s:
+        seconds = self._training_seconds()
+        if seconds is not None and elapsed >= seconds:
             return "time"
         return None
 
     def learning_rate(self, step: int, elapsed: float) -> float:
         return learning_rate(self.config, self.fraction(step, elapsed))
+
+
+EVALUATIONS = 10  # per budget, when --eval-every is not given
+MAX_EVALUATION_SHARE = 0.08  # of a time budget
+
+
+class Cadence:
+    """When to evaluate.
+
+    With ``eval_every`` set: every that many steps. Otherwise at each tenth of the
+    budget, so a 75-second run and a 10-hour run both get about ten evaluations
+    (and early stopping something to work with); with a time budget, spaced out
+    further when evaluations are slow, so they take at most 8 % of it.
+    """
+
+    def __init__(self, config: TrainConfig, fraction: float = 0.0) -> None:
+        self.every = config.eval_every
+        self.time_s = config.time_s
+        self.next_fraction = fraction + 1 / EVALUATIONS
+
+    def due(self, step: int, fraction: float) -> bool:
+        if self.every is not None:
+            return step % self.every == 0
+        return fraction >= self.next_fraction - 1e-9
+
+    def evaluated(self, fraction: float, cost_s: float) -> None:
+        """An evaluation ended at ``fraction`` of the budget and took ``cost_s``."""
+        gap = 1 / EVALUATIONS
+        if self.time_s is not None:
+            gap = max(gap, cost_s / (MAX_EVALUATION_SHARE * self.time_s))
+        self.next_fraction = fraction + gap

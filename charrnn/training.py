@@ -2,9 +2,10 @@
 
 Each step feeds window k of every stream, carries the recurrent state into window
 k + 1 and detaches it there (see :mod:`charrnn.data`), so the model sees long
-context while gradients flow back ``seq_len`` steps. Every ``eval_every`` steps the
-whole validation text is scored, a short sample drawn, ``metrics.jsonl`` appended
-and ``best.pt`` saved when the loss is the best so far; every ``save_every`` steps
+context while gradients flow back ``seq_len`` steps. At each evaluation (see
+:class:`~charrnn.schedule.Cadence`) the whole validation text is scored, a short
+sample drawn, ``metrics.jsonl`` appended and ``best.pt`` saved when the loss is the
+best so far (``--patience`` ends the run when it stops improving); every ``save_every`` steps
 ``last.pt`` is saved. Everything that decides what happens next — weights,
 optimizer, step, carried state, random-generator state — is in the checkpoint, so a
 resumed run continues exactly as if it had never stopped.
@@ -39,7 +40,7 @@ from charrnn.events import Evaluation, Progress, Reporter, RunStart, Summary, fo
 from charrnn.hardware import autocast_dtype, select_device, set_threads
 from charrnn.model import CharRNN, State, detach_state, new_model
 from charrnn.rundir import RunDir
-from charrnn.schedule import Budget
+from charrnn.schedule import Budget, Cadence
 from charrnn.units import to_bits
 
 _REPORT_INTERVAL_S = 0.2
@@ -78,9 +79,15 @@ class Trainer:
         self.fused_update = self.device.type in ("cpu", "cuda")
         self.autocast = autocast_dtype(tc.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
-        self.batches = StreamBatches(dataset.train_ids, tc.batch_size, tc.seq_len)
+        self.batches = StreamBatches(
+            dataset.train_ids,
+            tc.batch_size,
+            tc.seq_len,
+            random_seed=tc.seed if tc.windows == "random" else None,
+        )
         self.validation = ValidationWindows(dataset.val_ids, tc.batch_size, tc.seq_len)
         self.budget = Budget(tc, self.batches.windows_per_epoch)
+        self.cold_starts = self.batches.cold_starts()[:, self.rows].to(self.device)
         self.model, self.optimizer = self._build()
         # The model itself (saved, evaluated, sampled) and what trains it: under torchrun,
         # DistributedDataParallel, which starts every rank from rank 0's weights and
@@ -105,6 +112,11 @@ class Trainer:
         self.bad_base = 0  # skipped steps before this process (from the checkpoint)
         self.bad_total, self.bad_run, self.worst_run = zero(), zero(), zero()
         self.finished = False  # the budget is used up (saved, so tools can tell)
+        self.stopped_by: str | None = None  # which limit ended it
+        self.since_best = 0  # evaluations since the best one, for --patience
+        # What the last evaluation and save took (rank-agreed): the time budget keeps
+        # this much back for the final ones.
+        self.evaluation_cost = self.save_cost = 0.0
 
     def _build(self) -> tuple[CharRNN, torch.optim.Optimizer]:
         """The model on this device and AdamW over it (weight decay on matrices only)."""
@@ -146,7 +158,7 @@ class Trainer:
             optimizer=self.optimizer.state_dict(),
             step=self.step,
             chars_seen=self.chars_seen,
-            elapsed_s=self.clock.banked,
+            elapsed_s=self.clock.elapsed(),
             bad_steps=self.bad_steps,
             best_val_loss=self.best_val_loss,
             last_val_loss=self.last_val_loss,
@@ -154,6 +166,8 @@ class Trainer:
             corpus=CorpusRecord(corpus.name, corpus.sha256, str(corpus.source.absolute())),
             state=[s.cpu() for s in state],
             finished=self.finished,
+            stopped_by=self.stopped_by,
+            since_best=self.since_best,
             # The mean over ranks: the reported train loss is linear in it.
             train_loss_sum=self.group.mean(float(self.loss_sum)),
             train_loss_count=int(self.loss_count.item()),
@@ -179,6 +193,7 @@ class Trainer:
             self.bad_base = checkpoint.bad_steps
             self.best_val_loss = checkpoint.best_val_loss
             self.last_val_loss = checkpoint.last_val_loss
+            self.since_best = checkpoint.since_best
             self.loss_sum = torch.tensor(checkpoint.train_loss_sum, device=self.device)
             self.loss_count = torch.tensor(float(checkpoint.train_loss_count), device=self.device)
             self.state = (
@@ -192,13 +207,14 @@ class Trainer:
 
     def save(self, *, best: bool = False, last: bool = True) -> None:
         """Save on rank 0 (every rank must call it: the checkpoint gathers their state)."""
-        checkpoint = self.checkpoint()
-        if not self.group.is_main:
-            return
-        if last:
-            save_checkpoint(self.run_dir.last, checkpoint)
-        if best:
-            save_checkpoint(self.run_dir.best, checkpoint)
+        with self.clock.spending("saving"):
+            checkpoint = self.checkpoint()
+            if not self.group.is_main:
+                return
+            if last:
+                save_checkpoint(self.run_dir.last, checkpoint)
+            if best:
+                save_checkpoint(self.run_dir.best, checkpoint)
 
     def release(self) -> None:
         """Drop the DistributedDataParallel wrapper while the process group still exists.
@@ -229,6 +245,9 @@ class Trainer:
         window = self.batches.window(self.step)
         if window.reset:
             self.state = None  # the streams restart: carried state would be wrong
+        elif self.state is not None:  # a few rows start cold (see charrnn.data)
+            cold = self.cold_starts[self.step % len(self.cold_starts)][None, :, None]
+            self.state = tuple(s.masked_fill(cold, 0.0) for s in self.state)
         x, y = window.x[self.rows], window.y[self.rows]
         if self.device.type == "cuda":  # page-locked, so the copy overlaps compute
             x, y = x.pin_memory(), y.pin_memory()
@@ -303,9 +322,12 @@ class Trainer:
         train_loss = self.group.mean(self.mean_train_loss())
         self.loss_sum.zero_()
         self.loss_count.zero_()
-        val_loss = self.group.from_main(self.evaluate() if self.group.is_main else 0.0)
+        with self.clock.spending("evaluating"):
+            val_loss = self.group.from_main(self.evaluate() if self.group.is_main else 0.0)
+            sample = self.sample_text() if self.group.is_main else ""
         is_best = val_loss < self.best_val_loss
         self.last_val_loss = val_loss
+        self.since_best = 0 if is_best else self.since_best + 1
         if is_best:
             self.best_val_loss = val_loss
         evaluation = Evaluation(
@@ -319,7 +341,7 @@ class Trainer:
             val_bpc=to_bits(val_loss),
             chars_per_s=round(chars_per_s, 1),
             is_best=is_best,
-            sample=self.sample_text() if self.group.is_main else "",
+            sample=sample,
         )
         if self.group.is_main:
             self.run_dir.append_metrics(evaluation.record())
@@ -339,8 +361,7 @@ class Trainer:
         if self.group.enabled:  # every rank stops at the same step
             stop_now = self.group.max(float(stop_now))[0] > 0
         if stop_now:
-            with self.clock.paused():
-                self.save()
+            self.save()
             raise TrainingInterrupted(
                 self.step,
                 str(self.run_dir.last),
@@ -377,13 +398,32 @@ class Trainer:
             total_steps=self.budget.total_steps,
         )
 
+    def _out_of_patience(self) -> bool:
+        patience = self.config.train.patience
+        return patience is not None and self.since_best >= patience
+
+    def _timed(self, action: Callable[[], None]) -> float:
+        """Run ``action``; the seconds it took, the same on every rank."""
+        before = self._elapsed()
+        action()
+        return self._elapsed() - before
+
+    def _evaluation_estimate(self, start: tuple[int, float], elapsed: float) -> float:
+        """Seconds the first evaluation will take, from the training speed so far: a
+        forward pass costs about a third of a training step per character."""
+        speed = (self.chars_seen - start[0]) / max(elapsed - start[1], 1e-3)
+        return self.validation.num_targets / max(speed, 1.0) / 2
+
     def run(self) -> Summary:
-        """Train until the budget is used up; save and return how it ended."""
+        """Train until the budget is used up (or patience runs out); save and return
+        how it ended."""
         tc = self.config.train
         self.model.train()
         self.clock.restart()
         self.reporter.start(self._run_start())
         since_report, since_eval = Rate(self.chars_seen), Rate(self.chars_seen)
+        cadence = Cadence(tc, self.budget.fraction(self.step, self.clock.banked))
+        start = (self.chars_seen, self.clock.banked)
         stopped_by = self.budget.stopped_by(self.step, self.clock.banked)
         while stopped_by is None:
             self._stop_if_requested()
@@ -400,19 +440,26 @@ class Trainer:
                 self.check_divergence()
 
             elapsed = self._elapsed()
+            fraction = self.budget.fraction(self.step, elapsed)
             stopped_by = self.budget.stopped_by(self.step, elapsed)
-            evaluate = self.step % tc.eval_every == 0 or stopped_by is not None
+            evaluate = cadence.due(self.step, fraction) or stopped_by is not None
             if evaluate or since_report.seconds() >= _REPORT_INTERVAL_S:
                 self._report_progress(lr, elapsed, since_report.take(self.chars_seen))
             if evaluate:
-                with self.clock.paused(elapsed):
-                    self._evaluate_and_record(lr, elapsed, since_eval.take(self.chars_seen))
+                rate = since_eval.take(self.chars_seen)
+                evaluation = partial(self._evaluate_and_record, lr, elapsed, rate)
+                self.evaluation_cost = self._timed(evaluation)
+                cadence.evaluated(fraction, self.evaluation_cost)
+                if stopped_by is None and self._out_of_patience():
+                    stopped_by = "patience"
                 since_report.reset(self.chars_seen)
                 since_eval.reset(self.chars_seen)
             self.finished = stopped_by is not None
+            self.stopped_by = stopped_by
             if self.step % tc.save_every == 0 or self.finished:
-                with self.clock.paused():
-                    self.save()
+                self.save_cost = self._timed(self.save)
+            evaluation_cost = self.evaluation_cost or self._evaluation_estimate(start, elapsed)
+            self.budget.reserve_s = evaluation_cost + self.save_cost
 
         summary = Summary(
             run_dir=self.run_dir.path,
@@ -423,6 +470,7 @@ class Trainer:
             last_val_loss=self.last_val_loss,
             stopped_by=stopped_by,
             bad_steps=self.bad_steps,
+            time_spent=self.clock.breakdown(),
         )
         self.reporter.finish(summary)
         return summary

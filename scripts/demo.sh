@@ -5,5 +5,5 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 charrnn hello
-charrnn train --preset cpu-fast --time "${DEMO_TIME:-60s}" --out runs/demo --overwrite
+charrnn train --time "${DEMO_TIME:-60s}" --out runs/demo --overwrite
 charrnn sample runs/demo --length 600 --temperature 0.7 --prime "def "

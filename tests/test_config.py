@@ -104,8 +104,13 @@ def test_presets_are_valid_settings_without_budget_or_corpus(name: str) -> None:
 
 
 def test_unknown_preset_names_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown preset 'huge': choose one of tiny"):
+    with pytest.raises(ConfigError, match="unknown preset 'huge': choose one of auto, tiny"):
         preset_tables("huge")
+
+
+def test_a_retired_preset_says_why_and_what_to_use() -> None:
+    with pytest.raises(ConfigError, match="'cpu-fast' was retired .* leave --preset out"):
+        preset_tables("cpu-fast")
 
 
 def test_layers_override_in_order_preset_file_options(tmp_path: Path) -> None:

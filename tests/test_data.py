@@ -90,3 +90,16 @@ def test_reading_a_memory_mapped_corpus_releases_its_pages(tmp_path: Path) -> No
 
     release_pages(ids[100:])  # a view, as the train/validation split makes
     assert resident_file_kb() - before < 1000
+
+
+def test_random_windows_come_from_anywhere_and_are_the_same_for_the_same_step() -> None:
+    ids = np.arange(10_000)
+    batches = StreamBatches(ids, 8, 20, random_seed=7)
+    first, again = batches.window(3), StreamBatches(ids, 8, 20, random_seed=7).window(3)
+    assert torch.equal(first.x, again.x)  # a resumed run draws the same windows
+    assert first.reset  # no state carries over between random windows
+    assert torch.equal(first.y[:, :-1], first.x[:, 1:])  # targets: inputs shifted by one
+    assert torch.equal(first.x[:, 1:] - first.x[:, :-1], torch.ones(8, 19, dtype=torch.long))
+    starts = torch.cat([batches.window(step).x[:, 0] for step in range(50)])
+    assert starts.max() > 9_000 and starts.min() < 1_000  # the whole text, not 8 streams
+    assert not torch.equal(batches.window(4).x, first.x)
