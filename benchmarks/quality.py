@@ -17,22 +17,30 @@ from typing import Any
 SHAKESPEARE = Path(__file__).resolve().parents[1].parent / "shared/corpora/tinyshakespeare.txt"
 
 
-def train_command(corpus: Path, *options: str) -> tuple[list[dict[str, Any]], float]:
-    """Run ``charrnn train CORPUS OPTIONS`` in a fresh process, in a scratch run
-    directory; return its evaluations (metrics.jsonl) and the whole command's wall time."""
+def train_command(
+    corpus: Path | None, *options: str
+) -> tuple[list[dict[str, Any]], float, list[str]]:
+    """Run ``charrnn train CORPUS OPTIONS`` (None: the default corpus) in a fresh
+    process, in a scratch run directory; return its evaluations (metrics.jsonl), the
+    whole command's wall time and the lines it wrote on stderr."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        command = [sys.executable, "-m", "charrnn", "train", str(corpus), *options]
+        command = [sys.executable, "-m", "charrnn", "train", *([str(corpus)] if corpus else [])]
         start = time.perf_counter()
-        subprocess.run([*command, "--out", str(out), "--json"], check=True, capture_output=True)
+        done = subprocess.run(
+            [*command, *options, "--out", str(out), "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - start
         lines = (out / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines], wall
+    return [json.loads(line) for line in lines], wall, done.stderr.splitlines()
 
 
 def quality_run(corpus: Path, preset: str, budget: str) -> dict[str, Any]:
     """Train once; return the final validation loss and the whole command's wall time."""
-    evaluations, wall = train_command(
+    evaluations, wall, _ = train_command(
         corpus, "--preset", preset, "--val-frac", "0.1", "--time", budget
     )
     last = evaluations[-1]

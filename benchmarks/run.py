@@ -25,6 +25,7 @@ from benchmarks.quality import SHAKESPEARE, quality_run
 from benchmarks.speed import (
     bf16_training_speed,
     onednn_peak,
+    regularised_training_speed,
     sampling_speed,
     training_speed,
 )
@@ -102,6 +103,14 @@ def main() -> None:
             "speedup": "ratio", "gflops": "GFLOP/s", "share_of_peak": "of peak",
         },
     )  # fmt: skip
+    results["regularised_training"] = awd = regularised_training_speed(repeats, steps)
+    _table(
+        console,
+        "LSTM 2x512 training with dropout 0.3, weight drop 0.3, input dropout 0.1 "
+        "vs the plain loop without",
+        [awd],
+        {"plain_chars_per_s": "plain", "charrnn_chars_per_s": "charrnn", "speedup": "ratio"},
+    )
     bf16 = bf16_training_speed(repeats, steps)
     results["bf16_training"] = bf16
     if bf16 is not None:

@@ -111,6 +111,7 @@ def charrnn_trainer(
     tmp: Path,
     precision: str = "fp32",
     device: str = "cpu",
+    regularisation: dict[str, float] | None = None,
 ) -> Trainer:
     """charrnn's own Trainer on a random 65-symbol text (speed does not depend on it)."""
     text_path = tmp / "random.txt"
@@ -122,7 +123,13 @@ def charrnn_trainer(
         text_path.write_text("".join(symbols[i] for i in picks))
     config = RunConfig(
         data=DataConfig(path=str(text_path), val_frac=0.05),
-        model=ModelConfig(cell=cell, num_layers=layers, hidden_size=hidden, embed_size=EMBED),
+        model=ModelConfig(
+            cell=cell,
+            num_layers=layers,
+            hidden_size=hidden,
+            embed_size=EMBED,
+            **(regularisation or {}),
+        ),
         train=TrainConfig(batch_size=batch, seq_len=seq, lr=2e-3, clip=5.0, device=device),
     )
     config = replace(config, train=replace(config.train, precision=precision))
@@ -186,6 +193,27 @@ def training_speed(repeats: int, steps: int, peak: float) -> list[dict[str, Any]
                 )
                 trainer.release()
     return rows
+
+
+# What --preset auto uses for long runs: AWD-LSTM regularisation on the fused kernels.
+AWD = {"dropout": 0.3, "weight_drop": 0.3, "input_dropout": 0.1}
+
+
+def regularised_training_speed(repeats: int, steps: int) -> dict[str, Any]:
+    """LSTM 2x512 with dropout, weight drop and input dropout against the plain loop
+    (which has none): regularising must not cost the fused kernel."""
+    layers, hidden, seq, batch = SHAPES["2x512"]
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = PlainLoop("lstm", layers, hidden, seq, batch)
+        trainer = charrnn_trainer("lstm", layers, hidden, seq, batch, Path(tmp), regularisation=AWD)
+        t_plain, t_ours, ratio = paired(plain.step, trainer.train_step, repeats, steps)
+    chars = seq * batch
+    return {
+        "settings": AWD,
+        "plain_chars_per_s": round(chars / t_plain),
+        "charrnn_chars_per_s": round(chars / t_ours),
+        "speedup": round(ratio, 2),
+    }
 
 
 def bf16_training_speed(repeats: int, steps: int) -> dict[str, Any] | None:

@@ -1,0 +1,160 @@
+"""The sweeps behind ``--preset auto``: settings x budgets x texts, and the plain loop.
+
+Each run is the real command in a fresh process, one at a time (the machine is
+shared: run nothing else meanwhile), and is appended to ``benchmarks/sweep.jsonl``
+as soon as it ends, so a long sweep can be stopped and continued::
+
+    python -m benchmarks.sweep --texts small,shakespeare --budgets 75s,5m --configs auto,plain
+    python -m benchmarks.sweep --table          # the README's table from sweep.jsonl
+
+Texts (none of them is committed): ``small`` is the first 100,000 characters of
+Python's own help topics (``pydoc_data``, English prose about Python), ``shakespeare``
+Tiny Shakespeare from ``../shared`` (1.1 MB), ``stdlib`` charrnn's default corpus
+(4 MB of the standard library's source). The last 10 % of each is held out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.quality import SHAKESPEARE, train_command
+
+RESULTS = Path(__file__).with_name("sweep.jsonl")
+
+
+def _fixed(layers: int, hidden: int, batch: int, seq: int, lr: float, dropout: float) -> list[str]:
+    """Every setting auto would choose, given: nothing is left to choose."""
+    weight_drop, input_dropout = dropout, dropout / 4
+    return [
+        "--cell", "lstm", "--layers", str(layers), "--hidden", str(hidden), "--embed", "64",
+        "-b", str(batch), "--seq-len", str(seq), "--lr", str(lr), "--precision", "auto",
+        "--dropout", str(dropout), "--weight-drop", str(weight_drop),
+        "--input-dropout", str(input_dropout),
+    ]  # fmt: skip
+
+
+# What auto chooses, and the alternatives its rule was derived from.
+CONFIGS: dict[str, list[str]] = {
+    "auto": [],
+    "1x512": _fixed(1, 512, 32, 32, 1e-2, 0.0),
+    "1x512-d0.1": _fixed(1, 512, 32, 32, 1e-2, 0.1),
+    "2x512": _fixed(2, 512, 32, 64, 4e-3, 0.0),
+    "2x512-d0.2": _fixed(2, 512, 32, 64, 4e-3, 0.2),
+    "2x768-d0.2": _fixed(2, 768, 32, 64, 3e-3, 0.2),
+}
+
+
+def text_path(name: str, scratch: Path) -> Path | None:
+    """The file for a sweep text (None: charrnn's default corpus)."""
+    if name == "shakespeare":
+        return SHAKESPEARE
+    if name == "small":
+        from pydoc_data.topics import topics
+
+        path = scratch / "pydoc-topics-100k.txt"
+        path.write_text("\n\n".join(topics[k] for k in sorted(topics))[:100_000])
+        return path
+    if name == "stdlib":
+        return None
+    raise SystemExit(f"unknown text {name!r}: small, shakespeare or stdlib")
+
+
+def seconds(budget: str) -> float:
+    from charrnn.config import parse_duration
+
+    return parse_duration(budget)
+
+
+def plain_run(path: Path | None, budget: str) -> dict[str, Any]:
+    """The plain loop (issue 13's baseline): 2x256 batch 8 for a short budget, else 2x512
+    batch 16; the whole command timed."""
+    if path is None:
+        from charrnn.corpora import stdlib_corpus
+
+        path = stdlib_corpus()
+    hidden, batch = ("256", "8") if seconds(budget) < 120 else ("512", "16")
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "benchmarks.plain_loop", str(path), "--time"]
+    command += [str(seconds(budget)), "--hidden", hidden, "--batch", batch]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    result = json.loads(done.stdout)
+    return {
+        "best_val_loss": result["val_loss"],
+        "wall_s": round(time.perf_counter() - start, 1),
+        "settings": f"plain loop 2x{hidden} b{batch} s100 lr 3e-3",
+    }
+
+
+def charrnn_run(path: Path | None, budget: str, options: list[str]) -> dict[str, Any]:
+    evaluations, wall, notices = train_command(
+        path, *options, "--val-frac", "0.1", "--time", budget
+    )
+    chosen = next((n for n in notices if n.startswith("auto settings")), "")
+    return {
+        "best_val_loss": round(min(e["val_loss"] for e in evaluations), 4),
+        "last_val_loss": round(evaluations[-1]["val_loss"], 4),
+        "steps": evaluations[-1]["step"],
+        "evaluations": len(evaluations),
+        "wall_s": round(wall, 1),
+        "settings": chosen or " ".join(options),
+    }
+
+
+def sweep(texts: list[str], budgets: list[str], configs: list[str], repeat: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        for text in texts:
+            path = text_path(text, Path(tmp))
+            for budget in budgets:
+                for config in configs:
+                    for _ in range(repeat):
+                        if config == "plain":
+                            result = plain_run(path, budget)
+                        else:
+                            result = charrnn_run(path, budget, CONFIGS[config])
+                        row = {"text": text, "budget": budget, "config": config, **result}
+                        row["machine"] = platform.processor() or platform.machine()
+                        row["date"] = time.strftime("%Y-%m-%d %H:%M")
+                        print(json.dumps(row), flush=True)
+                        with RESULTS.open("a") as handle:
+                            handle.write(json.dumps(row) + "\n")
+
+
+def table() -> None:
+    """Markdown: best validation loss per text, budget and config (mean of repeats)."""
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["text"], row["budget"], row["config"]), []).append(row)
+    print("| text | budget | settings | best val loss (nats) | runs | whole command |")
+    print("|---|---|---|---|---|---|")
+    for (text, budget, config), runs in groups.items():
+        losses = [r["best_val_loss"] for r in runs]
+        walls = [r["wall_s"] for r in runs]
+        loss = " / ".join(f"{v:.3f}" for v in losses)
+        print(f"| {text} | {budget} | {config} | {loss} | {len(runs)} | {max(walls):.0f} s |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", default="small,shakespeare,stdlib")
+    parser.add_argument("--budgets", default="75s,5m")
+    parser.add_argument("--configs", default="auto,plain")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--table", action="store_true", help="print the table and stop")
+    args = parser.parse_args()
+    if args.table:
+        table()
+        return
+    sweep(args.texts.split(","), args.budgets.split(","), args.configs.split(","), args.repeat)
+
+
+if __name__ == "__main__":
+    main()
