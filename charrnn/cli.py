@@ -107,7 +107,12 @@ def train(
     skip_unknown: opt.SkipUnknownOpt = False,
     cache_dir: opt.CacheOpt = None,
 ) -> None:
-    """Train a model on FILE (default: Python's standard library source)."""
+    """Train a model on FILE (default: Python's standard library source).
+
+    Model and training settings you do not give are chosen for the budget, the corpus
+    and this machine (--preset auto, said in one line at start); the defaults below
+    apply under a named --preset.
+    """
     from charrnn import launch
     from charrnn.corpora import corpus_name
     from charrnn.display import JsonReporter, LiveReporter, Quiet

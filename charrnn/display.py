@@ -303,7 +303,7 @@ def regularisation(model: ModelConfig) -> str:
         )
         if value
     ]
-    if model.cell == "lstm":
+    if model.cell == "lstm" and model.forget_bias:
         parts.append(f"forget bias {model.forget_bias:g}")
     return ", ".join(parts) or "none"
 

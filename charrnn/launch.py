@@ -129,6 +129,12 @@ def resume(
         with holding(group, run_dir):
             trainer = Trainer(config, dataset, run_dir, reporter=speaker, stop=stop, group=group)
             trainer.restore(checkpoint, run_dir.last)
+            if checkpoint.stopped_by == "patience":
+                trainer.since_best = 0  # asked to go on: patience counts afresh
+                speaker.notice(
+                    f"{run_dir.path} had stopped early (no new best for --patience "
+                    "evaluations); continuing, the count starts again"
+                )
             if trainer.budget.stopped_by(trainer.step, trainer.clock.banked) is not None:
                 raise CheckpointError(
                     f"{run_dir.path} has already used its budget ({trainer.step} steps); "

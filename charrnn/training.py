@@ -443,6 +443,8 @@ class Trainer:
             fraction = self.budget.fraction(self.step, elapsed)
             stopped_by = self.budget.stopped_by(self.step, elapsed)
             evaluate = cadence.due(self.step, fraction) or stopped_by is not None
+            # Set before the final evaluation, so a best.pt saved there says it is final.
+            self.finished, self.stopped_by = stopped_by is not None, stopped_by
             if evaluate or since_report.seconds() >= _REPORT_INTERVAL_S:
                 self._report_progress(lr, elapsed, since_report.take(self.chars_seen))
             if evaluate:

@@ -109,7 +109,7 @@ def test_unknown_preset_names_the_known_ones() -> None:
 
 
 def test_a_retired_preset_says_why_and_what_to_use() -> None:
-    with pytest.raises(ConfigError, match="'cpu-fast' was retired .* leave --preset out"):
+    with pytest.raises(ConfigError, match=r"'cpu-fast' was retired .* leave --preset out"):
         preset_tables("cpu-fast")
 
 

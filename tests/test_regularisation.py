@@ -181,6 +181,18 @@ def test_patience_ends_a_run_that_stopped_improving(tmp_path: Path, corpus_file:
     assert "early stop" in result.output
 
 
+def test_a_run_stopped_by_patience_can_be_resumed_with_a_fresh_count(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    from charrnn.launch import resume
+
+    config = tiny_config(corpus_file, steps=200, eval_every=5, lr=1e-12, patience=2)
+    train(config, tmp_path / "run")
+    summary = resume(tmp_path / "run")
+    assert summary.stopped_by == "patience"
+    assert summary.step == 25  # two more evaluations, not one: the count started again
+
+
 def test_patience_is_an_option_and_must_be_positive(tmp_path: Path, corpus_file: Path) -> None:
     result = CliRunner().invoke(app, ["train", str(corpus_file), "--patience", "0"])
     assert result.exit_code == 2
