@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes)")
     parser.add_argument(
         "--quality",
-        default="cpu-75s:75s",
+        default="auto:75s",
         help="PRESET:BUDGET[,...] quality runs on Tiny Shakespeare, if ../shared has it "
         "('' for none; skipped by --quick)",
     )

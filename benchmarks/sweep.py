@@ -127,19 +127,23 @@ def sweep(texts: list[str], budgets: list[str], configs: list[str], repeat: int)
                             handle.write(json.dumps(row) + "\n")
 
 
+def _short(settings: str) -> str:
+    """The chosen settings without the explanation: "2x512 LSTM (...), batch 32x64, ..."."""
+    return settings.removeprefix("auto settings: ").split(": about")[0]
+
+
 def table() -> None:
-    """Markdown: best validation loss per text, budget and config (mean of repeats)."""
+    """Markdown: best validation loss per text, budget and config, auto beside the plain loop."""
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["text"], row["budget"], row["config"]), []).append(row)
-    print("| text | budget | settings | best val loss (nats) | runs | whole command |")
-    print("|---|---|---|---|---|---|")
-    for (text, budget, config), runs in groups.items():
-        losses = [r["best_val_loss"] for r in runs]
-        walls = [r["wall_s"] for r in runs]
-        loss = " / ".join(f"{v:.3f}" for v in losses)
-        print(f"| {text} | {budget} | {config} | {loss} | {len(runs)} | {max(walls):.0f} s |")
+    print("| text | `--time` | what ran | best val loss (nats) | whole command |")
+    print("|---|---|---|---|---|")
+    for (text, budget, config), runs in sorted(groups.items()):
+        loss = " / ".join(f"{r['best_val_loss']:.3f}" for r in runs)
+        what = f"{config}: {_short(runs[-1]['settings'])}"
+        print(f"| {text} | {budget} | {what} | {loss} | {max(r['wall_s'] for r in runs):.0f} s |")
 
 
 def main() -> None:
