@@ -454,6 +454,10 @@ class Trainer:
                 cadence.evaluated(fraction, self.evaluation_cost)
                 if stopped_by is None and self._out_of_patience():
                     stopped_by = "patience"
+                if stopped_by is None:
+                    # An evaluation that ran into the time kept for the final one is
+                    # the final one: a second would overrun the budget.
+                    stopped_by = self.budget.stopped_by(self.step, self._elapsed())
                 since_report.reset(self.chars_seen)
                 since_eval.reset(self.chars_seen)
             self.finished = stopped_by is not None
