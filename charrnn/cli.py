@@ -97,6 +97,7 @@ def train(
     val_file: opt.ValFileOpt = None,
     encoding: opt.EncodingOpt = None,
     byte_level: opt.BytesOpt = None,
+    docs: opt.DocsOpt = None,
     max_mb: opt.MaxMbOpt = None,
     device: opt.DeviceOpt = None,
     threads: opt.ThreadsOpt = None,
@@ -120,7 +121,7 @@ def train(
 
     if resume is not None:
         model = [dropout, input_dropout, embed_dropout, weight_drop, forget_bias]
-        fixed = [file, config, preset, cell, layers, hidden, embed, *model, byte_level, out]
+        fixed = [file, config, preset, cell, layers, hidden, embed, *model, byte_level, docs, out]
         if any(v is not None for v in fixed):
             raise UsageError(
                 "--resume takes its corpus, settings and model from the run; only "
@@ -142,6 +143,7 @@ def train(
         given = overrides(
             encoding=encoding,
             byte_level=byte_level,
+            docs=docs,
             val_frac=val_frac,
             val_file=val_file,
             max_mb=max_mb,

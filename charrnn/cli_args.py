@@ -20,7 +20,15 @@ CheckpointArg = Annotated[
 # -- sample ---------------------------------------------------------------------------------
 
 LengthOpt = Annotated[
-    int, typer.Option("--length", "-n", min=0, help="Characters to generate (>= 0).")
+    int | None,
+    typer.Option(
+        "--length",
+        "-n",
+        min=0,
+        help="How much to generate: characters, or whole items for a run trained with "
+        "--docs. [default: 500 characters, 20 items]",
+        show_default=False,
+    ),
 ]
 TemperatureOpt = Annotated[
     float,
@@ -83,6 +91,60 @@ NumSamplesOpt = Annotated[
         min=1,
         max=100_000,
         help="Samples drawn together as one batch (1-100000).",
+    ),
+]
+
+StopOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stop",
+        help="End each sample where this text appears (left out), e.g. $'\\n\\n' for a "
+        "blank line; --length still caps it.",
+        show_default=False,
+    ),
+]
+MinCharsOpt = Annotated[
+    int,
+    typer.Option("--min-chars", min=0, help="No sample or item ends before this many characters."),
+]
+NovelOpt = Annotated[
+    bool,
+    typer.Option(
+        "--novel",
+        help="Never hand back training text: items already in the training set are "
+        "redrawn; in a stream, a character that would complete a --novel-span long "
+        "stretch of the training text is redrawn. Says on stderr how many were new.",
+    ),
+]
+NovelSpanOpt = Annotated[
+    int,
+    typer.Option(
+        "--novel-span",
+        min=2,
+        max=1000,
+        help="For --novel on a stream: the shortest stretch of training text that counts "
+        "as copied.",
+    ),
+]
+BeamOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--beam",
+        min=1,
+        max=1000,
+        help="Beam search with this many beams: the most likely continuation instead of "
+        "a random one (temperature, top-k and top-p do not apply).",
+        show_default=False,
+    ),
+]
+SampleOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Write the samples to this file (atomically) and the settings and seed that "
+        "drew them to FILE.json, instead of printing them.",
+        show_default=False,
     ),
 ]
 

@@ -16,6 +16,7 @@ from charrnn.config import (
     Cell,
     DataConfig,
     Device,
+    Docs,
     ModelConfig,
     Precision,
     SamplePrecision,
@@ -50,6 +51,16 @@ BytesOpt = Annotated[
         "--bytes/--chars",
         help="Byte-level vocabulary (256 symbols, any file) instead of characters. "
         "[default: --chars]",
+        show_default=False,
+    ),
+]
+DocsOpt = Annotated[
+    Docs | None,
+    typer.Option(
+        "--docs",
+        help="Learn the text as a list of items: lines (one per line, e.g. names) or "
+        "blank-lines (paragraphs, poems); each starts fresh, ends with its own line "
+        "break, and validation holds out whole items. [default: none, one stream]",
         show_default=False,
     ),
 ]

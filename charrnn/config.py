@@ -43,6 +43,14 @@ class Windows(StrEnum):
     random = "random"
 
 
+class Docs(StrEnum):
+    """How the text divides into items (see :mod:`charrnn.items`)."""
+
+    none = "none"
+    lines = "lines"
+    blank_lines = "blank-lines"
+
+
 class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
@@ -70,6 +78,7 @@ CELLS = tuple(Cell)
 SCHEDULES = tuple(Schedule)
 DEVICES = tuple(Device)
 WINDOWS = tuple(Windows)
+DOCS = tuple(Docs)
 PRECISIONS = tuple(Precision)
 SAMPLE_PRECISIONS = tuple(SamplePrecision)
 _BUDGET = ("steps", "epochs", "time_s")
@@ -133,7 +142,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The corpus: a file (None = the embedded default) and how to read and split it."""
+    """The corpus: a file (None = the embedded default) and how to read and split it.
+
+    ``docs`` other than "none" learns the text as separate items, one per line or
+    per paragraph (:mod:`charrnn.items`).
+    """
 
     path: str | None = None
     encoding: str = "utf-8"
@@ -141,6 +154,7 @@ class DataConfig:
     val_frac: float = 0.05
     val_file: str | None = None
     max_mb: float = 4.0
+    docs: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("path", "val_file"):
@@ -154,6 +168,7 @@ class DataConfig:
         )
         _finite("val-frac", self.val_frac, 0.0, 0.5, open_low=True)
         _finite("max-mb", self.max_mb, 0.0, 1e6, open_low=True)
+        _require(self.docs in DOCS, f"docs must be one of {', '.join(DOCS)}, got {self.docs!r}")
 
 
 @dataclass(frozen=True)
@@ -316,6 +331,7 @@ Tables = dict[str, dict[str, Any]]
 _OPTION_KEYS: dict[str, tuple[str, str]] = {
     "encoding": ("data", "encoding"),
     "byte_level": ("data", "byte_level"),
+    "docs": ("data", "docs"),
     "val_frac": ("data", "val_frac"),
     "val_file": ("data", "val_file"),
     "max_mb": ("data", "max_mb"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from charrnn.generators import GENERATORS, Generated, generate
 PREFIX = "corpus:"
 
 DEFAULT_CORPUS = "python-stdlib"
+NAMES_CORPUS = "python-names"  # a list: learn it with --docs lines
 DEFAULT_STDLIB_MB = 4.0
 
 # Folders of the standard library that hold tests, data or third-party code.
@@ -94,6 +96,33 @@ def build_stdlib_text(max_mb: float = DEFAULT_STDLIB_MB) -> str:
     if not chosen:
         raise CorpusError("found no standard-library sources to build the default corpus")
     return "".join(piece for _, piece in sorted(chosen))
+
+
+_DEFINED = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.M)
+
+
+def build_names_text() -> str:
+    """The function and class names the standard library defines, one per line, sorted
+    (dunder methods left out: they are the same few everywhere)."""
+    names: set[str] = set()
+    for _, path in stdlib_files():
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        names.update(n for n in _DEFINED.findall(source) if not n.startswith("__"))
+    if not names:
+        raise CorpusError("found no standard-library sources to build the names corpus")
+    return "".join(f"{name}\n" for name in sorted(names))
+
+
+def names_corpus(cache_dir: Path | None = None) -> Path:
+    """The names list as a file in the cache, built once per Python version."""
+    version = sysconfig.get_python_version()
+    target = (cache_dir or default_cache_dir()) / "stdlib" / f"python{version}-names.txt"
+    if not target.is_file():
+        write_atomic(target, build_names_text())
+    return target
 
 
 def stdlib_corpus(max_mb: float = DEFAULT_STDLIB_MB, cache_dir: Path | None = None) -> Path:
@@ -260,6 +289,16 @@ def list_corpora(cache_dir: Path | None = None) -> list[CorpusInfo]:
             "ready",
         )
     )
+    rows.append(
+        CorpusInfo(
+            NAMES_CORPUS,
+            "built from this machine",
+            "about 10k lines",
+            "function and class names of the standard library, one per line: a list to "
+            "train with --docs lines",
+            "ready",
+        )
+    )
     for entry in DOWNLOADS.values():
         status = _download_status(entry, cache_dir)
         rows.append(
@@ -310,6 +349,9 @@ def make_corpus(
     if name == DEFAULT_CORPUS:
         write_atomic(out, build_stdlib_text(max_mb or DEFAULT_STDLIB_MB))
         return None
+    if name == NAMES_CORPUS:
+        write_atomic(out, build_names_text())
+        return None
     made = generate(name, size=size, seed=seed, distance=distance)
     write_atomic(out, made.text)
     return made
@@ -335,6 +377,8 @@ def resolve_named(
     """The file of a corpus known by name (downloading or generating it if needed)."""
     if name == DEFAULT_CORPUS:
         return stdlib_corpus(max_mb, cache_dir)
+    if name == NAMES_CORPUS:
+        return names_corpus(cache_dir)
     if name in GENERATORS:
         return materialize_generated(name, cache_dir)
     if name in DOWNLOADS:

@@ -142,6 +142,8 @@ class ValidationWindows:
     covers the whole text; the last window of a row may be shorter than ``seq_len``.
     """
 
+    carries_state = True  # each window continues where its row's previous one ended
+
     def __init__(self, ids: np.ndarray, max_rows: int, seq_len: int) -> None:
         if len(ids) < 2:
             raise CorpusError("the validation text needs at least 2 characters")

@@ -13,16 +13,26 @@ from charrnn.corpora import PREFIX, resolve_corpus
 from charrnn.corpus import Corpus, encode_validation_file, load_corpus, split_ids
 from charrnn.errors import CorpusError
 from charrnn.events import SILENT, Reporter
+from charrnn.items import Items, find_items, split_items
 from charrnn.vocab import Vocab
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A corpus split for training."""
+    """A corpus split for training; with ``--docs``, also split into whole items."""
 
     corpus: Corpus
     train_ids: np.ndarray
     val_ids: np.ndarray
+    train_items: Items | None = None
+    val_items: Items | None = None
+
+    @property
+    def train_chars(self) -> int:
+        """Characters one epoch predicts (items: with their ends)."""
+        if self.train_items is None:
+            return len(self.train_ids)
+        return self.train_items.num_targets
 
 
 def load_dataset(
@@ -62,9 +72,16 @@ def load_dataset(
             reporter=reporter,
         )
         train_ids = corpus.ids
-    else:
+    elif data.docs == "none":
         train_ids, val_ids = split_ids(corpus.ids, data.val_frac)
-    return Dataset(corpus, train_ids, val_ids)
+    if data.docs == "none":
+        return Dataset(corpus, train_ids, val_ids)
+    newline = corpus.vocab.index_of("\n")
+    items = find_items(corpus.ids, newline, data.docs)
+    if data.val_file:
+        return Dataset(corpus, corpus.ids, val_ids, items, find_items(val_ids, newline, data.docs))
+    train, val = split_items(items, data.val_frac)
+    return Dataset(corpus, corpus.ids, corpus.ids[:0], train, val)
 
 
 def with_absolute_paths(config: RunConfig) -> RunConfig:

@@ -6,20 +6,26 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.data import ValidationWindows
+from charrnn.items import ItemValidation
 from charrnn.model import CharRNN, State
 from charrnn.sample import SampleSettings, generate
 from charrnn.vocab import Vocab
 
 
 @torch.no_grad()
-def validation_loss(model: CharRNN, windows: ValidationWindows, device: torch.device) -> float:
+def validation_loss(
+    model: CharRNN, windows: ValidationWindows | ItemValidation, device: torch.device
+) -> float:
     """Mean loss in nats per character over the whole validation text, state carried
-    from window to window (the model is left in eval mode)."""
+    from window to window unless they are separate items (the model is left in eval
+    mode); padded targets are skipped."""
     model.eval()
     state: State | None = None
     total = torch.zeros((), dtype=torch.float64, device=device)
     for x, y in windows:
         x, y = x.to(device), y.to(device)
+        if not windows.carries_state:
+            state = None
         logits, state = model(x, state)  # (B, T, V)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
         total += loss.double()

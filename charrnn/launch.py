@@ -31,6 +31,7 @@ from charrnn.errors import CheckpointError, CorpusError
 from charrnn.events import Reporter, Summary, for_rank
 from charrnn.hardware import select_device, set_threads
 from charrnn.interrupt import StopRequest, graceful_interrupt
+from charrnn.items import ItemBatches
 from charrnn.rundir import RunDir
 from charrnn.training import Trainer
 
@@ -159,15 +160,29 @@ def _auto_settings(
     device = select_device(config.train.device)
     if device.type == "cuda" and group.enabled:
         device = torch.device("cuda", group.local_rank)
+    items = dataset.train_items
+
+    def fit(tables: Tables) -> Tables:
+        """Items: the window is the longest item's, and a batch at most all of them."""
+        if items is None:
+            return tables
+        train = {**tables.get("train", {}), "seq_len": items.span}
+        train["batch_size"] = min(train.get("batch_size", 32), len(items))
+        return {**tables, "train": train}
 
     def speed(candidate: RunConfig) -> float:
         tc = candidate.train
-        StreamBatches(dataset.train_ids, tc.batch_size, tc.seq_len)  # fits the text, or says
+        if items is None:  # fits the text, or says why not
+            StreamBatches(dataset.train_ids, tc.batch_size, tc.seq_len)
+        else:
+            ItemBatches(items, tc.batch_size, tc.seq_len, seed=tc.seed)
         set_threads(tc.threads)
         vocab = len(dataset.corpus.vocab)
         return group.from_main(measure_speed(candidate, vocab, device))
 
-    return choose(settle, len(dataset.train_ids), len(dataset.corpus.vocab), speed)
+    vocab = len(dataset.corpus.vocab)
+    choice = choose(lambda tables: settle(fit(tables)), dataset.train_chars, vocab, speed)
+    return Choice(fit(choice.tables), choice.reason)
 
 
 def _check_corpus_unchanged(checkpoint: Checkpoint, config: RunConfig) -> None:

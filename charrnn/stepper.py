@@ -110,6 +110,11 @@ class Stepper:
         hs = torch.stack(self.h)
         return (hs, torch.stack(self.c)) if self.c else (hs,)
 
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Continue row ``rows[i]``'s state in row i (beam search keeps its best rows)."""
+        self.h = [h[rows] for h in self.h]
+        self.c = [c[rows] for c in self.c]
+
     @torch.no_grad()
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
         """(B,) ids of the current characters -> (B, V) logits for the next."""

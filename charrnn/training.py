@@ -38,6 +38,7 @@ from charrnn.errors import CheckpointError, TrainingDiverged, TrainingInterrupte
 from charrnn.evaluation import progress_sample, validation_loss
 from charrnn.events import Evaluation, Progress, Reporter, RunStart, Summary, for_rank
 from charrnn.hardware import autocast_dtype, select_device, set_threads
+from charrnn.items import ItemBatches, ItemValidation
 from charrnn.model import CharRNN, State, detach_state, new_model
 from charrnn.rundir import RunDir
 from charrnn.schedule import Budget, Cadence
@@ -79,13 +80,19 @@ class Trainer:
         self.fused_update = self.device.type in ("cpu", "cuda")
         self.autocast = autocast_dtype(tc.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
-        self.batches = StreamBatches(
-            dataset.train_ids,
-            tc.batch_size,
-            tc.seq_len,
-            random_seed=tc.seed if tc.windows == "random" else None,
-        )
-        self.validation = ValidationWindows(dataset.val_ids, tc.batch_size, tc.seq_len)
+        self.batches: StreamBatches | ItemBatches
+        self.validation: ValidationWindows | ItemValidation
+        if dataset.train_items is not None and dataset.val_items is not None:
+            self.batches = ItemBatches(dataset.train_items, tc.batch_size, tc.seq_len, seed=tc.seed)
+            self.validation = ItemValidation(dataset.val_items, tc.batch_size, tc.seq_len)
+        else:
+            self.batches = StreamBatches(
+                dataset.train_ids,
+                tc.batch_size,
+                tc.seq_len,
+                random_seed=tc.seed if tc.windows == "random" else None,
+            )
+            self.validation = ValidationWindows(dataset.val_ids, tc.batch_size, tc.seq_len)
         self.budget = Budget(tc, self.batches.windows_per_epoch)
         self.cold_starts = self.batches.cold_starts()[:, self.rows].to(self.device)
         self.model, self.optimizer = self._build()

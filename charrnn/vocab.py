@@ -130,6 +130,11 @@ class Vocab:
         cp = ord(char)
         return cp < len(self._lookup) - 1 and self._lookup[cp] >= 0
 
+    def index_of(self, char: str) -> int | None:
+        """The id of one character (a byte-level vocabulary: of its one-byte UTF-8), or None."""
+        ids = self.encode(char, on_unknown="drop")
+        return int(ids[0]) if len(ids) == 1 else None
+
     @property
     def chars(self) -> list[str]:
         """The symbols as printable names (see :func:`describe_symbol`)."""
