@@ -65,6 +65,7 @@ def train(
     file: opt.CorpusFile = None,
     config: opt.ConfigOpt = None,
     resume: opt.ResumeOpt = None,
+    init_from: opt.InitFromOpt = None,
     out: opt.OutOpt = None,
     overwrite: opt.OverwriteOpt = False,
     preset: opt.PresetOpt = None,
@@ -117,11 +118,25 @@ def train(
     from charrnn import launch
     from charrnn.corpora import corpus_name
     from charrnn.display import JsonReporter, LiveReporter, Quiet
+    from charrnn.finetune import Start, source_tables
     from charrnn.rundir import default_run_name
 
     if resume is not None:
         model = [dropout, input_dropout, embed_dropout, weight_drop, forget_bias]
-        fixed = [file, config, preset, cell, layers, hidden, embed, *model, byte_level, docs, out]
+        fixed = [
+            file,
+            config,
+            preset,
+            cell,
+            layers,
+            hidden,
+            embed,
+            *model,
+            byte_level,
+            docs,
+            out,
+            init_from,
+        ]
         if any(v is not None for v in fixed):
             raise UsageError(
                 "--resume takes its corpus, settings and model from the run; only "
@@ -177,6 +192,21 @@ def train(
             max_bad_steps=max_bad_steps,
             precision=precision,
         )
+        start = None
+        if init_from is not None:
+            if any(v is not None for v in (cell, layers, hidden, embed, byte_level)):
+                raise UsageError(
+                    "--init-from keeps the run's model shape and vocabulary kind: drop "
+                    "--cell, --layers, --hidden, --embed and --bytes/--chars"
+                )
+            start = Start.load(init_from)
+            given = {
+                **given,
+                **{
+                    k: {**given.get(k, {}), **v} for k, v in source_tables(start.checkpoint).items()
+                },
+            }
+            given["train"] = {**given.get("train", {}), "init_from": str(start.run)}
         settings = layered(file=file, config_file=config, preset=preset, given=given)
         settle = None
         if preset in (None, AUTO):
@@ -195,6 +225,7 @@ def train(
             cache_dir=cache_dir,
             skip_unknown=skip_unknown,
             settle=settle,
+            start=start,
         )
     finally:
         if isinstance(reporter, LiveReporter):

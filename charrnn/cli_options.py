@@ -54,6 +54,15 @@ BytesOpt = Annotated[
         show_default=False,
     ),
 ]
+InitFromOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--init-from",
+        help="Start from this trained run's weights (fine-tuning): its model shape is kept, "
+        "characters FILE has and it lacks are added.",
+        show_default=False,
+    ),
+]
 DocsOpt = Annotated[
     Docs | None,
     typer.Option(

@@ -203,6 +203,7 @@ class TrainConfig:
     threads: int | None = None
     max_bad_steps: int = 10
     precision: str = "fp32"
+    init_from: str | None = None  # the run whose weights this one started from
 
     def __post_init__(self) -> None:
         _positive_int("batch-size", self.batch_size)
@@ -250,6 +251,8 @@ class TrainConfig:
             _positive_int("threads", self.threads)
             _require(self.threads <= 1024, f"threads must be at most 1024, got {self.threads}")
         _positive_int("max-bad-steps", self.max_bad_steps)
+        ok = self.init_from is None or isinstance(self.init_from, str)
+        _require(ok, f"init_from must be a path, got {self.init_from!r}")
         _require(
             self.precision in PRECISIONS,
             f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}",

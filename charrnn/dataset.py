@@ -40,12 +40,15 @@ def load_dataset(
     *,
     cache_dir: Path | None = None,
     vocab: Vocab | None = None,
+    extend: bool = False,
     skip_unknown: bool = False,
     reporter: Reporter = SILENT,
 ) -> Dataset:
     """Read, encode (cached) and split the corpus named by ``config.data``.
 
-    ``vocab``, when given (a resumed run), must equal the corpus's vocabulary.
+    ``vocab``, when given (a resumed run), must hold every character of the corpus
+    (a fine-tuned run's holds more); with ``extend`` (a run starting from another's
+    weights) the corpus is encoded with the union of both.
     """
     data = config.data
     path, name = resolve_corpus(
@@ -60,9 +63,15 @@ def load_dataset(
         reporter=reporter,
     )
     if vocab is not None and corpus.vocab != vocab:
-        raise CorpusError(
-            f"{path}: its vocabulary differs from the run's: {vocab.difference(corpus.vocab)}"
-        )
+        if not extend and not vocab.covers(corpus.vocab):
+            raise CorpusError(
+                f"{path}: its vocabulary differs from the run's: {vocab.difference(corpus.vocab)}"
+            )
+        target = vocab.union(corpus.vocab) if extend else vocab
+        counts = np.zeros(len(target), dtype=corpus.counts.dtype)
+        counts[corpus.vocab.remap(np.arange(len(corpus.vocab)), target)] = corpus.counts
+        ids = corpus.vocab.remap(corpus.ids, target)
+        corpus = replace(corpus, vocab=target, ids=ids, counts=counts)
     if data.val_file:
         val_ids = encode_validation_file(
             Path(data.val_file),

@@ -29,6 +29,7 @@ from charrnn.distributed import Group, holding, main_first, on_main, session
 from charrnn.download import sha256_of
 from charrnn.errors import CheckpointError, CorpusError
 from charrnn.events import Reporter, Summary, for_rank
+from charrnn.finetune import Start, describe, transplant
 from charrnn.hardware import select_device, set_threads
 from charrnn.interrupt import StopRequest, graceful_interrupt
 from charrnn.items import ItemBatches
@@ -46,8 +47,13 @@ def train(
     skip_unknown: bool = False,
     stop: Callable[[], bool] | None = None,
     settle: Callable[[Tables], RunConfig] | None = None,
+    start: Start | None = None,
 ) -> Summary:
     """Train a new model as ``config`` says, keeping its files in ``out``.
+
+    With ``start`` (``--init-from``), the model starts from that run's weights and
+    the text is read with both vocabularies (:mod:`charrnn.finetune`); ``config``
+    must have its shape (:func:`charrnn.finetune.source_tables`).
 
     With ``settle``, the settings are chosen for this corpus, budget and machine
     (:mod:`charrnn.auto`) once the corpus is read: ``settle(tables)`` layers the
@@ -65,7 +71,12 @@ def train(
         dataset = main_first(
             group,
             lambda: load_dataset(
-                config, cache_dir=cache_dir, skip_unknown=skip_unknown, reporter=speaker
+                config,
+                cache_dir=cache_dir,
+                vocab=start.checkpoint.vocab if start else None,
+                extend=start is not None,
+                skip_unknown=skip_unknown,
+                reporter=speaker,
             ),
         )
         chosen = None
@@ -77,6 +88,9 @@ def train(
         trainer = Trainer(config, dataset, run_dir, reporter=speaker, stop=stop, group=group)
         if chosen is not None:
             speaker.notice(chosen.reason)
+        if start is not None:
+            transplant(start.model, start.checkpoint.vocab, trainer.model, trainer.vocab)
+            speaker.notice(describe(config, start, trainer.vocab))
         with holding(group, run_dir, claim=lambda: run_dir.claim(overwrite=overwrite)):
             on_main(group, lambda: run_dir.write_config(config))
             return _run(trainer, stop)

@@ -115,6 +115,22 @@ class Vocab:
         except (KeyError, TypeError, ValueError) as exc:
             raise VocabError(f"malformed vocabulary record: {exc}") from None
 
+    def union(self, other: Vocab) -> Vocab:
+        """Every symbol of both, sorted (a fine-tuned run's vocabulary)."""
+        if self.byte_level != other.byte_level:
+            raise VocabError("a byte-level vocabulary cannot be merged with a character one")
+        return Vocab(tuple(sorted(set(self.symbols) | set(other.symbols))), self.byte_level)
+
+    def covers(self, other: Vocab) -> bool:
+        """Whether every symbol of ``other`` is one of ours."""
+        return self.byte_level == other.byte_level and set(other.symbols) <= set(self.symbols)
+
+    def remap(self, ids: np.ndarray, target: Vocab) -> np.ndarray:
+        """Our ids as ids of ``target`` (which covers us), in ``target``'s id dtype."""
+        position = {symbol: i for i, symbol in enumerate(target.symbols)}
+        table = np.array([position[s] for s in self.symbols], dtype=id_dtype(len(target)))
+        return table[np.asarray(ids, dtype=np.int64)]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values only, so it can live in a weights-only checkpoint."""
         return {"symbols": list(self.symbols), "byte_level": self.byte_level}

@@ -1,0 +1,78 @@
+"""``train --init-from``: weights carried over, vocabulary extended, and better than
+training from scratch at the same small budget."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_text, tiny_cli
+from typer.testing import CliRunner
+
+from charrnn.cli import app
+from charrnn.config import ModelConfig
+from charrnn.finetune import transplant
+from charrnn.model import CharRNN
+from charrnn.vocab import Vocab
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("embed", [6, 0])
+def test_transplant_keeps_every_known_prediction(embed: int) -> None:
+    old, new = Vocab.from_text("abd\n"), Vocab.from_text("abcd\nz")
+    config = ModelConfig(cell="lstm", num_layers=2, hidden_size=10, embed_size=embed)
+    torch.manual_seed(0)
+    source, target = CharRNN(len(old), config), CharRNN(len(new), config)
+    transplant(source, old, target, new)
+    text = "abd\nda"
+    with torch.no_grad():
+        before, _ = source(torch.tensor(old.encode(text)).long()[None])
+        after, _ = target(torch.tensor(new.encode(text)).long()[None])
+    known = torch.tensor(old.remap(torch.arange(len(old)).numpy(), new)).long()
+    assert torch.allclose(after[..., known], before, atol=1e-6)
+    c = new.index_of("c")
+    assert after[..., c].max() <= before.max()  # a new character starts unlikely
+
+
+def best(run: Path) -> float:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return min(json.loads(line)["val_loss"] for line in lines)
+
+
+def test_fine_tuning_beats_scratch_and_resumes(tmp_path: Path) -> None:
+    big, small = tmp_path / "big.txt", tmp_path / "small.txt"
+    big.write_text(make_text(30000, seed=1), encoding="utf-8")
+    small.write_text(make_text(3000, seed=2).replace("o", "ö"), encoding="utf-8")  # a new letter
+    tiny = [*tiny_cli(hidden=48), "--preset", "cpu-30m", "--lr", "0.01", "-q"]
+    base = tmp_path / "base"
+    result = runner.invoke(app, ["train", str(big), "--steps", "300", "--out", str(base), *tiny])
+    assert result.exit_code == 0, result.output
+    budget = ["--steps", "40", "--eval-every", "10"]
+    tuned, scratch = tmp_path / "tuned", tmp_path / "scratch"
+    result = runner.invoke(
+        app,
+        ["train", str(small), "--init-from", str(base), "--out", str(tuned), *budget,
+         *tiny_cli(layers=None, hidden=None, embed=None), "--preset", "cpu-30m", "--lr", "0.01"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "added ö" in result.stderr
+    result = runner.invoke(app, ["train", str(small), "--out", str(scratch), *budget, *tiny])
+    assert result.exit_code == 0, result.output
+    assert best(tuned) < best(scratch) - 0.1, (best(tuned), best(scratch))
+    assert "init_from" in (tuned / "config.toml").read_text()
+    resumed = runner.invoke(app, ["train", "--resume", str(tuned), "--steps", "50", "-q"])
+    assert resumed.exit_code == 0, resumed.output
+
+
+def test_init_from_errors_are_one_line(tmp_path: Path) -> None:
+    corpus = tmp_path / "t.txt"
+    corpus.write_text(make_text(3000), encoding="utf-8")
+    missing = runner.invoke(app, ["train", str(corpus), "--init-from", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "Traceback" not in missing.stderr
+    shape = runner.invoke(
+        app, ["train", str(corpus), "--init-from", str(tmp_path), "--hidden", "64"]
+    )
+    assert shape.exit_code == 2 and "keeps the run's model shape" in shape.stderr
