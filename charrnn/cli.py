@@ -22,6 +22,8 @@ from charrnn import cli_options as opt
 from charrnn._version import __version__
 from charrnn.cli_corpus import corpus_app
 from charrnn.cli_errors import OneLineErrors, UsageError, friendly_errors
+from charrnn.cli_export import export
+from charrnn.cli_inspect import inspect
 from charrnn.cli_sample import sample
 from charrnn.cli_score import score
 from charrnn.config import RunConfig, Tables, layered, overrides
@@ -344,6 +346,8 @@ def compare(
 
 app.command()(sample)
 app.command()(score)
+app.command()(export)
+app.command()(inspect)
 
 
 # -- info, vocab, hello --------------------------------------------------------------------

@@ -34,6 +34,13 @@ class Dataset:
             return len(self.train_ids)
         return self.train_items.num_targets
 
+    @property
+    def item_counts(self) -> tuple[int, int] | None:
+        """(training items, validation items) with ``--docs``, else None."""
+        if self.train_items is None or self.val_items is None:
+            return None
+        return len(self.train_items), len(self.val_items)
+
 
 def load_dataset(
     config: RunConfig,

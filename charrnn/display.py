@@ -102,9 +102,13 @@ class LiveReporter(Quiet):
 
     def start(self, info: RunStart) -> None:
         resumed = f", resuming at step {info.start_step}" if info.start_step else ""
+        items = ""
+        if info.items is not None:
+            items = f"{info.items[0]:,} training and {info.items[1]:,} validation items, "
         self.console.print(
-            f"[bold]{escape(printable(info.corpus))}[/]: {human(info.train_chars)} training and "
-            f"{human(info.val_chars)} validation characters, vocabulary {info.vocab_size}; "
+            f"[bold]{escape(printable(info.corpus))}[/]: {items}{human(info.train_chars)} "
+            f"training and {human(info.val_chars)} validation characters, vocabulary "
+            f"{info.vocab_size}; "
             f"model {human(info.parameters)} parameters on {info.device}{resumed}\n"
             f"run directory: {escape(str(info.run_dir))}"
         )

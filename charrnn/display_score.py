@@ -4,6 +4,7 @@ surprisal, and the spots where the model was most surprised."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from rich.table import Table
 from rich.text import Text
@@ -88,3 +89,23 @@ def worst_table(score: Score, count: int) -> Table:
             context,
         )
     return t
+
+
+def shaded(text: str, bits: Sequence[float]) -> Text:
+    """``text``, each character on the background for its surprisal in ``bits``."""
+    out = Text()
+    for char, b in zip(text, bits, strict=True):
+        shown = char if char == "\n" or char.isprintable() else printable(char)
+        out.append(shown, style=_shade(float(b)))
+    return out
+
+
+def unit_text(text: str, values: Sequence[float]) -> Text:
+    """``text`` coloured by a unit's values scaled to [-1, 1]: red positive, blue negative."""
+    out = Text()
+    for char, v in zip(text, values, strict=True):
+        shown = char if char == "\n" or char.isprintable() else printable(char)
+        level = int(min(abs(v), 1.0) * 4)
+        style = "" if level == 0 else f"on {('blue', 'red')[v > 0]}{('', '', '3', '1')[level - 1]}"
+        out.append(shown, style=style.replace("on blue1", "on blue").replace("on red1", "on red"))
+    return out

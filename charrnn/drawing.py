@@ -171,7 +171,9 @@ def draw_items(
     starts = np.concatenate([[newline], np.asarray(prime_ids, dtype=np.int64)])
     ending = Ending(max_chars, stop=(newline,) * end, min_chars=min_chars)
     while len(kept) < count and tally.drawn < ITEM_DRAW_FACTOR * count:
-        rows = min(MAX_ITEM_BATCH, count - len(kept) if not novel else 2 * (count - len(kept)))
+        missing = count - len(kept)
+        # --novel: a few more than missing, as some will be training items
+        rows = min(MAX_ITEM_BATCH, missing + (missing // 4 + 4 if novel else 0))
         batch = draw_until(model, starts, rows, ending, settings, generator, precision=precision)
         for ids, ended in zip(batch.samples, batch.ended, strict=True):
             item = np.concatenate([starts[1:], ids]).astype(np.int64)

@@ -33,6 +33,7 @@ class RunStart:
     device: str
     start_step: int
     total_steps: int | None
+    items: tuple[int, int] | None = None  # --docs: training and validation items
 
 
 @dataclass(frozen=True)

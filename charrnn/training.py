@@ -397,12 +397,17 @@ class Trainer:
             corpus=self.dataset.corpus.name,
             vocab_size=len(self.vocab),
             parameters=self.model.num_parameters,
-            train_chars=len(self.dataset.train_ids),
-            val_chars=len(self.dataset.val_ids),
+            train_chars=self.dataset.train_chars,
+            val_chars=(
+                len(self.dataset.val_ids)
+                if self.dataset.val_items is None
+                else self.dataset.val_items.num_targets
+            ),
             windows_per_epoch=self.batches.windows_per_epoch,
             device=str(self.device),
             start_step=self.step,
             total_steps=self.budget.total_steps,
+            items=self.dataset.item_counts,
         )
 
     def _out_of_patience(self) -> bool:

@@ -1,0 +1,100 @@
+"""The inspect page in a real headless browser (Debian's chromium and chromedriver;
+.ci/run installs them): no console errors, the prediction tooltip on hover, colours
+that change with the unit, and a screenshot.
+
+Screenshots go to $CHARRNN_SCREENSHOTS when set (to look at them), else a temporary
+folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import make_text, tiny_cli
+from typer.testing import CliRunner
+
+from charrnn.cli import app
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+CHROMEDRIVER = shutil.which("chromedriver")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    not (CHROMEDRIVER and CHROMIUM),
+    reason="no headless browser: apt-get install chromium chromium-driver (CI installs them)",
+)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("page")
+    corpus = folder / "code.txt"
+    corpus.write_text(make_text(6000) + '\nsay "hello (there)" twice\n', encoding="utf-8")
+    run = folder / "run"
+    options = ["--steps", "60", "--out", str(run), "-q", *tiny_cli(hidden=24)]
+    assert runner.invoke(app, ["train", str(corpus), "--cell", "lstm", *options]).exit_code == 0
+    result = runner.invoke(app, ["inspect", str(run), str(corpus), "--max-chars", "800"])
+    assert result.exit_code == 0, result.output
+    return run / "inspect.html"
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("CHARRNN_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_the_page_works_in_a_browser(page: Path, browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.get(page.as_uri())
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+    spans = browser.find_elements(By.CSS_SELECTOR, "#surprisal span")
+    assert len(spans) == 800
+    assert "rgb(255, 255, 255)" not in {
+        s.value_of_css_property("background-color") for s in spans[:50]
+    }
+    ActionChains(browser).move_to_element(spans[5]).perform()
+    tip = browser.find_element(By.ID, "tip")
+    assert tip.is_displayed()
+    assert "next, the model expects" in tip.text and "%" in tip.text
+    browser.save_screenshot(str(_shots(tmp_path) / "inspect-hover.png"))
+
+    def colours() -> list[str]:
+        cells = browser.find_elements(By.CSS_SELECTOR, "#neurons span")[:200]
+        return [c.value_of_css_property("background-color") for c in cells]
+
+    before = colours()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#matches tr")
+    assert rows, "the units-that-track table is empty"
+    unit = browser.find_element(By.ID, "unit")
+    unit.clear()
+    unit.send_keys("7")
+    browser.execute_script("document.getElementById('unit').dispatchEvent(new Event('change'))")
+    after = colours()
+    assert after != before
+    assert "unit 7" in browser.find_element(By.ID, "which").text
+    rows[-1].click()
+    assert colours() != after
+    browser.execute_script("document.getElementById('neurons').scrollIntoView()")
+    browser.save_screenshot(str(_shots(tmp_path) / "inspect-neurons.png"))
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
