@@ -13,11 +13,14 @@ The comparison folder holds one ordinary run directory per model (``sample`` and
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from charrnn.checkpoint import LAST, load_checkpoint, load_model
+from charrnn.compare_page import MAX_LAG, measure_flows, plot_flows, write_report
 from charrnn.compare_report import (
     RunResult,
     collect,
@@ -218,6 +221,7 @@ class Comparison:
     results: list[RunResult]
     samples: dict[str, str]
     files: list[Path]
+    flows: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def compare(
@@ -275,4 +279,10 @@ def compare(
         if sample_length
         else {}
     )
-    return Comparison(out, results, texts, files)
+    ids = dataset.val_ids if len(dataset.val_ids) > MAX_LAG + 2 else dataset.train_ids
+    flows = measure_flows(out, results, np.asarray(ids))
+    files.append(plot_flows(out, flows, title=f"{name}: how far back the gradient reaches"))
+    files.append(
+        write_report(out, results, flows, texts, title=f"Comparison on {name}", prime=prime)
+    )
+    return Comparison(out, results, texts, files, flows)

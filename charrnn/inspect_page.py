@@ -132,7 +132,7 @@ def flow_svg(curves: dict[str, np.ndarray], width: int = 640, height: int = 300)
     )
     for i, (name, curve) in enumerate(curves.items()):
         colour = colours[i % len(colours)]
-        points = " ".join(xy(k, float(v)) for k, v in enumerate(curve))
+        points = " ".join(xy(k, float(v)) for k, v in enumerate(curve) if v > 0)
         parts.append(
             f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
         )

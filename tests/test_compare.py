@@ -123,7 +123,10 @@ def test_the_library_writes_every_output(tmp_path: Path, corpus_file: Path) -> N
         sample_length=30,
         reporter=None,
     )
-    assert sorted(p.name for p in done.files) == ["compare.json", "compare.md", "curves.png"]
+    assert sorted(p.name for p in done.files) == [
+        "compare.json", "compare.md", "curves.png", "gradient-flow.png", "report.html"
+    ]  # fmt: skip
+    assert set(done.flows) == {r.name for r in done.results}
     assert all(p.is_file() for p in done.files)
     results = done.results
     data = json.loads((out / "compare.json").read_text())
@@ -204,9 +207,13 @@ def test_compare_command(tmp_path: Path, corpus_file: Path) -> None:
     assert result.exit_code == 0, result.output
     for text in ("rnn", "gru", "★ best", "parameters", "best val bpc", "── rnn-1x8", "The "):
         assert text in result.stdout, text
-    assert {"compare.json", "compare.md", "curves.png", "rnn-1x8", "gru-1x8"} <= {
-        p.name for p in out.iterdir()
-    }
+    assert {
+        "compare.json", "compare.md", "curves.png", "gradient-flow.png", "report.html",
+        "rnn-1x8", "gru-1x8",
+    } <= {p.name for p in out.iterdir()}  # fmt: skip
+    assert "gradient flow, rnn-1x8: The gradient" in result.stdout
+    report = (out / "report.html").read_text()
+    assert report.count("data:image/png;base64,") == 2 and "<h3>gru-1x8</h3>" in report
     sampled = runner.invoke(app, ["sample", str(out / "gru-1x8"), "-n", "5"])
     assert sampled.exit_code == 0
     bad = runner.invoke(app, ["compare", str(corpus_file), "--layers", "one"])
