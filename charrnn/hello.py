@@ -29,6 +29,7 @@ class StepScores:
     target_char: str
     scores: tuple[float, ...]  # one per vocabulary symbol, in vocabulary order
     predicted: str
+    hidden: tuple[float, ...] = ()  # the hidden state after reading input_char
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def _scores(model: CharRNN, vocab: Vocab, x: torch.Tensor, word: str) -> list[St
     model.eval()
     with torch.no_grad():
         logits, _ = model(x)  # (1, T, V)
+        hidden, _ = model.rnn(model._inputs(x), model.initial_state(1)[0])  # (1, T, H)
     model.train()
     chars = [chr(s) for s in vocab.symbols]
     return [
@@ -56,6 +58,7 @@ def _scores(model: CharRNN, vocab: Vocab, x: torch.Tensor, word: str) -> list[St
             target_char=word[t + 1],
             scores=tuple(round(float(v), 2) for v in logits[0, t]),
             predicted=chars[int(logits[0, t].argmax())],
+            hidden=tuple(round(float(v), 2) for v in hidden[0, t]),
         )
         for t in range(len(word) - 1)
     ]
