@@ -36,6 +36,8 @@ def test_wheel_contains_the_bundled_corpora(tmp_path: Path) -> None:
     assert "charrnn/_bundled/hello.txt" in names
     modules = {f"charrnn/{p.name}" for p in (Path(__file__).parents[1] / "charrnn").glob("*.py")}
     assert modules <= set(names), modules - set(names)
+    # the inspect page's style and script are read from the package at run time
+    assert {"charrnn/assets/inspect.js", "charrnn/assets/inspect.css"} <= set(names)
 
 
 def test_bundled_hello_corpus_is_found() -> None:
