@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.text import Text
 
 from charrnn import cli_args as arg
+from charrnn import cli_model_options as model_opt
 from charrnn import cli_options as opt
 from charrnn._version import __version__
+from charrnn.cli_compare import compare
 from charrnn.cli_corpus import corpus_app
 from charrnn.cli_errors import OneLineErrors, UsageError, friendly_errors
 from charrnn.cli_export import export
@@ -27,6 +27,7 @@ from charrnn.cli_inspect import inspect
 from charrnn.cli_sample import sample
 from charrnn.cli_score import score
 from charrnn.config import RunConfig, Tables, layered, overrides
+from charrnn.events import Reporter
 from charrnn.presets import AUTO
 
 app = typer.Typer(
@@ -67,19 +68,19 @@ def train(
     file: opt.CorpusFile = None,
     config: opt.ConfigOpt = None,
     resume: opt.ResumeOpt = None,
-    init_from: opt.InitFromOpt = None,
+    init_from: arg.InitFromOpt = None,
     out: opt.OutOpt = None,
     overwrite: opt.OverwriteOpt = False,
     preset: opt.PresetOpt = None,
-    cell: opt.CellOpt = None,
-    layers: opt.LayersOpt = None,
-    hidden: opt.HiddenOpt = None,
-    embed: opt.EmbedOpt = None,
-    dropout: opt.DropoutOpt = None,
-    input_dropout: opt.InputDropoutOpt = None,
-    embed_dropout: opt.EmbedDropoutOpt = None,
-    weight_drop: opt.WeightDropOpt = None,
-    forget_bias: opt.ForgetBiasOpt = None,
+    cell: model_opt.CellOpt = None,
+    layers: model_opt.LayersOpt = None,
+    hidden: model_opt.HiddenOpt = None,
+    embed: model_opt.EmbedOpt = None,
+    dropout: model_opt.DropoutOpt = None,
+    input_dropout: model_opt.InputDropoutOpt = None,
+    embed_dropout: model_opt.EmbedDropoutOpt = None,
+    weight_drop: model_opt.WeightDropOpt = None,
+    forget_bias: model_opt.ForgetBiasOpt = None,
     batch_size: opt.BatchSizeOpt = None,
     seq_len: opt.SeqLenOpt = None,
     windows: opt.WindowsOpt = None,
@@ -110,6 +111,7 @@ def train(
     json_lines: opt.JsonLinesOpt = False,
     skip_unknown: opt.SkipUnknownOpt = False,
     cache_dir: opt.CacheOpt = None,
+    tensorboard: arg.TensorBoardOpt = False,
 ) -> None:
     """Train a model on FILE (default: Python's standard library source).
 
@@ -144,7 +146,13 @@ def train(
                 "--resume takes its corpus, settings and model from the run; only "
                 "--steps, --epochs and --time may change"
             )
-    reporter = JsonReporter() if json_lines else Quiet() if quiet else LiveReporter()
+    shown = JsonReporter() if json_lines else Quiet() if quiet else LiveReporter()
+    reporter: Reporter = shown
+    board = None
+    if tensorboard:
+        from charrnn.tensorboard import TensorBoardReporter
+
+        reporter = board = TensorBoardReporter(shown)
     try:
         if resume is not None:
             launch.resume(
@@ -230,120 +238,13 @@ def train(
             start=start,
         )
     finally:
-        if isinstance(reporter, LiveReporter):
-            reporter.close()  # stops the bar; safe on a closed stream
+        if isinstance(shown, LiveReporter):
+            shown.close()  # stops the bar; safe on a closed stream
+        if board is not None:
+            board.close()  # the TensorBoard files
 
 
-# -- compare --------------------------------------------------------------------------------
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"takes comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise typer.BadParameter(f"takes positive integers, got {text!r}")
-    return values
-
-
-def _names(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-@app.command()
-@friendly_errors
-def compare(
-    file: opt.CorpusFile = None,
-    cells: arg.CellsOpt = "rnn,lstm,gru",
-    layers_grid: arg.LayersGridOpt = "2",
-    hidden_grid: arg.HiddenGridOpt = "128",
-    match_params: arg.MatchParamsOpt = False,
-    out: arg.CompareOutOpt = None,
-    resume: arg.CompareResumeOpt = False,
-    prime: arg.ComparePrimeOpt = "",
-    sample_length: arg.CompareSampleLengthOpt = 200,
-    config: opt.ConfigOpt = None,
-    preset: opt.PresetOpt = None,
-    embed: opt.EmbedOpt = None,
-    dropout: opt.DropoutOpt = None,
-    batch_size: opt.BatchSizeOpt = None,
-    seq_len: opt.SeqLenOpt = None,
-    lr: opt.LrOpt = None,
-    weight_decay: opt.WeightDecayOpt = None,
-    clip: opt.ClipOpt = None,
-    warmup: opt.WarmupOpt = None,
-    schedule: opt.ScheduleOpt = None,
-    steps: opt.StepsOpt = None,
-    epochs: opt.EpochsOpt = None,
-    time_s: opt.TimeBudgetOpt = None,
-    eval_every: opt.EvalEveryOpt = None,
-    seed: opt.SeedOpt = None,
-    val_frac: opt.ValFracOpt = None,
-    val_file: opt.ValFileOpt = None,
-    encoding: opt.EncodingOpt = None,
-    byte_level: opt.BytesOpt = None,
-    max_mb: opt.MaxMbOpt = None,
-    device: opt.DeviceOpt = None,
-    threads: opt.ThreadsOpt = None,
-    quiet: opt.QuietOpt = False,
-    cache_dir: opt.CacheOpt = None,
-) -> None:
-    """Train RNN, LSTM and GRU under equal conditions; show which learns FILE best."""
-    from charrnn.compare import compare as run_compare
-    from charrnn.display import CompareDisplay, compare_table, stdout_console
-
-    given = overrides(
-        encoding=encoding,
-        byte_level=byte_level,
-        val_frac=val_frac,
-        val_file=val_file,
-        max_mb=max_mb,
-        embed=embed,
-        dropout=dropout,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        lr=lr,
-        weight_decay=weight_decay,
-        clip=clip,
-        warmup=warmup,
-        schedule=schedule,
-        steps=steps,
-        epochs=epochs,
-        time_s=time_s,
-        eval_every=eval_every,
-        seed=seed,
-        device=device,
-        threads=threads,
-    )
-    base = layered(file=file, config_file=config, preset=preset, given=given)
-    display = None if quiet else CompareDisplay()
-    try:
-        result = run_compare(
-            base,
-            cells=_names(cells),
-            layers=_int_list(layers_grid),
-            hiddens=_int_list(hidden_grid),
-            out=out,
-            match_params=match_params,
-            resume_existing=resume,
-            prime=prime,
-            sample_length=sample_length,
-            reporter=display,
-            cache_dir=cache_dir,
-        )
-    finally:
-        if display is not None:
-            display.close()
-    console = stdout_console()
-    console.print(compare_table(result.results))
-    for name, text in result.samples.items():
-        console.print(f"[bold]── {escape(name)}[/]")
-        console.print(Text(prime + text), soft_wrap=True)
-    names = ", ".join(path.name for path in result.files)
-    console.print(Text(f"saved in {result.out}: {names} and one run per model"))
-
-
+app.command()(compare)
 app.command()(sample)
 app.command()(score)
 app.command()(export)
@@ -409,12 +310,31 @@ def hello(
     seed: Annotated[
         int, typer.Option("--seed", min=0, max=2**63 - 1, help="Seed for the initial weights.")
     ] = 0,
+    page: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write the four steps, hidden states and predictions before and after "
+            "training as a page to this file.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """The lecture's example: a 3-unit RNN learns "hello" (takes a second)."""
     from charrnn.display import hello_tables, stdout_console
     from charrnn.hello import run_hello
 
     result = run_hello(steps=steps, seed=seed)
+    if page is not None:
+        from charrnn.errors import ConfigError
+        from charrnn.files import atomic_write_text
+        from charrnn.hello_page import hello_page
+
+        try:
+            atomic_write_text(page, hello_page(result))
+        except OSError as exc:
+            raise ConfigError(f"cannot write {page}: {exc.strerror}") from None
+        typer.echo(f"wrote {page} — open it in a browser", err=True)
     console = stdout_console()
     for part in hello_tables(result):
         console.print(part)

@@ -17,6 +17,26 @@ CheckpointArg = Annotated[
     typer.Argument(help="A run directory (its best.pt) or a checkpoint file.", show_default=False),
 ]
 
+# -- train ----------------------------------------------------------------------------------
+
+InitFromOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--init-from",
+        help="Start from this trained run's weights (fine-tuning): its model shape is kept, "
+        "characters FILE has and it lacks are added.",
+        show_default=False,
+    ),
+]
+TensorBoardOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tensorboard",
+        help="Also write loss, bpc, learning rate and samples as TensorBoard events in "
+        "RUN/tensorboard (needs the tensorboard extra).",
+    ),
+]
+
 # -- sample ---------------------------------------------------------------------------------
 
 LengthOpt = Annotated[

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.config import RunConfig
+from charrnn.config import RunConfig, TrainConfig
 from charrnn.corpora import PREFIX, resolve_corpus
 from charrnn.corpus import Corpus, encode_validation_file, load_corpus, split_ids
+from charrnn.data import StreamBatches, ValidationWindows
 from charrnn.errors import CorpusError
 from charrnn.events import SILENT, Reporter
-from charrnn.items import Items, find_items, split_items
+from charrnn.items import ItemBatches, Items, ItemValidation, find_items, split_items
 from charrnn.vocab import Vocab
 
 
@@ -115,4 +116,21 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
             path=os.path.abspath(data.path) if data.path and not named else data.path,
             val_file=os.path.abspath(data.val_file) if data.val_file else None,
         ),
+    )
+
+
+def batches_for(
+    dataset: Dataset, train: TrainConfig
+) -> tuple[StreamBatches | ItemBatches, ValidationWindows | ItemValidation]:
+    """The training batches and validation windows of ``dataset``: whole items with
+    ``--docs``, else streams."""
+    if dataset.train_items is not None and dataset.val_items is not None:
+        return (
+            ItemBatches(dataset.train_items, train.batch_size, train.seq_len, seed=train.seed),
+            ItemValidation(dataset.val_items, train.batch_size, train.seq_len),
+        )
+    random_seed = train.seed if train.windows == "random" else None
+    return (
+        StreamBatches(dataset.train_ids, train.batch_size, train.seq_len, random_seed=random_seed),
+        ValidationWindows(dataset.val_ids, train.batch_size, train.seq_len),
     )

@@ -27,18 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from charrnn._version import __version__
-from charrnn.checkpoint import Checkpoint, CorpusRecord, save_checkpoint
+from charrnn import snapshot
+from charrnn.checkpoint import Checkpoint, save_checkpoint
 from charrnn.clock import Clock, Rate
 from charrnn.config import RunConfig
-from charrnn.data import StreamBatches, ValidationWindows
-from charrnn.dataset import Dataset
+from charrnn.dataset import Dataset, batches_for
 from charrnn.distributed import Group
-from charrnn.errors import CheckpointError, TrainingDiverged, TrainingInterrupted
+from charrnn.errors import TrainingDiverged, TrainingInterrupted
 from charrnn.evaluation import progress_sample, validation_loss
 from charrnn.events import Evaluation, Progress, Reporter, RunStart, Summary, for_rank
 from charrnn.hardware import autocast_dtype, select_device, set_threads
-from charrnn.items import ItemBatches, ItemValidation
 from charrnn.model import CharRNN, State, detach_state, new_model
 from charrnn.rundir import RunDir
 from charrnn.schedule import Budget, Cadence
@@ -80,19 +78,7 @@ class Trainer:
         self.fused_update = self.device.type in ("cpu", "cuda")
         self.autocast = autocast_dtype(tc.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
-        self.batches: StreamBatches | ItemBatches
-        self.validation: ValidationWindows | ItemValidation
-        if dataset.train_items is not None and dataset.val_items is not None:
-            self.batches = ItemBatches(dataset.train_items, tc.batch_size, tc.seq_len, seed=tc.seed)
-            self.validation = ItemValidation(dataset.val_items, tc.batch_size, tc.seq_len)
-        else:
-            self.batches = StreamBatches(
-                dataset.train_ids,
-                tc.batch_size,
-                tc.seq_len,
-                random_seed=tc.seed if tc.windows == "random" else None,
-            )
-            self.validation = ValidationWindows(dataset.val_ids, tc.batch_size, tc.seq_len)
+        self.batches, self.validation = batches_for(dataset, tc)
         self.budget = Budget(tc, self.batches.windows_per_epoch)
         self.cold_starts = self.batches.cold_starts()[:, self.rows].to(self.device)
         self.model, self.optimizer = self._build()
@@ -151,66 +137,15 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------
 
     def checkpoint(self) -> Checkpoint:
-        """Everything needed to continue this run exactly.
+        """Everything needed to continue this run exactly (see :mod:`charrnn.snapshot`).
 
         Every rank must call it at the same step: it gathers the ranks' state.
         """
-        corpus = self.dataset.corpus
-        rng = self.group.rng_states(self.device)
-        state = [self.group.gather(s.detach(), dim=1) for s in self.state] if self.state else []
-        return Checkpoint(
-            config=self.config,
-            vocab=self.vocab,
-            model=self.model.state_dict(),
-            optimizer=self.optimizer.state_dict(),
-            step=self.step,
-            chars_seen=self.chars_seen,
-            elapsed_s=self.clock.elapsed(),
-            bad_steps=self.bad_steps,
-            best_val_loss=self.best_val_loss,
-            last_val_loss=self.last_val_loss,
-            num_parameters=self.model.num_parameters,
-            corpus=CorpusRecord(corpus.name, corpus.sha256, str(corpus.source.absolute())),
-            state=[s.cpu() for s in state],
-            finished=self.finished,
-            stopped_by=self.stopped_by,
-            since_best=self.since_best,
-            # The mean over ranks: the reported train loss is linear in it.
-            train_loss_sum=self.group.mean(float(self.loss_sum)),
-            train_loss_count=int(self.loss_count.item()),
-            rng=rng,
-            charrnn_version=__version__,
-        )
+        return snapshot.take(self)
 
     def restore(self, checkpoint: Checkpoint, path: Path) -> None:
         """Load a checkpoint's weights, optimizer, counters, state and RNG."""
-        try:
-            self.model.load_state_dict(checkpoint.model)
-            if checkpoint.optimizer is None:
-                raise ValueError("it holds no optimizer state")
-            self.optimizer.load_state_dict(checkpoint.optimizer)
-            for group in self.optimizer.param_groups:
-                # A saved group brings its own "fused" flag (older checkpoints: False on
-                # CPU); the skip-on-device logic needs this trainer's choice.
-                group["fused"] = self.fused_update
-                group["foreach"] = None if self.fused_update else group.get("foreach")
-            self.step = checkpoint.step
-            self.chars_seen = checkpoint.chars_seen
-            self.clock.banked = checkpoint.elapsed_s
-            self.bad_base = checkpoint.bad_steps
-            self.best_val_loss = checkpoint.best_val_loss
-            self.last_val_loss = checkpoint.last_val_loss
-            self.since_best = checkpoint.since_best
-            self.loss_sum = torch.tensor(checkpoint.train_loss_sum, device=self.device)
-            self.loss_count = torch.tensor(float(checkpoint.train_loss_count), device=self.device)
-            self.state = (
-                tuple(s[:, self.rows].contiguous().to(self.device) for s in checkpoint.state)
-                if checkpoint.state
-                else None
-            )
-            self.group.restore_rng(checkpoint.rng, self.device)
-        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-            raise CheckpointError(f"{path}: cannot resume from this checkpoint: {exc}") from None
+        snapshot.restore(self, checkpoint, path)
 
     def save(self, *, best: bool = False, last: bool = True) -> None:
         """Save on rank 0 (every rank must call it: the checkpoint gathers their state)."""
