@@ -17,7 +17,7 @@ import torch
 
 from charrnn.drawing import Ending
 from charrnn.model import CharRNN
-from charrnn.stepper import Stepper
+from charrnn.sample import primed
 
 MAX_BEAM = 1000
 
@@ -42,10 +42,7 @@ def beam_search(
     stop, k = ending.stop, len(ending.stop)
     model.eval()
     with torch.inference_mode():
-        x = torch.as_tensor(np.asarray(prime_ids, dtype=np.int64), device=device)
-        logits, state = model(x.unsqueeze(0).expand(width, -1))
-        logits = logits[:, -1].float()
-        stepper = Stepper(model, state, precision)
+        logits, stepper = primed(model, np.asarray(prime_ids, dtype=np.int64), width, precision)
         scores = torch.full((width,), -math.inf)
         scores[0] = 0.0  # the rows start identical: one live hypothesis
         seqs: list[tuple[int, ...]] = [()] * width

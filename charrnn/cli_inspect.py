@@ -75,6 +75,8 @@ def inspect(
     from charrnn.inspection import inspect_run
 
     chosen = _unit(unit)
+    if file is not None and text is not None:
+        raise UsageError("give FILE or --text, not both")
     found = inspect_run(
         checkpoint,
         file=file,

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.checkpoint import load_model
-from charrnn.compare_report import CURVES, RunResult, best_index, markdown_table
-from charrnn.files import atomic_file, atomic_write_text
+from charrnn.compare_report import CURVES, RunResult, best_index, markdown_table, save_png
+from charrnn.files import atomic_write_text
 from charrnn.internals import flow_summary, gradient_flow
 
 FLOW, REPORT = "gradient-flow.png", "report.html"
@@ -48,13 +48,7 @@ def plot_flows(out: Path, flows: dict[str, np.ndarray], title: str = "") -> Path
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=9)
     axis.set_title(title or "How far back the gradient reaches")
-    path = out / FLOW
-    try:
-        with atomic_file(path) as handle:
-            fig.savefig(handle, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, out / FLOW)
 
 
 def _image(path: Path) -> str:

@@ -161,7 +161,13 @@ def plot_curves(out: Path, results: Sequence[RunResult], title: str = "") -> Pat
         axis.legend(fontsize=9)
     if title:
         fig.suptitle(title)
-    path = out / CURVES
+    return save_png(fig, out / CURVES)
+
+
+def save_png(fig: Any, path: Path) -> Path:
+    """Write a matplotlib figure to ``path`` atomically, and let it go."""
+    import matplotlib.pyplot as plt
+
     try:
         with atomic_file(path) as handle:
             fig.savefig(handle, format="png", dpi=110)

@@ -19,8 +19,7 @@ import torch
 
 from charrnn.model import CharRNN
 from charrnn.novelty import ItemSets, NgramIndex
-from charrnn.sample import SampleSettings, choose
-from charrnn.stepper import Stepper
+from charrnn.sample import SampleSettings, choose, primed
 
 MAX_ITEM_BATCH = 1000  # items drawn together
 ITEM_DRAW_FACTOR = 20  # --novel gives up after drawing this many times the items asked for
@@ -77,10 +76,7 @@ def draw_until(
     context = np.broadcast_to(np.asarray(prime_ids, dtype=np.int64), (rows, len(prime_ids)))
     model.eval()
     with torch.inference_mode():
-        x = torch.as_tensor(np.asarray(prime_ids, dtype=np.int64), device=device)
-        logits, state = model(x.unsqueeze(0).expand(rows, -1))
-        logits = logits[:, -1].float()
-        stepper = Stepper(model, state, precision)
+        logits, stepper = primed(model, np.asarray(prime_ids, dtype=np.int64), rows, precision)
         for t in range(ending.max_chars + k):
             banned = torch.zeros(logits.shape, dtype=torch.bool)
             if stop and t < ending.min_chars + k - 1:

@@ -21,6 +21,8 @@ import numpy as np
 from charrnn.internals import FEATURES, LEFT, RIGHT, Trace, UnitMatch
 from charrnn.vocab import describe_symbol
 
+NEURON_BUDGET = 4_000_000  # activation values embedded (int8: 5.3 MB as base64)
+
 
 def _int8(values: np.ndarray) -> tuple[str, list[float]]:
     """(T, H) floats as base64 int8, and the per-unit scale that restores them."""
@@ -29,14 +31,22 @@ def _int8(values: np.ndarray) -> tuple[str, list[float]]:
     return base64.b64encode(q.tobytes()).decode("ascii"), [round(float(s), 4) for s in scale]
 
 
+def neuron_chars(trace: Trace) -> int:
+    """How many characters' activations the page embeds: :data:`NEURON_BUDGET` values
+    in all, so a big model's page stays a few megabytes."""
+    series = sum(a.shape[1] for a in trace.hidden) + sum(a.shape[1] for a in trace.cell)
+    return max(1, min(len(trace.text), NEURON_BUDGET // max(series, 1)))
+
+
 def page_data(
     trace: Trace, chars: Sequence[str], matches: Sequence[UnitMatch]
 ) -> dict[str, object]:
     """Everything the page's script needs, as plain JSON values."""
+    shown = neuron_chars(trace)
     states: dict[str, list[dict[str, object]]] = {"hidden": [], "cell": []}
     for name, layers in (("hidden", trace.hidden), ("cell", trace.cell)):
         for acts in layers:
-            data, scale = _int8(acts)
+            data, scale = _int8(acts[:shown])
             states[name].append({"data": data, "scale": scale})
     return {
         "text": trace.text,
@@ -46,6 +56,7 @@ def page_data(
         "topProbs": [round(float(p), 3) for p in trace.top_probs.ravel()],
         "top": int(trace.top_ids.shape[1]),
         "hiddenSize": int(trace.hidden[0].shape[1]),
+        "neuronChars": shown,
         "states": {k: v for k, v in states.items() if v},
         "matches": [
             {
@@ -178,8 +189,10 @@ def render(
 white 0, darkest 10 or more). Hover a character for what the model expects next.</p>
 <div id="surprisal" class="text"></div>
 <h2>Neurons</h2>
-<p>The text coloured by one unit's value after reading each character. The table lists
-the units whose values correlate most with simple features of the text; click one.</p>
+<p>The text coloured by one unit's value after reading each character (the first
+<span id="neuron-chars"></span> characters: the page embeds at most
+{NEURON_BUDGET:,} values). The table lists the units whose values correlate most with
+simple features of the whole text; click one.</p>
 <div class="controls"><label>state <select id="state"></select></label>
 <label><select id="layer"></select></label>
 <label>unit <input id="unit" type="number" min="0" value="0" style="width:6em"></label>

@@ -48,8 +48,6 @@ def _text_of(
     reporter: Reporter,
 ) -> tuple[str, str]:
     """(up to ``limit`` characters to read, where they came from)."""
-    if text is not None and file is not None:
-        raise ConfigError("give FILE or --text, not both")
     if text is not None:
         return text[:limit], f"--text ({len(text):,} characters)"
     model_config = checkpoint.config
@@ -109,8 +107,8 @@ def inspect_run(
     bpc = float(found.surprisal.mean()) / math.log(2)
     summary = (
         f"{described}, step {checkpoint.step}, reading {source}: {len(found.ids):,} characters "
-        f"at {bpc:.3f} bits per character. The page embeds at most {MAX_CHARS:,} characters "
-        f"(--max-chars, default {DEFAULT_CHARS:,}) so that it opens and recolours at once."
+        f"at {bpc:.3f} bits per character (--max-chars reads up to {MAX_CHARS:,}; fewer keep "
+        "the page quick)."
     )
     note = flow_summary(flow) + "." if flow is not None else "The text is too short to measure it."
     chars = printable_vocab(vocab.symbols, vocab.byte_level)

@@ -225,7 +225,7 @@ def flow_summary(flow: np.ndarray) -> str:
     where = (
         f"falls 1000-fold by {int(reach[0])} steps back"
         if len(reach)
-        else (f"still above 1/1000 of its size {len(flow) - 1} steps back")
+        else (f"is still above 1/1000 of its size {len(flow) - 1} steps back")
     )
     decades = math.log10(max(flow[0], 1e-30) / max(flow[-1], 1e-30))
     return f"The gradient {where} ({decades:.1f} decades over {len(flow) - 1} steps)"

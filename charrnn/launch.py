@@ -192,7 +192,12 @@ def _auto_settings(
             ItemBatches(items, tc.batch_size, tc.seq_len, seed=tc.seed)
         set_threads(tc.threads)
         vocab = len(dataset.corpus.vocab)
-        return group.from_main(measure_speed(candidate, vocab, device))
+        measured = group.from_main(measure_speed(candidate, vocab, device))
+        if items is None:
+            return measured
+        # Measured on full windows; an item batch is padded only to its longest item,
+        # but most of it is still padding: count the characters that are predicted.
+        return measured * items.num_targets / len(items) / tc.seq_len
 
     vocab = len(dataset.corpus.vocab)
     choice = choose(lambda tables: settle(fit(tables)), dataset.train_chars, vocab, speed)

@@ -151,22 +151,32 @@ def _draw(
     generator: torch.Generator,
     precision: str,
 ) -> Iterator[torch.Tensor]:
-    device = model.head.weight.device
     with torch.inference_mode():
-        state = None
-        # The prefix in chunks, state carried: constant memory for any priming text
-        # (in one call, a 4 MB prime took 2.9 GB of activations and logits).
-        for start in range(0, len(prime_ids), PRIME_CHUNK):
-            chunk = torch.as_tensor(prime_ids[start : start + PRIME_CHUNK], device=device)
-            x = chunk.long().unsqueeze(0).expand(num_samples, -1)  # (M, <=PRIME_CHUNK)
-            logits, state = model(x, state)
-        assert state is not None
-        logits = logits[:, -1]  # (M, V)
-        stepper = Stepper(model, state, precision)  # weights prepared once
+        logits, stepper = primed(model, prime_ids, num_samples, precision)
         for _ in range(length):
             ids = choose(logits, settings, generator)  # (M,)
             yield ids.cpu()
             logits = stepper(ids)
+
+
+def primed(
+    model: CharRNN, prime_ids: np.ndarray, rows: int, precision: str = "fp32"
+) -> tuple[torch.Tensor, Stepper]:
+    """Run ``prime_ids`` through the model for ``rows`` identical rows: the logits for
+    the next character (rows, V) and a :class:`Stepper` holding the state after it.
+
+    The prefix goes in chunks, state carried: constant memory for any priming text (in
+    one call, a 4 MB prime took 2.9 GB of activations and logits). Call it under
+    ``torch.inference_mode()``.
+    """
+    device = model.head.weight.device
+    state = None
+    for start in range(0, len(prime_ids), PRIME_CHUNK):
+        chunk = torch.as_tensor(np.asarray(prime_ids[start : start + PRIME_CHUNK]), device=device)
+        x = chunk.long().unsqueeze(0).expand(rows, -1)  # (rows, <=PRIME_CHUNK)
+        logits, state = model(x, state)
+    assert state is not None, "a priming text has at least one character"
+    return logits[:, -1].float(), Stepper(model, state, precision)  # weights prepared once
 
 
 def generate(

@@ -1,8 +1,8 @@
 const D = JSON.parse(document.getElementById('data').textContent);
 const tip = document.getElementById('tip');
-function spans(box){const out=[];for(const ch of D.text){const s=document.createElement('span');
+function spans(box,limit){const out=[];for(const ch of Array.from(D.text).slice(0,limit)){const s=document.createElement('span');
 s.textContent=ch;box.appendChild(s);out.push(s);}return out;}
-const sur=spans(document.getElementById('surprisal'));
+const sur=spans(document.getElementById('surprisal'),D.bits.length);
 sur.forEach((s,t)=>{const b=D.bits[t];const l=100-Math.min(b,10)*5.5;
 s.style.background=`hsl(8,85%,${l}%)`;s.dataset.t=t;});
 function show(e,t){const ch=JSON.stringify(D.text[t]);let lines=[`${ch}: ${D.bits[t].toFixed(2)} bits`,
@@ -13,7 +13,8 @@ tip.style.left=Math.min(e.clientX+14,innerWidth-260)+'px';tip.style.top=(e.clien
 document.getElementById('surprisal').addEventListener('mouseover',e=>{
 if(e.target.dataset.t!==undefined)show(e,+e.target.dataset.t);});
 document.getElementById('surprisal').addEventListener('mouseleave',()=>tip.style.display='none');
-const neu=spans(document.getElementById('neurons'));
+const neu=spans(document.getElementById('neurons'),D.neuronChars);
+document.getElementById('neuron-chars').textContent=D.neuronChars.toLocaleString('en');
 const cache={};function acts(state,layer){const key=state+layer;if(!cache[key]){
 const raw=atob(D.states[state][layer].data);const a=new Int8Array(raw.length);
 for(let i=0;i<raw.length;i++)a[i]=raw.charCodeAt(i)<<24>>24;cache[key]=a;}return cache[key];}

@@ -1,0 +1,88 @@
+"""``charrnn inspect`` from the command line: the page, its caps, the terminal view and
+the one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import make_text, tiny_cli
+from typer.testing import CliRunner
+
+from charrnn.cli import app
+from charrnn.inspect_page import NEURON_BUDGET
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("inspect")
+    corpus = folder / "t.txt"
+    corpus.write_text(make_text(5000) + '\nsay "hi" (twice)\n', encoding="utf-8")
+    out = folder / "run"
+    options = ["--cell", "lstm", "--steps", "30", "--out", str(out), "-q", *tiny_cli(layers=2)]
+    assert runner.invoke(app, ["train", str(corpus), *options]).exit_code == 0
+    return out
+
+
+def embedded(page: Path) -> dict[str, object]:
+    found = re.search(r'<script type="application/json" id="data">(.*?)</script>', page.read_text())
+    assert found
+    return json.loads(found.group(1))
+
+
+def test_the_page_is_self_contained_and_says_what_it_read(run: Path) -> None:
+    result = runner.invoke(app, ["inspect", str(run), "--text", 'say "hi" (twice)\n' * 20])
+    assert result.exit_code == 0, result.output
+    page = run / "inspect.html"
+    assert f"wrote {page}" in result.stderr and "bits per character" in result.stderr
+    html = page.read_text()
+    assert not re.search(r"(src|href)=\"?(https?:)?//", html), "the page must fetch nothing"
+    data = embedded(page)
+    assert len(data["bits"]) == 340 and set(data["states"]) == {"hidden", "cell"}
+    assert len(data["states"]["cell"]) == 2  # both layers' cell states
+    assert "Gradient flow through time" in html and "<polyline" in html
+    features = {m["feature"] for m in data["matches"]}
+    assert {"inside quotes", "inside brackets"} <= features
+
+
+def test_a_big_text_is_capped_and_the_default_is_the_validation_text(
+    run: Path, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.txt"
+    big.write_text(make_text(2_000_000, seed=3), encoding="utf-8")
+    out = tmp_path / "page.html"
+    result = runner.invoke(
+        app, ["inspect", str(run), str(big), "-o", str(out), "--max-chars", "20000"]
+    )
+    assert result.exit_code == 0, result.output
+    data = embedded(out)
+    assert len(data["bits"]) == 20000 and "(first 20,000 characters or more)" in result.stderr
+    units = 2 * 16 * 2  # two layers, hidden and cell, 16 units
+    assert data["neuronChars"] == min(20000, NEURON_BUDGET // units)
+    assert out.stat().st_size < 12_000_000
+    default = runner.invoke(app, ["inspect", str(run)])
+    assert default.exit_code == 0 and "the run's validation text" in default.stderr
+
+
+def test_terminal_view_and_bad_input(run: Path, tmp_path: Path) -> None:
+    shown = runner.invoke(app, ["inspect", str(run), "--text", "the cat sat.\n", "--terminal",
+                                "--unit", "2:cell:3"])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    assert "layer 2 cell unit 3" in shown.stdout and "the cat sat." in shown.stdout
+    cases = [
+        (["--text", "x", str(tmp_path)], 2, "not both"),
+        (["--text", "ΩΩ"], 1, "Ω"),
+        (["--text", "abc", "--terminal", "--unit", "9:cell:1"], 1, "2 layers of 16 units"),
+        (["--text", "abc", "--unit", "one"], 2, "LAYER:hidden|cell:UNIT"),
+        (["--text", "abc", "--max-chars", "0"], 2, "--max-chars"),
+    ]
+    for options, code, message in cases:
+        result = runner.invoke(app, ["inspect", str(run), *options])
+        assert result.exit_code == code, (options, result.output)
+        assert message in result.stderr and "Traceback" not in result.stderr
+    skipped = runner.invoke(app, ["inspect", str(run), "--text", "catΩ sat", "--skip-unknown"])
+    assert skipped.exit_code == 0 and len(embedded(run / "inspect.html")["bits"]) == 7
