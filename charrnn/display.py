@@ -259,6 +259,8 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
         ("parameters", f"{checkpoint.num_parameters:,}"),
         ("vocabulary", f"{len(checkpoint.vocab)} symbols{byte_level}"),
         ("corpus", f"{corpus.name if corpus else '?'} ({where})"),
+        *([("items", f"--docs {data.docs}")] if data.docs != "none" else []),
+        *([("started from", train.init_from)] if train.init_from else []),
         ("steps trained", f"{checkpoint.step:,}"),
         ("characters seen", f"{checkpoint.chars_seen:,}"),
         ("run time", duration(checkpoint.elapsed_s)),

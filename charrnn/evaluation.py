@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from charrnn.data import ValidationWindows
-from charrnn.items import ItemValidation
+from charrnn.drawing import draw_items
+from charrnn.items import ItemValidation, end_length
 from charrnn.model import CharRNN, State
 from charrnn.sample import SampleSettings, generate
 from charrnn.vocab import Vocab
@@ -32,10 +34,25 @@ def validation_loss(
     return float(total.item()) / windows.num_targets
 
 
-def progress_sample(model: CharRNN, vocab: Vocab, length: int, *, seed: int) -> str:
-    """A short sample (temperature 0.8) to show how the model writes; "" for length 0."""
+def progress_sample(
+    model: CharRNN, vocab: Vocab, length: int, *, seed: int, docs: str = "none"
+) -> str:
+    """A short sample (temperature 0.8) to show how the model writes; "" for length 0.
+
+    A ``--docs`` run shows a few whole items (each from a zero state, as ``sample``
+    draws them), up to ``length`` characters each.
+    """
     if length == 0:
         return ""
-    return generate(
-        model, vocab, length=length, settings=SampleSettings(temperature=0.8), seed=seed
-    )[0]
+    settings = SampleSettings(temperature=0.8)
+    newline = vocab.index_of("\n")
+    if docs == "none" or newline is None:
+        return generate(model, vocab, length=length, settings=settings, seed=seed)[0]
+    generator = torch.Generator(device=model.head.weight.device).manual_seed(seed)
+    count = 2 if docs == "blank-lines" else 5
+    no_prime = np.zeros(0, dtype=np.int64)
+    items, _ = draw_items(
+        model, newline, no_prime, count, end_length(docs), length, settings, generator,
+        min_chars=1,
+    )  # fmt: skip
+    return ("\n\n" if docs == "blank-lines" else "\n").join(vocab.decode(i) for i in items)

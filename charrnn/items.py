@@ -149,7 +149,7 @@ class ItemBatches:
         if len(items) < batch_size:
             raise CorpusError(
                 f"the training text has {len(items)} items; batch size {batch_size} needs at "
-                "least that many: use a longer list or a lower --batch-size"
+                f"least {batch_size}: use a longer list or a lower --batch-size"
             )
         self.items = items
         self.batch_size = batch_size

@@ -255,6 +255,7 @@ class Trainer:
             self.vocab,
             self.config.train.sample_length,
             seed=self.config.train.seed + self.step,
+            docs=self.config.data.docs,
         )
         self.model.train()
         return text

@@ -63,6 +63,7 @@ def test_fine_tuning_beats_scratch_and_resumes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert best(tuned) < best(scratch) - 0.1, (best(tuned), best(scratch))
     assert "init_from" in (tuned / "config.toml").read_text()
+    assert "started from" in runner.invoke(app, ["info", str(tuned)]).stdout
     resumed = runner.invoke(app, ["train", "--resume", str(tuned), "--steps", "50", "-q"])
     assert resumed.exit_code == 0, resumed.output
 

@@ -177,6 +177,7 @@ def test_training_reports_whole_item_validation(names_run: Path) -> None:
     records = [json.loads(line) for line in (names_run / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["val_loss"] < records[0]["val_loss"]
     assert 'docs = "lines"' in (names_run / "config.toml").read_text()
+    assert "--docs lines" in runner.invoke(app, ["info", str(names_run)]).stdout
 
 
 @pytest.mark.parametrize(
