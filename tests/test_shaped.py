@@ -85,6 +85,10 @@ def test_out_writes_samples_and_how_they_were_drawn(stream_run: Path, tmp_path: 
     sample(stream_run, "-n", "80", "-m", "2", "-T", "0.7", "--seed", str(record["seed"]),
            "--out", str(again))  # fmt: skip
     assert again.read_text() == target.read_text()  # the recorded seed draws them again
+    _, printed, _ = sample(
+        stream_run, "-n", "80", "-m", "2", "-T", "0.7", "--seed", str(record["seed"])
+    )
+    assert printed.replace("\n", "") == target.read_text().replace("\n", "")  # as printed
     assert not list(tmp_path.glob("*.tmp*"))
 
 
