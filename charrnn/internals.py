@@ -103,7 +103,7 @@ def trace(model: CharRNN, vocab: Vocab, text: str) -> Trace:
 
 FEATURES = {
     "inside quotes": "between a pair of \" or ' on a line",
-    "inside brackets": "inside ( ), [ ] or { }, nested",
+    "inside brackets": "inside ( ), [ ] or { }, nested (reset at a blank line)",
     "position in line": "characters since the last newline",
     "indentation": "leading spaces of the current line",
     "after a newline": "the first character of a line",
@@ -122,6 +122,8 @@ def feature_table(text: str) -> dict[str, np.ndarray]:
     for t, ch in enumerate(text):
         values["after a newline"][t] = column == 0
         if ch == "\n":
+            if column == 0:  # a blank line: an unmatched bracket in prose ends here
+                depth = 0
             quote, column, indent, counting_indent = None, 0, 0, True
         else:
             if counting_indent and ch == " ":
