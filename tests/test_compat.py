@@ -66,3 +66,34 @@ def test_resume_continues_a_0_1_0_run(tmp_path: Path, cell: str) -> None:
     assert torch.load(run / "last.pt", weights_only=True)["format_version"] == FORMAT_VERSION
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [20, 40, 60]
+
+
+# -- 0.2.0: before --docs and --init-from --------------------------------------------------
+
+FIXTURES_020 = Path(__file__).parent / "fixtures" / "v0_2_0"
+CORPUS_020 = Path("/tmp/charrnn-v0_2_0-fixture/tiny.txt")  # where 0.2.0 recorded it
+
+
+def test_a_0_2_0_run_samples_the_same_text_and_shows_its_info() -> None:
+    expected = json.loads((FIXTURES_020 / "expected.json").read_text())["lstm"]
+    result = runner.invoke(app, ["sample", str(FIXTURES_020 / "lstm"), *expected["sample_args"]])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == expected["sample"]
+    info = runner.invoke(app, ["info", str(FIXTURES_020 / "lstm"), "--json"])
+    facts = json.loads(info.stdout)
+    assert facts["charrnn_version"] == "0.2.0" and facts["config"]["data"]["docs"] == "none"
+    assert facts["config"]["model"]["weight_drop"] == 0.1
+
+
+def test_resume_continues_a_0_2_0_run(tmp_path: Path) -> None:
+    try:
+        CORPUS_020.parent.mkdir(parents=True, exist_ok=True)
+        CORPUS_020.write_text(make_text(6000), encoding="utf-8")
+    except OSError as exc:
+        pytest.skip(f"cannot place the fixture corpus at {CORPUS_020}: {exc}")
+    run = tmp_path / "lstm"
+    shutil.copytree(FIXTURES_020 / "lstm", run)
+    result = runner.invoke(app, ["train", "--resume", str(run), "--steps", "60", "-q"])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run / "last.pt").step == 60
+    assert 'docs = "none"' in (run / "config.toml").read_text()  # rewritten by this version
