@@ -47,9 +47,10 @@ def score(
     from charrnn.hardware import select_device
     from charrnn.score import score_text
 
-    model, vocab, _ = load_model(checkpoint, device=select_device(device.value))
+    model, vocab, saved = load_model(checkpoint, device=select_device(device.value))
     text = read_text(file, encoding=encoding or "utf-8")
-    result = score_text(model, vocab, text, skip_unknown=skip_unknown, reporter=Quiet())
+    docs = saved.config.data.docs  # a --docs model scores item by item, as it trained
+    result = score_text(model, vocab, text, skip_unknown=skip_unknown, reporter=Quiet(), docs=docs)
     if as_json:
         summary: dict[str, object] = {"file": str(file), **result.summary()}
         if per_line:

@@ -4,6 +4,10 @@ The text runs through the model as one stream from a zero state, in chunks with 
 state carried, so memory stays constant for any length; every character but the
 first is predicted once. On a validation text that training scored as one stream,
 the mean is exactly training's validation loss (tested).
+
+A model trained with ``--docs`` scores the text as it was trained: item by item, each
+from a zero state after a newline, its end included (:func:`score_items`); the mean
+is then training's validation loss over the same items (tested).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import torch.nn.functional as F
 
 from charrnn.errors import CorpusError
 from charrnn.events import SILENT, Reporter
+from charrnn.items import end_length, find_items
 from charrnn.model import CharRNN, State
 from charrnn.units import to_bits
 from charrnn.vocab import Vocab
@@ -106,8 +111,9 @@ def score_text(
     *,
     skip_unknown: bool = False,
     reporter: Reporter = SILENT,
+    docs: str = "none",
 ) -> Score:
-    """Score ``text`` with ``model``.
+    """Score ``text`` with ``model`` (trained with ``--docs docs``).
 
     Raises:
         VocabError: characters outside the vocabulary (unless ``skip_unknown``, which
@@ -120,6 +126,8 @@ def score_text(
         on_unknown="drop" if skip_unknown else "error",
         reporter=reporter,
     )
+    if docs != "none":
+        return score_items(model, vocab, ids, docs)
     if len(ids) < 2:
         raise CorpusError("the text to score needs at least 2 characters of the vocabulary")
     model.eval()
@@ -136,6 +144,39 @@ def score_text(
     return Score(
         vocab=vocab,
         ids=np.asarray(ids),
+        surprisal=torch.cat(losses).numpy(),
+        expected=torch.cat(expected).numpy(),
+    )
+
+
+ITEM_BATCH = 256
+
+
+@torch.inference_mode()
+def score_items(model: CharRNN, vocab: Vocab, ids: np.ndarray, docs: str) -> Score:
+    """Score each item of ``ids`` as ``--docs`` training does; the :class:`Score` is of
+    the items one after another, each after a newline and followed by its end."""
+    items = find_items(np.asarray(ids), vocab.index_of("\n"), docs)
+    model.eval()
+    device = model.head.weight.device
+    end = end_length(docs)
+    newline = items.newline
+    stream: list[np.ndarray] = [np.array([newline])]
+    losses, expected = [], []
+    for start in range(0, len(items), ITEM_BATCH):
+        chosen = np.arange(start, min(start + ITEM_BATCH, len(items)))
+        x, y = items.batch(chosen)
+        logits, _ = model(x.to(device))
+        loss = F.cross_entropy(logits.float().transpose(1, 2), y.to(device), reduction="none")
+        best = logits.argmax(dim=-1)
+        for row, i in enumerate(chosen):
+            n = int(items.lengths[i]) + end
+            losses.append(loss[row, :n].cpu())
+            expected.append(best[row, :n].cpu())
+            stream.append(y[row, :n].numpy())
+    return Score(
+        vocab=vocab,
+        ids=np.concatenate(stream),
         surprisal=torch.cat(losses).numpy(),
         expected=torch.cat(expected).numpy(),
     )

@@ -200,3 +200,22 @@ def test_bad_item_corpora_fail_in_one_line(
     assert result.exit_code == 1
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_score_on_an_item_model_is_its_validation_loss(tmp_path: Path) -> None:
+    train, val = tmp_path / "train.txt", tmp_path / "val.txt"
+    held = NAMES[5::10]
+    train.write_text("\n".join(n for n in NAMES if n not in held) + "\n", encoding="utf-8")
+    val.write_text("\n\n".join(held) + "\n", encoding="utf-8")  # blank lines: skipped
+    run = tmp_path / "run"
+    options = ["--docs", "lines", "--val-file", str(val), "--preset", "cpu-30m", "--steps", "40",
+               "--out", str(run), "-q", *tiny_cli(seq_len=None, batch_size=16)]  # fmt: skip
+    assert runner.invoke(app, ["train", str(train), *options]).exit_code == 0
+    best = min(
+        json.loads(line)["val_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
+    )
+    scored = runner.invoke(app, ["score", str(run), str(val), "--json"])
+    assert scored.exit_code == 0, scored.output
+    result = json.loads(scored.stdout)
+    assert result["nats_per_char"] == pytest.approx(best, rel=1e-5)
+    assert result["predicted"] == sum(len(n) + 1 for n in held)
