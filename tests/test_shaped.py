@@ -4,6 +4,7 @@ one-line errors for bad requests."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,10 @@ def test_novel_stream_never_repeats_a_training_span(stream_run: Path) -> None:
     ]
     assert copied == []
     assert f"--novel {span}: " in err and "redrawn" in err
+    (index,) = (Path(os.environ["CHARRNN_CACHE"]) / "ngrams").glob("*.npy")  # built once, kept
+    built = index.stat().st_mtime_ns
+    sample(stream_run, "-n", "20", "--novel", "--novel-span", str(span), "--seed", "2")
+    assert index.stat().st_mtime_ns == built
     # the same settings without --novel do copy: the check above can fail
     code, plain, _ = sample(stream_run, "-n", "300", "-T", "0.5", "--seed", "1")
     drawn = "\n" + plain.rstrip("\n")
