@@ -22,6 +22,7 @@ from rich.table import Table
 import charrnn
 from benchmarks.data import encode_speed, peak_rss
 from benchmarks.quality import SHAKESPEARE, quality_run
+from benchmarks.shaping import shaping_speed
 from benchmarks.speed import (
     bf16_training_speed,
     onednn_peak,
@@ -130,6 +131,15 @@ def main() -> None:
             "lstm_cell_chars_per_s": "lstm_cell step", "charrnn_chars_per_s": "charrnn step",
             "speedup": "ratio", "end_to_end_chars_per_s": "charrnn sample() incl. drawing",
         },
+    )  # fmt: skip
+
+    results["shaping"] = shaping = shaping_speed(repeats)
+    _table(
+        console,
+        "sampling with --novel and --beam, 2x512 LSTM, 200 characters: plain vs shaped",
+        shaping,
+        {"what": "what", "plain_chars_per_s": "plain chars/s",
+         "shaped_chars_per_s": "shaped chars/s", "ratio": "ratio (plain time / shaped)"},
     )  # fmt: skip
 
     encode_mb = 20.0 if args.quick else 100.0
