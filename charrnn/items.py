@@ -142,7 +142,12 @@ def check_window(items: Items, seq_len: int, what: str = "training") -> None:
 
 
 class ItemBatches:
-    """Training batches of whole items, an epoch a seeded shuffle of them."""
+    """Training batches of whole items, an epoch a seeded shuffle of them.
+
+    Batches of similar-length items would pad less, but measured worse: on the names
+    list, sorting pools of 50 batches by length gave 28 % more steps in 60 s and a
+    worse validation loss in both pairs of runs (1.4415 vs 1.4244, 1.4476 vs 1.4311).
+    """
 
     def __init__(self, items: Items, batch_size: int, seq_len: int, *, seed: int) -> None:
         check_window(items, seq_len)
