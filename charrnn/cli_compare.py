@@ -66,7 +66,8 @@ def compare(
 ) -> None:
     """Train RNN, LSTM and GRU under equal conditions; show which learns FILE best."""
     from charrnn.compare import compare as run_compare
-    from charrnn.display import CompareDisplay, compare_table, stdout_console
+    from charrnn.display import stdout_console
+    from charrnn.display_compare import CompareDisplay, compare_table
     from charrnn.internals import flow_summary
 
     given = overrides(

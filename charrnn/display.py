@@ -31,8 +31,6 @@ from rich.table import Table
 from rich.text import Text
 
 from charrnn.checkpoint import Checkpoint
-from charrnn.compare import PlannedRun
-from charrnn.compare_report import COLUMNS, RunResult, best_index
 from charrnn.config import ModelConfig
 from charrnn.corpora import CorpusInfo
 from charrnn.events import Evaluation, RunStart, Silent, Summary
@@ -41,7 +39,7 @@ from charrnn.hello import HelloResult
 from charrnn.units import to_bits
 from charrnn.vocab import Vocab, describe_symbol
 
-_BAR_UNITS = 1000  # the bar follows the budget fraction, which time budgets need
+BAR_UNITS = 1000  # the bar follows the budget fraction, which time budgets need
 
 
 def stderr_console() -> Console:
@@ -116,7 +114,7 @@ class LiveReporter(Quiet):
         self.bar.start()
         self.task = self.bar.add_task(
             "train",
-            total=_BAR_UNITS,
+            total=BAR_UNITS,
             step=self._steps(info.start_step),
             epoch="0.00",
             loss="-",
@@ -132,7 +130,7 @@ class LiveReporter(Quiet):
             return
         self.bar.update(
             self.task,
-            completed=p.fraction * _BAR_UNITS,
+            completed=p.fraction * BAR_UNITS,
             step=self._steps(p.step),
             epoch=f"{p.epoch:.2f}",
             loss=f"{p.train_loss:.3f}",
@@ -386,71 +384,4 @@ def corpus_table(rows: list[CorpusInfo]) -> Table:
         t.add_column(column)
     for row in rows:
         t.add_row(row.name, row.kind, row.size, row.good_for, row.status)
-    return t
-
-
-class CompareDisplay(Quiet):
-    """One progress display for a whole comparison: which run, its step, its loss."""
-
-    def __init__(self, console: Console | None = None) -> None:
-        self.console = console or stderr_console()
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=20),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=self.console,
-        )
-        self.overall: TaskID | None = None
-        self.current: TaskID | None = None
-        self.name = ""
-
-    def begin_run(self, index: int, total: int, run: PlannedRun, reused: bool) -> None:
-        if self.overall is None:
-            self.bar.start()
-            self.overall = self.bar.add_task("comparison", total=total, detail="")
-            self.current = self.bar.add_task("", total=_BAR_UNITS, detail="")
-        self.name = run.name
-        self.bar.update(self.overall, completed=index, detail=f"run {index + 1}/{total}")
-        assert self.current is not None
-        self.bar.update(self.current, description=run.name, completed=0, detail="starting")
-        if reused:
-            self.console.print(f"{run.name}: finished earlier, kept")
-
-    def notice(self, text: str) -> None:
-        self.console.print(escape(text), soft_wrap=True)
-
-    def progress(self, p: TrainProgress) -> None:
-        if self.current is None:
-            return
-        bpc = f"  val bpc {p.val_bpc:.3f}" if p.val_bpc is not None else ""
-        self.bar.update(
-            self.current,
-            completed=p.fraction * _BAR_UNITS,
-            detail=f"step {p.step}  loss {p.train_loss:.3f}{bpc}  {human(p.chars_per_s)} char/s",
-        )
-
-    def finish(self, s: Summary) -> None:
-        if self.overall is not None:
-            self.bar.advance(self.overall)
-        self.console.print(
-            f"{self.name}: {s.step} steps, best validation {s.best_val_bpc:.4f} bpc "
-            f"({duration(s.elapsed_s)})"
-        )
-
-    def close(self) -> None:
-        if self.overall is not None:
-            self.bar.stop()
-
-
-def compare_table(results: list[RunResult]) -> Table:
-    """The comparison, best row marked."""
-    best = best_index(results)
-    t = Table(title="comparison (same data, order, seed and budget per run)", title_justify="left")
-    for column in (*COLUMNS, ""):
-        t.add_column(column, justify="left" if column in ("cell", "") else "right")
-    for i, r in enumerate(results):
-        t.add_row(
-            *r.cells(), "★ best" if i == best else "", style="bold green" if i == best else None
-        )
     return t
