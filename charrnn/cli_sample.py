@@ -69,8 +69,8 @@ def sample(
     from charrnn.checkpoint import load_model
     from charrnn.display import Quiet
     from charrnn.hardware import select_device
-    from charrnn.sample import SampleSettings
-    from charrnn.shaped import Request, fresh_seed, shaped_samples, wants_shaping
+    from charrnn.sample import SampleSettings, fresh_seed
+    from charrnn.shaped import Request, shaped_samples, wants_shaping
 
     if prime == "-":
         prime = sys.stdin.read()

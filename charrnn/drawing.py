@@ -11,7 +11,6 @@ training text; a row whose every character is forbidden draws freely and is coun
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +72,7 @@ def draw_until(
     done = torch.zeros(rows, dtype=torch.bool)
     length = torch.full((rows,), ending.max_chars, dtype=torch.long)
     redrawn = forced = 0
+    stop_ids = torch.tensor(stop, dtype=torch.long)
     context = np.broadcast_to(np.asarray(prime_ids, dtype=np.int64), (rows, len(prime_ids)))
     model.eval()
     with torch.inference_mode():
@@ -82,12 +82,12 @@ def draw_until(
             if stop and t < ending.min_chars + k - 1:
                 banned[:, stop[-1]] |= _ends_next(drawn, t, stop)
             if novel is not None:
-                history = np.concatenate([context, drawn[:, :t].numpy()], axis=1)
-                if history.shape[1] >= novel.n - 1:
-                    known = novel.completing(
-                        history[:, history.shape[1] - novel.n + 1 :], logits.shape[1]
-                    )
-                    banned |= torch.from_numpy(known)
+                # The last n - 1 characters (priming text, then drawn): O(n) a step.
+                back = novel.n - 1
+                recent = drawn[:, max(0, t - back) : t].numpy()
+                history = np.concatenate([context[:, -back:], recent], axis=1)[:, -back:]
+                if history.shape[1] == back:
+                    banned |= torch.from_numpy(novel.completing(history, logits.shape[1]))
             ids = choose(logits, settings, generator).cpu()
             if bool(banned.any()):
                 # Rejection: a forbidden draw is drawn again from what is allowed (the
@@ -103,7 +103,7 @@ def draw_until(
                     ids = torch.where(rejected, again.cpu(), ids)
             drawn[:, t] = ids
             if stop and t >= k - 1:
-                hit = ~done & (drawn[:, t - k + 1 : t + 1] == torch.tensor(stop)).all(dim=1)
+                hit = ~done & (drawn[:, t - k + 1 : t + 1] == stop_ids).all(dim=1)
                 length = torch.where(hit, t - k + 1, length)
                 done |= hit
             if t >= ending.max_chars - 1 and not stop:
@@ -153,7 +153,6 @@ def draw_items(
     known: ItemSets | None = None,
     novel: bool = False,
     precision: str = "fp32",
-    on_item: Callable[[np.ndarray], None] | None = None,
 ) -> tuple[list[np.ndarray], ItemTally]:
     """``count`` whole items (each its ids, the priming text's included), drawn from a
     zero state after a newline, each ending at ``end`` newlines.
@@ -180,6 +179,4 @@ def draw_items(
             setattr(tally, origin, getattr(tally, origin) + 1)
             if (origin == "new" or not novel) and len(kept) < count:
                 kept.append(item)
-                if on_item is not None:
-                    on_item(item)
     return kept, tally

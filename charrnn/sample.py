@@ -79,6 +79,11 @@ def choose(
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def fresh_seed() -> int:
+    """A random seed in [0, 2^63), drawn here so that it can be recorded."""
+    return int.from_bytes(os.urandom(8), "little") >> 1
+
+
 def default_start(vocab: Vocab) -> int:
     """The id a sample starts from when no priming text is given: newline if known."""
     newline = vocab.encode("\n", on_unknown="drop")
@@ -134,9 +139,7 @@ def stream(
         prime_ids = np.array([default_start(vocab)], dtype=np.int64)
     device = model.head.weight.device
     generator = torch.Generator(device=device)
-    generator.manual_seed(
-        seed if seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
-    )
+    generator.manual_seed(seed if seed is not None else fresh_seed())
     model.eval()
     # Checks above run now; drawing below runs lazily, as the caller consumes it.
     return _draw(model, prime_ids, length, settings, num_samples, generator, precision)

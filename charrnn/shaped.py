@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,11 +222,6 @@ def _span_line(
 def _beam_line(found: list[Hypothesis]) -> str:
     parts = [f"{-h.log_prob:.2f}" for h in found]
     return f"beam search, most likely first: -log p = {', '.join(parts)} nats"
-
-
-def fresh_seed() -> int:
-    """A random seed, drawn here so it can be recorded."""
-    return int.from_bytes(os.urandom(8), "little") >> 1
 
 
 def write_samples(path: Path, text: str, request: Request, run: Path) -> None:
