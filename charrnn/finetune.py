@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from charrnn.checkpoint import Checkpoint, load_model
@@ -53,8 +54,7 @@ def transplant(source: CharRNN, old: Vocab, target: CharRNN, new: Vocab) -> int:
     """Copy ``source``'s weights into ``target`` (same shape, vocabulary ``new`` ⊇
     ``old``), moving per-character rows to their new ids; returns how many characters
     are new."""
-    position = {symbol: i for i, symbol in enumerate(new.symbols)}
-    old_ids = torch.tensor([position[s] for s in old.symbols])
+    old_ids = torch.from_numpy(old.remap(np.arange(len(old)), new).astype(np.int64))
     fresh = torch.tensor(sorted(set(range(len(new))) - set(old_ids.tolist())), dtype=torch.long)
     state = source.state_dict()
     rows_of = {"head.weight": 0, "head.bias": 0, "embedding.weight": 0, "rnn.weight_ih_l0": 1}
