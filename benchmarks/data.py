@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.textgen import write_corpus
-from charrnn.corpus import load_corpus
+from charrnn.data.text import load_corpus
 
 
 def encode_speed(megabytes: float, repeats: int = 3) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Training: charrnn's real ``Trainer.train_step`` beside the textbook PyTorch loop
 (:class:`benchmarks.speed.PlainLoop`, cuDNN's fused RNN kernels, fp32), alternating
 repeat by repeat, the clock stopped only after ``torch.cuda.synchronize``. charrnn is
 measured in fp32 (the fair ratio), then in bf16 and fp16 autocast (its own speed).
-Sampling: characters per second through :func:`charrnn.sample.stream`, drawing and
+Sampling: characters per second through :func:`charrnn.sampling.sampler.stream`, drawing and
 the copy back to the host included, at batch 1, 64 and 1024.
 
 Writes ``benchmarks/gpu_results.json`` and prints a table per section.
@@ -27,9 +27,9 @@ from rich.table import Table
 
 from benchmarks.speed import EMBED, VOCAB, PlainLoop, charrnn_trainer, flops_per_char, paired
 from charrnn.config import ModelConfig
-from charrnn.model import CharRNN
-from charrnn.sample import stream
-from charrnn.vocab import Vocab
+from charrnn.data.vocab import Vocab
+from charrnn.model.network import CharRNN
+from charrnn.sampling.sampler import stream
 
 RESULTS = Path(__file__).with_name("gpu_results.json")
 # layers, hidden, T, B: the CPU suite's shape, then shapes that fill a GPU better.

@@ -22,10 +22,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from charrnn import compare as comparison
 from charrnn.checkpoint import load_model
+from charrnn.compare import run as comparison
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from charrnn.generators import generate
+from charrnn.data.generators import generate
 
 HERE = Path(__file__).parent
 CELLS = ("rnn", "lstm", "gru")

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from charrnn.launch import train
+from charrnn.training.launch import train
 
 
 def main() -> None:

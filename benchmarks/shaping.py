@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from benchmarks.speed import EMBED, VOCAB, paired
-from charrnn.beam import beam_search
 from charrnn.config import ModelConfig
-from charrnn.drawing import Ending, draw_until
-from charrnn.model import CharRNN
-from charrnn.novelty import NgramIndex
-from charrnn.sample import SampleSettings
+from charrnn.model.network import CharRNN
+from charrnn.sampling.beam import beam_search
+from charrnn.sampling.endings import Ending, draw_until
+from charrnn.sampling.novelty import NgramIndex
+from charrnn.sampling.sampler import SampleSettings
 
 LENGTH = 200  # characters per sample
 INDEX_CHARS = 1_000_000  # the size of Tiny Shakespeare's training text

@@ -20,14 +20,14 @@ import torch
 from torch import nn
 
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from charrnn.dataset import load_dataset
+from charrnn.data.dataset import load_dataset
+from charrnn.data.vocab import Vocab
 from charrnn.hardware import bf16_supported
-from charrnn.model import CharRNN
+from charrnn.model.network import CharRNN
+from charrnn.model.stepper import Stepper
 from charrnn.rundir import RunDir
-from charrnn.sample import stream
-from charrnn.stepper import Stepper
-from charrnn.training import Trainer
-from charrnn.vocab import Vocab
+from charrnn.sampling.sampler import stream
+from charrnn.training.loop import Trainer
 
 VOCAB = 65  # Tiny Shakespeare's
 EMBED = 128
@@ -264,7 +264,7 @@ def sampling_speed(steps: int, repeats: int) -> list[dict[str, Any]]:
 
 
 def _end_to_end(model: CharRNN, batch: int, precision: str, steps: int) -> float:
-    """Characters per second through :func:`charrnn.sample.stream`, drawing included."""
+    """Characters per second through :func:`charrnn.sampling.sampler.stream`, drawing included."""
     vocab = Vocab.from_text(string.ascii_letters + string.digits + " .\n")
     length = 10 * steps
     times = []

@@ -77,7 +77,7 @@ def plain_run(path: Path | None, budget: str) -> dict[str, Any]:
     """The plain loop (issue 13's baseline): 2x256 batch 8 for a short budget, else 2x512
     batch 16; the whole command timed."""
     if path is None:
-        from charrnn.corpora import stdlib_corpus
+        from charrnn.data.catalog import stdlib_corpus
 
         path = stdlib_corpus()
     hidden, batch = ("256", "8") if seconds(budget) < 120 else ("512", "16")

@@ -29,23 +29,23 @@ _EXPORTS = {
     "RunConfig": "charrnn.config",
     "TrainConfig": "charrnn.config",
     "CharRNNError": "charrnn.errors",
-    "CharRNN": "charrnn.model",
-    "SampleSettings": "charrnn.sample",
-    "generate": "charrnn.sample",
-    "stream": "charrnn.sample",
-    "resume": "charrnn.launch",
-    "train": "charrnn.launch",
-    "Vocab": "charrnn.vocab",
+    "CharRNN": "charrnn.model.network",
+    "SampleSettings": "charrnn.sampling.sampler",
+    "generate": "charrnn.sampling.sampler",
+    "stream": "charrnn.sampling.sampler",
+    "resume": "charrnn.training.launch",
+    "train": "charrnn.training.launch",
+    "Vocab": "charrnn.data.vocab",
 }
 
 if TYPE_CHECKING:
     from charrnn.checkpoint import load_model
     from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from charrnn.data.vocab import Vocab
     from charrnn.errors import CharRNNError
-    from charrnn.launch import resume, train
-    from charrnn.model import CharRNN
-    from charrnn.sample import SampleSettings, generate, stream
-    from charrnn.vocab import Vocab
+    from charrnn.model.network import CharRNN
+    from charrnn.sampling.sampler import SampleSettings, generate, stream
+    from charrnn.training.launch import resume, train
 
 
 def __getattr__(name: str) -> Any:

@@ -42,10 +42,10 @@ from typing import Any
 import torch
 
 from charrnn.config import RunConfig
+from charrnn.data.vocab import Vocab
 from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.files import atomic_file
-from charrnn.model import MAX_PARAMETERS, CharRNN, count_parameters
-from charrnn.vocab import Vocab
+from charrnn.model.network import MAX_PARAMETERS, CharRNN, count_parameters
 
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 2

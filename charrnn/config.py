@@ -44,7 +44,7 @@ class Windows(StrEnum):
 
 
 class Docs(StrEnum):
-    """How the text divides into items (see :mod:`charrnn.items`)."""
+    """How the text divides into items (see :mod:`charrnn.data.items`)."""
 
     none = "none"
     lines = "lines"
@@ -116,7 +116,7 @@ class ModelConfig:
 
     ``embed_size`` 0 feeds one-hot vectors instead of a learned embedding (as in
     the lecture's figure). The dropouts and weight drop are described in
-    :mod:`charrnn.model`; ``forget_bias`` is the LSTM forget gates' starting bias.
+    :mod:`charrnn.model.network`; ``forget_bias`` is the LSTM forget gates' starting bias.
     """
 
     cell: str = "lstm"
@@ -145,7 +145,7 @@ class DataConfig:
     """The corpus: a file (None = the embedded default) and how to read and split it.
 
     ``docs`` other than "none" learns the text as separate items, one per line or
-    per paragraph (:mod:`charrnn.items`).
+    per paragraph (:mod:`charrnn.data.items`).
     """
 
     path: str | None = None
@@ -178,7 +178,7 @@ class TrainConfig:
     The budget is whichever of ``steps``, ``epochs`` and ``time_s`` ends first; the
     learning-rate schedule follows the fraction of that budget used so far.
     ``eval_every`` None evaluates at each tenth of the budget (see
-    :class:`charrnn.schedule.Cadence`); ``patience`` ends the run after that many
+    :class:`charrnn.training.schedule.Cadence`); ``patience`` ends the run after that many
     evaluations without a new best.
     """
 
@@ -375,7 +375,7 @@ def layered(
     chosen: Tables | None = None,
 ) -> RunConfig:
     """Settings, each layer overriding the one before: the defaults, ``preset`` (or the
-    tables ``chosen`` by :mod:`charrnn.auto`), the ``config_file`` (TOML), then ``given``
+    tables ``chosen`` by :mod:`charrnn.training.auto`), the ``config_file`` (TOML), then ``given``
     (from :func:`overrides`) and the corpus ``file``.
 
     A budget (steps, epochs or time) in ``given`` replaces the file's budget entirely.

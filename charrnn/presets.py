@@ -10,7 +10,7 @@ from typing import Any
 
 from charrnn.errors import ConfigError
 
-AUTO = "auto"  # not a table: settings chosen per run by charrnn.auto
+AUTO = "auto"  # not a table: settings chosen per run by charrnn.training.auto
 
 PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     "tiny": (

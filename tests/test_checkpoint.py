@@ -17,9 +17,9 @@ from charrnn.checkpoint import (
     save_checkpoint,
 )
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charrnn.data.vocab import Vocab
 from charrnn.errors import CheckpointError
-from charrnn.model import CharRNN
-from charrnn.vocab import Vocab
+from charrnn.model.network import CharRNN
 
 
 def _payload(hidden: int = 8) -> Checkpoint:

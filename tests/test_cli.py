@@ -11,7 +11,7 @@ from conftest import TINY_CLI
 from typer.testing import CliRunner
 
 from charrnn import __version__
-from charrnn.cli import app
+from charrnn.cli.app import app
 from charrnn.rundir import RunDir
 
 runner = CliRunner()

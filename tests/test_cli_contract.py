@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from charrnn import compare as comparison
-from charrnn import launch
-from charrnn.cli import app
-from charrnn.compare_report import RunResult
+from charrnn.cli.app import app
+from charrnn.compare.report import RunResult
+from charrnn.compare import run as comparison
 from charrnn.errors import CorpusError
+from charrnn.training import launch
 
 runner = CliRunner()
 

@@ -6,9 +6,9 @@ import pytest
 from conftest import TINY_CLI
 from typer.testing import CliRunner
 
-from charrnn import corpora
-from charrnn.cli import app
-from charrnn.corpora import Download
+from charrnn.cli.app import app
+from charrnn.data.catalog import Download
+from charrnn.data import catalog as corpora
 from charrnn.rundir import RunDir
 
 runner = CliRunner()

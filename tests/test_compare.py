@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from charrnn import compare as comparison
-from charrnn.cli import app
-from charrnn.compare_report import best_index
+from charrnn.cli.app import app
+from charrnn.compare.report import best_index
+from charrnn.compare import run as comparison
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from charrnn.data import StreamBatches
+from charrnn.data.streams import StreamBatches
 from charrnn.errors import ConfigError, TrainingInterrupted
-from charrnn.model import CharRNN
+from charrnn.model.network import CharRNN
 
 runner = CliRunner()
 

@@ -17,7 +17,7 @@ from conftest import make_text
 from typer.testing import CliRunner
 
 from charrnn.checkpoint import FORMAT_VERSION, load_checkpoint
-from charrnn.cli import app
+from charrnn.cli.app import app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v0_1_0"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from conftest import Recorder
 
-from charrnn import corpus as corpus_module
-from charrnn.corpora import DEFAULT_CORPUS, build_stdlib_text, resolve_corpus, stdlib_files
-from charrnn.corpus import encode_validation_file, load_corpus, read_text, split_ids
+from charrnn.data.catalog import DEFAULT_CORPUS, build_stdlib_text, resolve_corpus, stdlib_files
+from charrnn.data import text as corpus_module
+from charrnn.data.text import encode_validation_file, load_corpus, read_text, split_ids
+from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError, VocabError
-from charrnn.vocab import Vocab
 
 
 def test_encodes_the_file_and_counts_every_symbol(tmp_path: Path) -> None:
@@ -238,7 +238,7 @@ def test_ascii_and_non_ascii_chunks_mix(tmp_path: Path, monkeypatch: pytest.Monk
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 1000])
 def test_count_symbols_matches_bincount(n: int) -> None:
-    from charrnn.corpus import count_symbols
+    from charrnn.data.text import count_symbols
 
     data = np.random.default_rng(n).integers(0, 256, size=n, dtype=np.uint8)
     counts = count_symbols(data)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from charrnn.data import StreamBatches, ValidationWindows
+from charrnn.data.streams import StreamBatches, ValidationWindows
 from charrnn.errors import CorpusError
 
 B, T = 3, 5
@@ -86,7 +86,7 @@ def test_reading_a_memory_mapped_corpus_releases_its_pages(tmp_path: Path) -> No
     before = resident_file_kb()
     np.asarray(ids[:]).sum()  # touch every page: about 4 MB becomes resident
     assert resident_file_kb() - before > 3000
-    from charrnn.data import release_pages
+    from charrnn.data.streams import release_pages
 
     release_pages(ids[100:])  # a view, as the train/validation split makes
     assert resident_file_kb() - before < 1000

@@ -12,7 +12,7 @@ import torch
 from conftest import make_text, tiny_cli
 from typer.testing import CliRunner
 
-from charrnn.cli import app
+from charrnn.cli.app import app
 from charrnn.rundir import RunDir
 
 runner = CliRunner()
@@ -94,7 +94,7 @@ def test_two_processes_match_one_and_resume(tmp_path: Path, text: Path) -> None:
 _DDP_AFTER_SESSION = """
 import gc, os, weakref, torch
 from torch.nn.parallel import DistributedDataParallel
-from charrnn.distributed import session
+from charrnn.training.distributed import session
 gc.disable()  # only the session may collect
 with session("cpu"):
     ddp = DistributedDataParallel(torch.nn.Linear(3, 3))
@@ -241,8 +241,8 @@ def test_a_stop_signal_under_torchrun_saves_the_whole_batch_state(
 def test_more_processes_than_gpus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     # Found on a 1-GPU machine: torchrun --nproc_per_node=2 with the GPU chosen made
     # rank 1 die in torch.cuda.set_device with "invalid device ordinal".
-    from charrnn.distributed import session
     from charrnn.errors import ConfigError
+    from charrnn.training.distributed import session
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")

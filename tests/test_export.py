@@ -17,11 +17,11 @@ from conftest import make_text, tiny_cli
 from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_model
-from charrnn.cli import app
+from charrnn.cli.app import app
 from charrnn.config import ModelConfig
-from charrnn.export import to_onnx, to_torchscript
-from charrnn.model import CharRNN
-from charrnn.vocab import Vocab
+from charrnn.data.vocab import Vocab
+from charrnn.model.network import CharRNN
+from charrnn.serving.export import to_onnx, to_torchscript
 
 ort = pytest.importorskip(
     "onnxruntime", reason="the onnx extra is not installed (pip install 'charrnn[onnx]')"

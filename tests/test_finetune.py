@@ -11,11 +11,11 @@ import torch
 from conftest import make_text, tiny_cli
 from typer.testing import CliRunner
 
-from charrnn.cli import app
+from charrnn.cli.app import app
 from charrnn.config import ModelConfig
-from charrnn.finetune import transplant
-from charrnn.model import CharRNN
-from charrnn.vocab import Vocab
+from charrnn.data.vocab import Vocab
+from charrnn.model.network import CharRNN
+from charrnn.training.finetune import transplant
 
 runner = CliRunner()
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charrnn.data.generators import GENERATORS, generate, long_range, unigram_entropy
 from charrnn.errors import ConfigError
-from charrnn.generators import GENERATORS, generate, long_range, unigram_entropy
-from charrnn.launch import train
+from charrnn.training.launch import train
 
 
 @pytest.mark.parametrize("name", list(GENERATORS))

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from charrnn.cli import app
-from charrnn.hello import run_hello
+from charrnn.cli.app import app
+from charrnn.inspection.hello import run_hello
 
 
 def test_lecture_example_learns_hello() -> None:

@@ -17,17 +17,17 @@ import torch
 from conftest import TINY_CLI, tiny_config
 from typer.testing import CliRunner
 
-from charrnn import corpus as corpus_module
 from charrnn.checkpoint import CorpusRecord, load_checkpoint, save_checkpoint
-from charrnn.cli import app
+from charrnn.cli.app import app
 from charrnn.config import ModelConfig, RunConfig, read_toml
-from charrnn.corpus import load_corpus
-from charrnn.dataset import load_dataset
+from charrnn.data.dataset import load_dataset
+from charrnn.data import text as corpus_module
+from charrnn.data.text import load_corpus
+from charrnn.data.vocab import Vocab
 from charrnn.errors import CharRNNError, ConfigError, CorpusError, VocabError
-from charrnn.launch import train
-from charrnn.model import CharRNN
-from charrnn.sample import SampleSettings, choose, generate
-from charrnn.vocab import Vocab
+from charrnn.model.network import CharRNN
+from charrnn.sampling.sampler import SampleSettings, choose, generate
+from charrnn.training.launch import train
 
 runner = CliRunner()
 
@@ -232,14 +232,14 @@ def test_skip_unknown_does_not_echo_the_dropped_characters(
 def test_the_command_line_starts_without_loading_torch() -> None:
     # So --help is quick and a Ctrl-C during start-up meets our handler, not torch's
     # import machinery (it once aborted in pybind11).
-    code = "import sys, charrnn.cli; sys.exit('torch' in sys.modules)"
+    code = "import sys, charrnn.cli.app; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_ctrl_c_before_a_command_starts_is_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import charrnn.cli as cli
+    import charrnn.cli.app as cli
 
     def interrupted() -> None:
         raise KeyboardInterrupt

@@ -11,8 +11,8 @@ import pytest
 from conftest import make_text, tiny_cli
 from typer.testing import CliRunner
 
-from charrnn.cli import app
-from charrnn.inspect_page import NEURON_BUDGET
+from charrnn.cli.app import app
+from charrnn.inspection.page import NEURON_BUDGET
 
 runner = CliRunner()
 

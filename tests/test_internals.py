@@ -10,11 +10,17 @@ import torch
 import torch.nn.functional as F
 
 from charrnn.config import ModelConfig
-from charrnn.generators import generate
-from charrnn.internals import correlations, feature_table, gradient_flow, saturation, trace
-from charrnn.model import CharRNN
-from charrnn.sample import default_start
-from charrnn.vocab import Vocab
+from charrnn.data.generators import generate
+from charrnn.data.vocab import Vocab
+from charrnn.inspection.measures import (
+    correlations,
+    feature_table,
+    gradient_flow,
+    saturation,
+    trace,
+)
+from charrnn.model.network import CharRNN
+from charrnn.sampling.sampler import default_start
 
 TEXT = 'def f(x):\n    return "a(b)" + x\n\nclass A:\n    pass\n' * 3
 

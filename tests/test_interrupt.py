@@ -13,7 +13,7 @@ import pytest
 from conftest import tiny_cli
 
 from charrnn.checkpoint import load_checkpoint
-from charrnn.launch import resume
+from charrnn.training.launch import resume
 
 
 def train_command(corpus_file: Path, out: Path, *options: str) -> list[str]:

@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from conftest import tiny_cli
 from typer.testing import CliRunner
 
-from charrnn.cli import app
+from charrnn.cli.app import app
 from charrnn.config import ModelConfig
+from charrnn.data.items import IGNORE, ItemBatches, ItemValidation, find_items, split_items
+from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError
-from charrnn.evaluation import validation_loss
-from charrnn.items import IGNORE, ItemBatches, ItemValidation, find_items, split_items
-from charrnn.model import CharRNN
-from charrnn.vocab import Vocab
+from charrnn.model.network import CharRNN
+from charrnn.training.evaluation import validation_loss
 
 runner = CliRunner()
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from charrnn.config import ModelConfig
-from charrnn.model import CharRNN, detach_state
-from charrnn.stepper import Stepper
+from charrnn.model.network import CharRNN, detach_state
+from charrnn.model.stepper import Stepper
 
 B, T, V = 2, 3, 7
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint
-from charrnn.cli import app
+from charrnn.cli.app import app
 
 runner = CliRunner()
 TINY = [

@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from charrnn.corpora import bundled_corpus, bundled_dir
+from charrnn.data.catalog import bundled_corpus, bundled_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,10 +34,12 @@ def test_wheel_contains_the_bundled_corpora(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("charrnn-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "charrnn/_bundled/hello.txt" in names
-    modules = {f"charrnn/{p.name}" for p in (Path(__file__).parents[1] / "charrnn").glob("*.py")}
-    assert modules <= set(names), modules - set(names)
+    package = Path(__file__).parents[1] / "charrnn"
+    modules = {f"charrnn/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
+    assert len(modules) > 40 and modules <= set(names), modules - set(names)
     # the inspect page's style and script are read from the package at run time
-    assert {"charrnn/assets/inspect.js", "charrnn/assets/inspect.css"} <= set(names)
+    assets = {"charrnn/inspection/assets/inspect.js", "charrnn/inspection/assets/inspect.css"}
+    assert assets <= set(names)
 
 
 def test_bundled_hello_corpus_is_found() -> None:

@@ -16,7 +16,7 @@ import pytest
 from conftest import make_text, tiny_cli
 from typer.testing import CliRunner
 
-from charrnn.cli import app
+from charrnn.cli.app import app
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 CHROMEDRIVER = shutil.which("chromedriver")

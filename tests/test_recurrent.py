@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from charrnn import recurrent
-from charrnn.recurrent import GRU, RNN
+from charrnn.model import recurrent
+from charrnn.model.recurrent import GRU, RNN
 
 PAIRS = [(GRU, nn.GRU), (RNN, nn.RNN)]
 
@@ -65,7 +65,7 @@ def test_float32_forward_takes_the_fast_path(fast_cls: type, stock_cls: type) ->
 
 
 def test_gradcheck_gru_recurrence() -> None:
-    from charrnn.recurrent import _GRURecurrence, _TanhRecurrence
+    from charrnn.model.recurrent import _GRURecurrence, _TanhRecurrence
 
     torch.manual_seed(1)
     for fn, gates in ((_GRURecurrence, 3), (_TanhRecurrence, 1)):

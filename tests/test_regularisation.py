@@ -12,16 +12,16 @@ import torch
 from conftest import tiny_cli, tiny_config
 from typer.testing import CliRunner
 
-from charrnn.auto import LADDER, REGULARISATION, choose
 from charrnn.checkpoint import load_checkpoint
-from charrnn.cli import app
+from charrnn.cli.app import app
 from charrnn.config import ModelConfig, RunConfig, TrainConfig, layered
-from charrnn.data import COLD_START_CHARS, StreamBatches
-from charrnn.launch import train
-from charrnn.model import CharRNN, locked_dropout
-from charrnn.sample import SampleSettings, generate
-from charrnn.schedule import Cadence
-from charrnn.vocab import Vocab
+from charrnn.data.streams import COLD_START_CHARS, StreamBatches
+from charrnn.data.vocab import Vocab
+from charrnn.model.network import CharRNN, locked_dropout
+from charrnn.sampling.sampler import SampleSettings, generate
+from charrnn.training.auto import LADDER, REGULARISATION, choose
+from charrnn.training.launch import train
+from charrnn.training.schedule import Cadence
 
 MASKS = {"dropout": 0.5, "input_dropout": 0.3, "embed_dropout": 0.2, "weight_drop": 0.5}
 
@@ -147,10 +147,10 @@ def test_every_stream_starts_cold_once_per_period_staggered() -> None:
 def test_training_starts_some_streams_from_zero_state(
     tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import charrnn.data
+    import charrnn.data.streams
 
-    monkeypatch.setattr(charrnn.data, "COLD_START_CHARS", 32)  # every 2 windows of 16
-    from charrnn.training import Trainer
+    monkeypatch.setattr(charrnn.data.streams, "COLD_START_CHARS", 32)  # every 2 windows of 16
+    from charrnn.training.loop import Trainer
 
     seen: list[torch.Tensor] = []
     real = CharRNN.forward
@@ -184,7 +184,7 @@ def test_patience_ends_a_run_that_stopped_improving(tmp_path: Path, corpus_file:
 def test_a_run_stopped_by_patience_can_be_resumed_with_a_fresh_count(
     tmp_path: Path, corpus_file: Path
 ) -> None:
-    from charrnn.launch import resume
+    from charrnn.training.launch import resume
 
     config = tiny_config(corpus_file, steps=200, eval_every=5, lr=1e-12, patience=2)
     train(config, tmp_path / "run")
@@ -301,19 +301,19 @@ def test_regularised_training_is_reproducible(tmp_path: Path, corpus_file: Path)
 
 
 def test_embedding_dropout_drops_whole_characters(monkeypatch: pytest.MonkeyPatch) -> None:
-    import charrnn.model
+    import charrnn.model.network
 
     model = _model("lstm", embed_dropout=0.5)
     model.train()
     first_layer_inputs: list[torch.Tensor] = []
-    real = charrnn.model.run_layer
+    real = charrnn.model.network.run_layer
 
     def spy(module, layer, inputs, state, w_hh):  # type: ignore[no-untyped-def]
         if layer == 0:
             first_layer_inputs.append(inputs.detach())
         return real(module, layer, inputs, state, w_hh)
 
-    monkeypatch.setattr(charrnn.model, "run_layer", spy)
+    monkeypatch.setattr(charrnn.model.network, "run_layer", spy)
     x = torch.tensor([[1, 2, 1, 2, 1, 3, 4, 5, 6, 7, 8, 9]])
     dropped_ever = set()
     for seed in range(5):

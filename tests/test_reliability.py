@@ -20,12 +20,12 @@ from typer.testing import CliRunner
 
 from charrnn import files
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
-from charrnn.cli import app
-from charrnn.download import extract_member
+from charrnn.cli.app import app
+from charrnn.data.download import extract_member
+from charrnn.data.vocab import Vocab
 from charrnn.errors import CheckpointError, CorpusError
-from charrnn.launch import train
 from charrnn.rundir import RunDir, default_run_name
-from charrnn.vocab import Vocab
+from charrnn.training.launch import train
 
 runner = CliRunner()
 

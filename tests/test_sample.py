@@ -5,11 +5,11 @@ import torch
 from conftest import Recorder
 
 from charrnn.config import ModelConfig
+from charrnn.data.vocab import Vocab
 from charrnn.errors import ConfigError, VocabError
-from charrnn.model import CharRNN
-from charrnn.sample import SampleSettings, choose, generate, stream
-from charrnn.stepper import Stepper
-from charrnn.vocab import Vocab
+from charrnn.model.network import CharRNN
+from charrnn.model.stepper import Stepper
+from charrnn.sampling.sampler import SampleSettings, choose, generate, stream
 
 VOCAB = Vocab.from_text("abcdefg\n ")
 
@@ -112,7 +112,7 @@ def test_unknown_priming_characters(model: CharRNN) -> None:
 def test_prefix_is_run_once_then_one_step_at_a_time(
     model: CharRNN, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from charrnn.stepper import Stepper
+    from charrnn.model.stepper import Stepper
 
     calls = {"forward": 0, "step": 0}
     forward, step = CharRNN.forward, Stepper.__call__

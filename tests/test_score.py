@@ -13,14 +13,14 @@ from conftest import tiny_config
 from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_model
-from charrnn.cli import app
+from charrnn.cli.app import app
+from charrnn.cli.display_score import coloured_text
 from charrnn.config import ModelConfig
-from charrnn.display_score import coloured_text
+from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError, VocabError
-from charrnn.launch import train
-from charrnn.model import CharRNN
-from charrnn.score import CHUNK, score_text
-from charrnn.vocab import Vocab
+from charrnn.inspection.score import CHUNK, score_text
+from charrnn.model.network import CharRNN
+from charrnn.training.launch import train
 
 runner = CliRunner()
 

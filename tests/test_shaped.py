@@ -13,14 +13,14 @@ import torch
 from conftest import make_text, tiny_cli
 from typer.testing import CliRunner
 
-from charrnn.beam import beam_search
-from charrnn.cli import app
+from charrnn.cli.app import app
 from charrnn.config import ModelConfig
-from charrnn.drawing import Ending, draw_until
-from charrnn.model import CharRNN
-from charrnn.novelty import NgramIndex, span_hashes
-from charrnn.sample import SampleSettings, generate
-from charrnn.vocab import Vocab
+from charrnn.data.vocab import Vocab
+from charrnn.model.network import CharRNN
+from charrnn.sampling.beam import beam_search
+from charrnn.sampling.endings import Ending, draw_until
+from charrnn.sampling.novelty import NgramIndex, span_hashes
+from charrnn.sampling.sampler import SampleSettings, generate
 
 runner = CliRunner()
 TEXT = make_text(8000, seed=5)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-import charrnn.sample as sample_module
+import charrnn.sampling.sampler as sample_module
 from charrnn.config import ModelConfig
+from charrnn.data.vocab import Vocab
 from charrnn.errors import ConfigError
 from charrnn.hardware import bf16_supported
-from charrnn.model import CharRNN
-from charrnn.sample import generate
-from charrnn.stepper import Stepper
-from charrnn.vocab import Vocab
+from charrnn.model.network import CharRNN
+from charrnn.model.stepper import Stepper
+from charrnn.sampling.sampler import generate
 
 
 def _model(cell: str, hidden: int, embed: int) -> CharRNN:

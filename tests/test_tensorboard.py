@@ -11,7 +11,7 @@ import pytest
 from conftest import tiny_cli
 from typer.testing import CliRunner
 
-from charrnn.cli import app
+from charrnn.cli.app import app
 
 runner = CliRunner()
 

@@ -19,10 +19,10 @@ from charrnn.errors import (
     TrainingInterrupted,
 )
 from charrnn.events import Evaluation
-from charrnn.launch import resume, train
 from charrnn.rundir import RunDir
-from charrnn.sample import SampleSettings, generate
-from charrnn.schedule import learning_rate, total_steps
+from charrnn.sampling.sampler import SampleSettings, generate
+from charrnn.training.launch import resume, train
+from charrnn.training.schedule import learning_rate, total_steps
 
 
 class Recorder:
@@ -203,7 +203,7 @@ def test_non_finite_steps_are_skipped_then_training_stops(
     def poisoned(*args: object, **kwargs: object) -> torch.Tensor:
         return original(*args, **kwargs) * float("nan")  # type: ignore[arg-type]
 
-    import charrnn.training as training
+    import charrnn.training.loop as training
 
     monkeypatch.setattr(training.F, "cross_entropy", poisoned)
     with pytest.raises(TrainingDiverged, match=r"not finite for \d+ steps in a row \(limit 10\)"):
@@ -261,7 +261,7 @@ def test_a_time_budget_is_wall_time_with_evaluations_and_saving_included(
     where the time went."""
     import time as clock
 
-    import charrnn.training as training
+    import charrnn.training.loop as training
 
     real = training.Trainer.evaluate
 
@@ -292,9 +292,9 @@ def test_a_training_step_never_reads_the_device(
     """The loss and the skip decision stay on the device: no .item(), bool() or float()."""
     from dataclasses import replace
 
-    from charrnn.dataset import load_dataset
+    from charrnn.data.dataset import load_dataset
     from charrnn.rundir import RunDir
-    from charrnn.training import Trainer
+    from charrnn.training.loop import Trainer
 
     config = tiny_config(corpus_file)
     config = replace(config, model=replace(config.model, cell=cell))
@@ -350,7 +350,7 @@ def test_resume_from_a_checkpoint_saved_with_an_unfused_optimizer(
     def poisoned(*args: object, **kwargs: object) -> torch.Tensor:
         return original(*args, **kwargs) * float("nan")  # type: ignore[arg-type]
 
-    import charrnn.training as training
+    import charrnn.training.loop as training
 
     monkeypatch.setattr(training.F, "cross_entropy", poisoned)
     with pytest.raises(TrainingDiverged):

@@ -6,8 +6,8 @@ from conftest import Recorder
 from hypothesis import given
 from hypothesis import strategies as st
 
+from charrnn.data.vocab import Vocab, id_dtype
 from charrnn.errors import VocabError
-from charrnn.vocab import Vocab, id_dtype
 
 
 def test_symbols_are_the_sorted_code_points_of_the_text() -> None:

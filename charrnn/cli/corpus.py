@@ -1,0 +1,79 @@
+"""``charrnn corpus``: list, generate and download corpora."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charrnn.cli import args as arg
+from charrnn.cli import options as opt
+from charrnn.cli.errors import friendly_errors
+from charrnn.errors import ConfigError
+from charrnn.units import to_bits
+
+corpus_app = typer.Typer(
+    help="List, generate and download corpora (train on one with corpus:NAME).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+@corpus_app.command("list")
+@friendly_errors
+def corpus_list(cache_dir: opt.CacheOpt = None) -> None:
+    """Every corpus charrnn knows: name, kind, size, what it is good for."""
+    from charrnn.cli.live import corpus_table, stdout_console
+    from charrnn.data.catalog import list_corpora
+
+    stdout_console().print(corpus_table(list_corpora(cache_dir)))
+
+
+@corpus_app.command("make")
+@friendly_errors
+def corpus_make(
+    name: arg.GeneratorArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.", show_default=False)],
+    size: arg.GeneratedSizeOpt = 1_000_000,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    distance: arg.DistanceOpt = None,
+    max_mb: opt.MaxMbOpt = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing file.")
+    ] = False,
+) -> None:
+    """Write a generated corpus to a file and report its best achievable loss."""
+    from charrnn.data.catalog import make_corpus
+
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
+    made = make_corpus(name, out, size=size, seed=seed, distance=distance, max_mb=max_mb)
+    if made is None:  # the standard library's source: no known floor
+        typer.echo(f"wrote {out}: {out.stat().st_size:,} bytes of Python source", err=True)
+        return
+    typer.echo(
+        f"wrote {out}: {len(made.text):,} characters, {made.symbols} symbols\n"
+        f"best achievable loss {made.floor_nats:.4f} nats = {made.floor_bpc:.4f} bpc; "
+        f"unigram baseline {made.unigram_nats:.4f} nats = {to_bits(made.unigram_nats):.4f} bpc",
+        err=True,
+    )
+
+
+@corpus_app.command("get")
+@friendly_errors
+def corpus_get(
+    name: Annotated[
+        str, typer.Argument(help="A downloadable corpus (see corpus list).", show_default=False)
+    ],
+    cache_dir: opt.CacheOpt = None,
+) -> None:
+    """Download a classic corpus into the cache, verify it, and print its path."""
+    from charrnn.cli.live import download_bar
+    from charrnn.data.catalog import download_entry, get_download
+
+    entry = download_entry(name)
+    with download_bar(name, entry.archive_size or entry.size) as progress:
+        path = get_download(entry, cache_dir, progress=progress)
+    typer.echo(f"{name}: {path.stat().st_size:,} bytes, verified ({entry.check})", err=True)
+    typer.echo(str(path))

@@ -1,0 +1,41 @@
+"""``charrnn export``: a trained model as an ONNX or TorchScript file."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charrnn.cli import args as arg
+from charrnn.cli.errors import friendly_errors
+
+
+class Format(StrEnum):
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
+@friendly_errors
+def export(
+    checkpoint: arg.CheckpointArg,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="onnx (any runtime) or torchscript.")
+    ] = Format.onnx,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write. [default: model.onnx or model.torchscript.pt in the run]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Export one step of the model (ids and state in, logits and state out) to run
+    without charrnn; the vocabulary travels inside the file."""
+    from charrnn.serving.export import export as write
+
+    target = write(checkpoint, out, fmt.value)
+    typer.echo(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB)", err=True)

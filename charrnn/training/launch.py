@@ -1,0 +1,233 @@
+"""Starting and continuing runs: everything around the loop, in the order it happens.
+
+``train`` and ``resume`` join the process group (under torchrun), load the dataset
+(rank 0 first, so only it encodes the corpus), prepare and lock the run directory,
+build the :class:`~charrnn.training.loop.Trainer`, and run it with Ctrl-C turned into a
+clean stop. The library is usable on its own::
+
+    from charrnn import RunConfig, ModelConfig, TrainConfig, DataConfig, train
+    config = RunConfig(DataConfig("input.txt"), ModelConfig(), TrainConfig())
+    summary = train(config, Path("runs/x"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from charrnn.checkpoint import Checkpoint, check_weights, load_checkpoint
+from charrnn.config import RunConfig, Tables
+from charrnn.data.catalog import PREFIX
+from charrnn.data.dataset import Dataset, load_dataset, with_absolute_paths
+from charrnn.data.download import sha256_of
+from charrnn.data.items import ItemBatches
+from charrnn.data.streams import StreamBatches
+from charrnn.data.text import check_readable
+from charrnn.errors import CheckpointError, CorpusError
+from charrnn.events import Reporter, Summary, for_rank
+from charrnn.hardware import select_device, set_threads
+from charrnn.rundir import RunDir
+from charrnn.training.auto import Choice, choose, measure_speed
+from charrnn.training.distributed import Group, holding, main_first, on_main, session
+from charrnn.training.finetune import Start, describe, transplant
+from charrnn.training.interrupt import StopRequest, graceful_interrupt
+from charrnn.training.loop import Trainer
+
+
+def train(
+    config: RunConfig,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    reporter: Reporter | None = None,
+    cache_dir: Path | None = None,
+    skip_unknown: bool = False,
+    stop: Callable[[], bool] | None = None,
+    settle: Callable[[Tables], RunConfig] | None = None,
+    start: Start | None = None,
+) -> Summary:
+    """Train a new model as ``config`` says, keeping its files in ``out``.
+
+    With ``start`` (``--init-from``), the model starts from that run's weights and
+    the text is read with both vocabularies (:mod:`charrnn.training.finetune`); ``config``
+    must have its shape (:func:`charrnn.training.finetune.source_tables`).
+
+    With ``settle``, the settings are chosen for this corpus, budget and machine
+    (:mod:`charrnn.training.auto`) once the corpus is read: ``settle(tables)`` layers the
+    chosen tables under what the user gave.
+
+    Under torchrun every process calls this; rank 0 alone writes ``out`` and speaks.
+
+    Raises:
+        CharRNNError: for bad input or files (never leaves a half-written run).
+        TrainingInterrupted: after Ctrl-C (or ``stop()``), once ``last.pt`` is saved.
+    """
+    config = with_absolute_paths(config)
+    with session(select_device(config.train.device).type) as group:
+        speaker = for_rank(reporter, group.is_main)
+        dataset = main_first(
+            group,
+            lambda: load_dataset(
+                config,
+                cache_dir=cache_dir,
+                vocab=start.checkpoint.vocab if start else None,
+                extend=start is not None,
+                skip_unknown=skip_unknown,
+                reporter=speaker,
+            ),
+        )
+        chosen = None
+        if settle is not None:
+            chosen = _auto_settings(config, dataset, group, settle)
+            config = with_absolute_paths(settle(chosen.tables))
+        run_dir = RunDir(out)
+        # Build the trainer first: bad settings fail before the run directory is touched.
+        trainer = Trainer(config, dataset, run_dir, reporter=speaker, stop=stop, group=group)
+        if chosen is not None:
+            speaker.notice(chosen.reason)
+        if start is not None:
+            transplant(start.model, start.checkpoint.vocab, trainer.model, trainer.vocab)
+            speaker.notice(describe(config, start, trainer.vocab))
+        with holding(group, run_dir, claim=lambda: run_dir.claim(overwrite=overwrite)):
+            on_main(group, lambda: run_dir.write_config(config))
+            return _run(trainer, stop)
+
+
+def resume(
+    run_path: Path,
+    *,
+    steps: int | None = None,
+    epochs: float | None = None,
+    time_s: float | None = None,
+    reporter: Reporter | None = None,
+    cache_dir: Path | None = None,
+    skip_unknown: bool = False,
+    stop: Callable[[], bool] | None = None,
+) -> Summary:
+    """Continue the run in ``run_path`` from its ``last.pt``, optionally with a new budget."""
+    run_dir = RunDir(run_path)
+    if not run_dir.path.is_dir():
+        raise CheckpointError(f"{run_dir.path}: no such run directory")
+    checkpoint = load_checkpoint(run_dir.last)
+    check_weights(checkpoint, run_dir.last)  # before any other work
+    config = checkpoint.config
+    extended = config.train
+    if steps is not None:
+        extended = replace(extended, steps=steps)
+    if epochs is not None:
+        extended = replace(extended, epochs=epochs)
+    if time_s is not None:
+        extended = replace(extended, time_s=time_s)
+    config = replace(config, train=extended)
+    _check_corpus_unchanged(checkpoint, config)
+    with session(select_device(config.train.device).type) as group:
+        speaker = for_rank(reporter, group.is_main)
+        dataset = main_first(
+            group,
+            lambda: load_dataset(
+                config,
+                cache_dir=cache_dir,
+                vocab=checkpoint.vocab,
+                skip_unknown=skip_unknown,
+                reporter=speaker,
+            ),
+        )
+        stored = checkpoint.corpus
+        if stored is not None and stored.sha256 and stored.sha256 != dataset.corpus.sha256:
+            raise CorpusError(
+                f"{dataset.corpus.source} changed since this run started; resuming would "
+                "train on different text (start a new run instead)"
+            )
+        with holding(group, run_dir):
+            trainer = Trainer(config, dataset, run_dir, reporter=speaker, stop=stop, group=group)
+            trainer.restore(checkpoint, run_dir.last)
+            if checkpoint.stopped_by == "patience":
+                trainer.since_best = 0  # asked to go on: patience counts afresh
+                speaker.notice(
+                    f"{run_dir.path} had stopped early (no new best for --patience "
+                    "evaluations); continuing, the count starts again"
+                )
+            if trainer.budget.stopped_by(trainer.step, trainer.clock.banked) is not None:
+                raise CheckpointError(
+                    f"{run_dir.path} has already used its budget ({trainer.step} steps); "
+                    "give a larger --steps, --epochs or --time to continue"
+                )
+
+            def rewrite() -> None:
+                run_dir.truncate_metrics(trainer.step, speaker)
+                run_dir.write_config(config)
+
+            on_main(group, rewrite)
+            return _run(trainer, stop)
+
+
+def _auto_settings(
+    config: RunConfig,
+    dataset: Dataset,
+    group: Group,
+    settle: Callable[[Tables], RunConfig],
+) -> Choice:
+    """The settings :func:`charrnn.training.auto.choose` picks for this corpus and machine."""
+    device = select_device(config.train.device)
+    if device.type == "cuda" and group.enabled:
+        device = torch.device("cuda", group.local_rank)
+    items = dataset.train_items
+
+    def fit(tables: Tables) -> Tables:
+        """Items: the window is the longest item's, and a batch at most all of them."""
+        if items is None:
+            return tables
+        train = {**tables.get("train", {}), "seq_len": items.span}
+        train["batch_size"] = min(train.get("batch_size", 32), len(items))
+        return {**tables, "train": train}
+
+    def speed(candidate: RunConfig) -> float:
+        tc = candidate.train
+        if items is None:  # fits the text, or says why not
+            StreamBatches(dataset.train_ids, tc.batch_size, tc.seq_len)
+        else:
+            ItemBatches(items, tc.batch_size, tc.seq_len, seed=tc.seed)
+        set_threads(tc.threads)
+        vocab = len(dataset.corpus.vocab)
+        measured = group.from_main(measure_speed(candidate, vocab, device))
+        if items is None:
+            return measured
+        # Measured on full windows; an item batch is padded only to its longest item,
+        # but most of it is still padding: count the characters that are predicted.
+        return measured * items.num_targets / len(items) / tc.seq_len
+
+    vocab = len(dataset.corpus.vocab)
+    choice = choose(lambda tables: settle(fit(tables)), dataset.train_chars, vocab, speed)
+    return Choice(fit(choice.tables), choice.reason)
+
+
+def _check_corpus_unchanged(checkpoint: Checkpoint, config: RunConfig) -> None:
+    """The file a run names must be the text it trained on, checked by its SHA-256
+    before anything is encoded or cached: a checkpoint from elsewhere cannot make
+    charrnn copy an arbitrary file (``/etc/shadow``, say) into the corpus cache."""
+    stored, path = checkpoint.corpus, config.data.path
+    if stored is None or not stored.sha256 or not path or path.startswith(PREFIX):
+        return
+    source = Path(path)
+    check_readable(source)
+    if sha256_of(source) != stored.sha256:
+        raise CorpusError(
+            f"{source} is not the text this run trained on (its SHA-256 differs); resuming "
+            "would train on different text (start a new run instead)"
+        )
+
+
+def _run(trainer: Trainer, stop: Callable[[], bool] | None) -> Summary:
+    """Run with Ctrl-C turned into a clean stop, unless the caller handles stopping."""
+    try:
+        if stop is not None:
+            return trainer.run()
+        request = StopRequest()
+        trainer.stop = request
+        with graceful_interrupt(request):
+            return trainer.run()
+    finally:
+        trainer.release()

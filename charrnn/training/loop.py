@@ -1,0 +1,430 @@
+"""Truncated backprop through time: the training loop.
+
+Each step feeds window k of every stream, carries the recurrent state into window
+k + 1 and detaches it there (see :mod:`charrnn.data.streams`), so the model sees long
+context while gradients flow back ``seq_len`` steps. At each evaluation (see
+:class:`~charrnn.training.schedule.Cadence`) the whole validation text is scored, a short
+sample drawn, ``metrics.jsonl`` appended and ``best.pt`` saved when the loss is the
+best so far (``--patience`` ends the run when it stops improving); every ``save_every`` steps
+``last.pt`` is saved. Everything that decides what happens next — weights,
+optimizer, step, carried state, random-generator state — is in the checkpoint, so a
+resumed run continues exactly as if it had never stopped.
+
+The loop never prints: it reports through a :class:`~charrnn.events.Reporter`.
+Setting a run up (process group, dataset, run directory, lock) is
+:mod:`charrnn.training.launch`'s job; the budget and learning rate are :mod:`charrnn.training.schedule`'s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from charrnn.checkpoint import Checkpoint, save_checkpoint
+from charrnn.config import RunConfig
+from charrnn.data.dataset import Dataset, batches_for
+from charrnn.errors import TrainingDiverged, TrainingInterrupted
+from charrnn.events import Evaluation, Progress, Reporter, RunStart, Summary, for_rank
+from charrnn.hardware import autocast_dtype, select_device, set_threads
+from charrnn.model.network import CharRNN, State, detach_state, new_model
+from charrnn.rundir import RunDir
+from charrnn.training.clock import Clock, Rate
+from charrnn.training.distributed import Group
+from charrnn.training.evaluation import progress_sample, validation_loss
+from charrnn.training import snapshot
+from charrnn.training.schedule import Budget, Cadence
+from charrnn.units import to_bits
+
+_REPORT_INTERVAL_S = 0.2
+
+
+class Trainer:
+    """One training run: model, optimizer, batches and counters, saved as a whole.
+
+    Build it through :func:`charrnn.training.launch.train` or :func:`~charrnn.training.launch.resume`.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        dataset: Dataset,
+        run_dir: RunDir,
+        *,
+        reporter: Reporter | None = None,
+        stop: Callable[[], bool] | None = None,
+        group: Group | None = None,
+    ) -> None:
+        self.config = config
+        self.dataset = dataset
+        self.vocab = dataset.corpus.vocab
+        self.run_dir = run_dir
+        self.group = group or Group()
+        self.reporter = for_rank(reporter, self.group.is_main)
+        self.stop = stop or (lambda: False)
+        tc = config.train
+        set_threads(tc.threads)
+        self.device = select_device(tc.device)
+        if self.device.type == "cuda" and self.group.enabled:
+            self.device = torch.device("cuda", self.group.local_rank)
+        self.rows = self.group.rows(tc.batch_size)  # this rank's rows of each batch
+        # Fused AdamW skips a non-finite step on the device (found_inf), no host check.
+        self.fused_update = self.device.type in ("cpu", "cuda")
+        self.autocast = autocast_dtype(tc.precision, self.device)
+        self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
+        self.batches, self.validation = batches_for(dataset, tc)
+        self.budget = Budget(tc, self.batches.windows_per_epoch)
+        self.cold_starts = self.batches.cold_starts()[:, self.rows].to(self.device)
+        self.model, self.optimizer = self._build()
+        # The model itself (saved, evaluated, sampled) and what trains it: under torchrun,
+        # DistributedDataParallel, which starts every rank from rank 0's weights and
+        # averages the gradients.
+        self.engine: torch.nn.Module = self.model
+        if self.group.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.engine = DistributedDataParallel(self.model, device_ids=ids)
+        self.step = 0
+        self.chars_seen = 0
+        self.clock = Clock()
+        self.best_val_loss = math.inf
+        self.last_val_loss = math.inf
+        self.state: State | None = None
+        # Step bookkeeping lives on the device and is read only when reported, so a
+        # step never waits for the device: the running sum and count of training
+        # losses since the last evaluation (saved, so a resumed run reports the same
+        # means), and the skipped (non-finite) steps: in all, in the current run of
+        # them, and the longest such run so far.
+        zero = partial(torch.zeros, (), device=self.device)
+        self.loss_sum, self.loss_count = zero(), zero()
+        self.bad_base = 0  # skipped steps before this process (from the checkpoint)
+        self.bad_total, self.bad_run, self.worst_run = zero(), zero(), zero()
+        self.finished = False  # the budget is used up (saved, so tools can tell)
+        self.stopped_by: str | None = None  # which limit ended it
+        self.since_best = 0  # evaluations since the best one, for --patience
+        # What the last evaluation and save took (rank-agreed): the time budget keeps
+        # this much back for the final ones.
+        self.evaluation_cost = self.save_cost = 0.0
+
+    def _build(self) -> tuple[CharRNN, torch.optim.Optimizer]:
+        """The model on this device and AdamW over it (weight decay on matrices only)."""
+        tc = self.config.train
+        torch.manual_seed(tc.seed)  # the initial weights, dropout masks: all from the seed
+        model = new_model(len(self.vocab), self.config.model, self.device)
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": tc.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=tc.lr, betas=(0.9, 0.99), fused=self.fused_update)
+        return model, optimizer
+
+    @property
+    def bad_steps(self) -> int:
+        """Non-finite steps skipped over the whole run (reads the device)."""
+        return self.bad_base + int(self.bad_total.item())
+
+    def mean_train_loss(self) -> float:
+        """Mean training loss since the last evaluation (reads the device)."""
+        total, count = torch.stack([self.loss_sum, self.loss_count]).tolist()
+        return float(total) / max(float(count), 1.0)
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def checkpoint(self) -> Checkpoint:
+        """Everything needed to continue this run exactly (see :mod:`charrnn.training.snapshot`).
+
+        Every rank must call it at the same step: it gathers the ranks' state.
+        """
+        return snapshot.take(self)
+
+    def restore(self, checkpoint: Checkpoint, path: Path) -> None:
+        """Load a checkpoint's weights, optimizer, counters, state and RNG."""
+        snapshot.restore(self, checkpoint, path)
+
+    def save(self, *, best: bool = False, last: bool = True) -> None:
+        """Save on rank 0 (every rank must call it: the checkpoint gathers their state)."""
+        with self.clock.spending("saving"):
+            checkpoint = self.checkpoint()
+            if not self.group.is_main:
+                return
+            if last:
+                save_checkpoint(self.run_dir.last, checkpoint)
+            if best:
+                save_checkpoint(self.run_dir.best, checkpoint)
+
+    def release(self) -> None:
+        """Drop the DistributedDataParallel wrapper while the process group still exists.
+
+        Its reducer holds the group; destroyed after the group is torn down (whenever
+        garbage collection gets to it), it can abort the process at exit.
+        """
+        self.engine = self.model
+
+    # -- one step ----------------------------------------------------------------------
+
+    def _precision(self) -> AbstractContextManager[object]:
+        """Autocast for --precision bf16/fp16; nothing for fp32."""
+        if self.autocast is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
+
+    def train_step(self) -> None:
+        """One window: forward, backward, clip and update.
+
+        Nothing here reads a value back from the device, so on a GPU the host queues
+        the next step while this one runs. A non-finite loss or gradient norm skips
+        the update on the device (fused AdamW's ``found_inf``) and resets the
+        carried state; the counts are read at the next report.
+        """
+        tc = self.config.train
+        optimizer = self.optimizer
+        window = self.batches.window(self.step)
+        if window.reset:
+            self.state = None  # the streams restart: carried state would be wrong
+        elif self.state is not None:  # a few rows start cold (see charrnn.data.streams)
+            cold = self.cold_starts[self.step % len(self.cold_starts)][None, :, None]
+            self.state = tuple(s.masked_fill(cold, 0.0) for s in self.state)
+        x, y = window.x[self.rows], window.y[self.rows]
+        if self.device.type == "cuda":  # page-locked, so the copy overlaps compute
+            x, y = x.pin_memory(), y.pin_memory()
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        with self._precision():
+            logits, new_state = self.engine(x, self.state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), tc.clip if tc.clip > 0 else math.inf
+        )
+        if self.scaler is not None:
+            # fp16: overflowing gradients are the scaler's to skip (it then lowers its
+            # scale), not a sign that training diverged.
+            bad = ~torch.isfinite(loss.detach())
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            bad = ~(torch.isfinite(loss.detach()) & torch.isfinite(grad_norm))
+            bad = self.group.any_tensor(bad)  # the ranks' losses differ: agree
+            if self.fused_update:
+                optimizer.found_inf = bad.float()  # type: ignore[attr-defined]
+                optimizer.step()
+            elif not bool(bad):  # other devices: one read per step
+                optimizer.step()
+        # A skipped step restarts the streams' state from zeros, as after a reset.
+        self.state = detach_state(tuple(torch.where(bad, 0.0, s.float()) for s in new_state))
+        self.loss_sum += torch.where(bad, 0.0, loss.detach())
+        self.loss_count += (~bad).float()
+        self.bad_total += bad
+        self.bad_run.add_(1).mul_(bad)
+        torch.maximum(self.worst_run, self.bad_run, out=self.worst_run)
+
+    def check_divergence(self) -> None:
+        """Stop after ``--max-bad-steps`` non-finite steps in a row (reads the device)."""
+        limit = self.config.train.max_bad_steps
+        worst = int(self.worst_run.item())
+        if worst >= limit:
+            raise TrainingDiverged(
+                f"the loss or gradients were not finite for {worst} steps in a row "
+                f"(limit {limit}) before step {self.step}; lower --lr or --clip. The last "
+                f"saved checkpoints in {self.run_dir.path} are intact"
+            )
+
+    # -- evaluation --------------------------------------------------------------------
+
+    def evaluate(self) -> float:
+        """Mean validation loss in nats per character, over the whole validation text."""
+        loss = validation_loss(self.model, self.validation, self.device)
+        self.model.train()
+        return loss
+
+    def sample_text(self) -> str:
+        """A short sample to show how the model writes at this point."""
+        text = progress_sample(
+            self.model,
+            self.vocab,
+            self.config.train.sample_length,
+            seed=self.config.train.seed + self.step,
+            docs=self.config.data.docs,
+        )
+        self.model.train()
+        return text
+
+    def _evaluate_and_record(self, lr: float, elapsed: float, chars_per_s: float) -> None:
+        """Validate (rank 0, shared), sample, append the metrics, save a new best."""
+        train_loss = self.group.mean(self.mean_train_loss())
+        self.loss_sum.zero_()
+        self.loss_count.zero_()
+        with self.clock.spending("evaluating"):
+            val_loss = self.group.from_main(self.evaluate() if self.group.is_main else 0.0)
+            sample = self.sample_text() if self.group.is_main else ""
+        is_best = val_loss < self.best_val_loss
+        self.last_val_loss = val_loss
+        self.since_best = 0 if is_best else self.since_best + 1
+        if is_best:
+            self.best_val_loss = val_loss
+        evaluation = Evaluation(
+            step=self.step,
+            epoch=round(self.step / self.batches.windows_per_epoch, 4),
+            chars_seen=self.chars_seen,
+            elapsed_s=round(elapsed, 3),
+            lr=lr,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_bpc=to_bits(val_loss),
+            chars_per_s=round(chars_per_s, 1),
+            is_best=is_best,
+            sample=sample,
+        )
+        if self.group.is_main:
+            self.run_dir.append_metrics(evaluation.record())
+        self.reporter.evaluated(evaluation)
+        if is_best:
+            self.save(best=True, last=False)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _elapsed(self) -> float:
+        """Training seconds so far, the same on every rank (the slowest rank's)."""
+        return self.group.max(self.clock.elapsed())[0]
+
+    def _stop_if_requested(self) -> None:
+        """Save and raise :class:`TrainingInterrupted` after Ctrl-C, on every rank at once."""
+        stop_now = self.stop()
+        if self.group.enabled:  # every rank stops at the same step
+            stop_now = self.group.max(float(stop_now))[0] > 0
+        if stop_now:
+            self.save()
+            raise TrainingInterrupted(
+                self.step,
+                str(self.run_dir.last),
+                f"continue with: charrnn train --resume {self.run_dir.path}",
+                getattr(self.stop, "signal", 2),
+            )
+
+    def _report_progress(self, lr: float, elapsed: float, chars_per_s: float) -> None:
+        last = self.last_val_loss
+        self.reporter.progress(
+            Progress(
+                step=self.step,
+                epoch=self.step / self.batches.windows_per_epoch,
+                fraction=self.budget.fraction(self.step, elapsed),
+                train_loss=self.mean_train_loss(),
+                lr=lr,
+                chars_per_s=chars_per_s,
+                elapsed_s=elapsed,
+                val_bpc=to_bits(last) if math.isfinite(last) else None,
+            )
+        )
+
+    def _run_start(self) -> RunStart:
+        return RunStart(
+            run_dir=self.run_dir.path,
+            corpus=self.dataset.corpus.name,
+            vocab_size=len(self.vocab),
+            parameters=self.model.num_parameters,
+            train_chars=self.dataset.train_chars,
+            val_chars=(
+                len(self.dataset.val_ids)
+                if self.dataset.val_items is None
+                else self.dataset.val_items.num_targets
+            ),
+            windows_per_epoch=self.batches.windows_per_epoch,
+            device=str(self.device),
+            start_step=self.step,
+            total_steps=self.budget.total_steps,
+            items=self.dataset.item_counts,
+        )
+
+    def _out_of_patience(self) -> bool:
+        patience = self.config.train.patience
+        return patience is not None and self.since_best >= patience
+
+    def _timed(self, action: Callable[[], None]) -> float:
+        """Run ``action``; the seconds it took, the same on every rank."""
+        before = self._elapsed()
+        action()
+        return self._elapsed() - before
+
+    def _evaluation_estimate(self, start: tuple[int, float], elapsed: float) -> float:
+        """Seconds the first evaluation will take, from the training speed so far: a
+        forward pass costs about a third of a training step per character."""
+        speed = (self.chars_seen - start[0]) / max(elapsed - start[1], 1e-3)
+        return self.validation.num_targets / max(speed, 1.0) / 2
+
+    def run(self) -> Summary:
+        """Train until the budget is used up (or patience runs out); save and return
+        how it ended."""
+        tc = self.config.train
+        self.model.train()
+        self.clock.restart()
+        self.reporter.start(self._run_start())
+        since_report, since_eval = Rate(self.chars_seen), Rate(self.chars_seen)
+        cadence = Cadence(tc, self.budget.fraction(self.step, self.clock.banked))
+        start = (self.chars_seen, self.clock.banked)
+        stopped_by = self.budget.stopped_by(self.step, self.clock.banked)
+        while stopped_by is None:
+            self._stop_if_requested()
+            lr = self.budget.learning_rate(self.step + 1, self._elapsed())
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+
+            self.train_step()
+            self.step += 1
+            self.chars_seen += self.batches.chars_per_window
+            if self.step % tc.max_bad_steps == 0:
+                # A read every few steps, not every step; at a step number, not a time,
+                # so under torchrun every rank stops at the same step.
+                self.check_divergence()
+
+            elapsed = self._elapsed()
+            fraction = self.budget.fraction(self.step, elapsed)
+            stopped_by = self.budget.stopped_by(self.step, elapsed)
+            evaluate = cadence.due(self.step, fraction) or stopped_by is not None
+            # Set before the final evaluation, so a best.pt saved there says it is final.
+            self.finished, self.stopped_by = stopped_by is not None, stopped_by
+            if evaluate or since_report.seconds() >= _REPORT_INTERVAL_S:
+                self._report_progress(lr, elapsed, since_report.take(self.chars_seen))
+            if evaluate:
+                rate = since_eval.take(self.chars_seen)
+                evaluation = partial(self._evaluate_and_record, lr, elapsed, rate)
+                self.evaluation_cost = self._timed(evaluation)
+                cadence.evaluated(fraction, self.evaluation_cost)
+                if stopped_by is None and self._out_of_patience():
+                    stopped_by = "patience"
+                if stopped_by is None:
+                    # An evaluation that ran into the time kept for the final one is
+                    # the final one: a second would overrun the budget.
+                    stopped_by = self.budget.stopped_by(self.step, self._elapsed())
+                since_report.reset(self.chars_seen)
+                since_eval.reset(self.chars_seen)
+            self.finished = stopped_by is not None
+            self.stopped_by = stopped_by
+            if self.step % tc.save_every == 0 or self.finished:
+                self.save_cost = self._timed(self.save)
+            evaluation_cost = self.evaluation_cost or self._evaluation_estimate(start, elapsed)
+            self.budget.reserve_s = evaluation_cost + self.save_cost
+
+        summary = Summary(
+            run_dir=self.run_dir.path,
+            step=self.step,
+            chars_seen=self.chars_seen,
+            elapsed_s=self.clock.elapsed(),
+            best_val_loss=self.best_val_loss,
+            last_val_loss=self.last_val_loss,
+            stopped_by=stopped_by,
+            bad_steps=self.bad_steps,
+            time_spent=self.clock.breakdown(),
+        )
+        self.reporter.finish(summary)
+        return summary
