@@ -162,7 +162,7 @@ class Checkpoint:
     def _check_state(self, path: Path) -> None:
         """The carried state must be (layers, batch, hidden), one tensor per part."""
         m, batch = self.config.model, self.config.train.batch_size
-        parts = 2 if m.cell == "lstm" else 1
+        parts = m.state_parts
         want = (m.num_layers, batch, m.hidden_size)
         if self.state and (
             len(self.state) != parts or any(tuple(s.shape) != want for s in self.state)

@@ -50,6 +50,21 @@ class Docs(StrEnum):
     lines = "lines"
     blank_lines = "blank-lines"
 
+    @property
+    def on(self) -> bool:
+        """Whether the text is read as items at all."""
+        return self is not Docs.none
+
+    @property
+    def end_length(self) -> int:
+        """How many newlines end an item: 1 after a line, 2 (a blank line) after a paragraph."""
+        return 2 if self is Docs.blank_lines else 1
+
+    @property
+    def separator(self) -> str:
+        """What ends an item, and so what sits between two items written out."""
+        return "\n" * self.end_length
+
 
 class Device(StrEnum):
     auto = "auto"
@@ -128,6 +143,11 @@ class ModelConfig:
     embed_dropout: float = 0.0
     weight_drop: float = 0.0
     forget_bias: float = 0.0
+
+    @property
+    def state_parts(self) -> int:
+        """Tensors in the recurrent state: (h, c) for an LSTM, h for an RNN or GRU."""
+        return 2 if self.cell == "lstm" else 1
 
     def __post_init__(self) -> None:
         _require(self.cell in CELLS, f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")

@@ -39,6 +39,20 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
+def sampling_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The weights' dtype for sampling at ``precision`` (None: fp32), or one clear error.
+
+    The one check of sampling precision: the sampler and the stepper both ask here.
+    """
+    if precision == "fp32":
+        return None
+    if precision != "bf16":
+        raise ConfigError(f"unknown precision {precision!r}: use fp32 or bf16")
+    if not bf16_supported(device):
+        raise ConfigError(f"--precision bf16: this {device.type} has no bf16 support; use fp32")
+    return torch.bfloat16
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``--precision`` (None: plain fp32).
 

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from charrnn.cli.app import app
-from charrnn.compare.report import RunResult
 from charrnn.compare import run as comparison
+from charrnn.compare.report import RunResult
 from charrnn.errors import CorpusError
 from charrnn.training import launch
 

@@ -7,8 +7,8 @@ from conftest import TINY_CLI
 from typer.testing import CliRunner
 
 from charrnn.cli.app import app
-from charrnn.data.catalog import Download
 from charrnn.data import catalog as corpora
+from charrnn.data.catalog import Download
 from charrnn.rundir import RunDir
 
 runner = CliRunner()

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from charrnn.cli.app import app
-from charrnn.compare.report import best_index
 from charrnn.compare import run as comparison
+from charrnn.compare.report import best_index
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charrnn.data.streams import StreamBatches
 from charrnn.errors import ConfigError, TrainingInterrupted

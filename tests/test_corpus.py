@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import Recorder
 
-from charrnn.data.catalog import DEFAULT_CORPUS, build_stdlib_text, resolve_corpus, stdlib_files
 from charrnn.data import text as corpus_module
+from charrnn.data.catalog import DEFAULT_CORPUS, build_stdlib_text, resolve_corpus, stdlib_files
 from charrnn.data.text import encode_validation_file, load_corpus, read_text, split_ids
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError, VocabError

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from charrnn.data import catalog as corpora
 from charrnn.data.catalog import Download, download_path, get_download, is_downloaded
 from charrnn.data.download import extract_member, fetch
-from charrnn.data import catalog as corpora
 from charrnn.errors import CorpusError
 
 CONTENT = b"To be, or not to be, that is the question.\n" * 2000

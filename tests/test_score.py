@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_model
 from charrnn.cli.app import app
-from charrnn.cli.display_score import coloured_text
+from charrnn.cli.score import coloured_text
 from charrnn.config import ModelConfig
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError, VocabError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import charrnn.sampling.sampler as sample_module
+from charrnn import hardware
 from charrnn.config import ModelConfig
 from charrnn.data.vocab import Vocab
 from charrnn.errors import ConfigError
@@ -48,7 +48,7 @@ def test_bf16_stepper_stays_close_to_fp32() -> None:
 
 
 def test_bf16_sampling_without_support_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sample_module, "bf16_supported", lambda device: False)
+    monkeypatch.setattr(hardware, "bf16_supported", lambda device: False)  # the one check
     model = _model("gru", 8, 4)
     vocab = Vocab.from_text("abcdefghij\n")
     with pytest.raises(ConfigError, match="no bf16 support"):

@@ -2,15 +2,80 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from rich.text import Text
 
-from charrnn.cli import args as arg
-from charrnn.cli import model_options as model_opt
 from charrnn.cli import options as opt
 from charrnn.cli.errors import friendly_errors
+from charrnn.cli.live import BAR_UNITS, Quiet, duration, human, stderr_console, stdout_console
 from charrnn.config import layered, overrides
+from charrnn.events import Progress as TrainProgress
+from charrnn.events import Summary
+
+if TYPE_CHECKING:
+    from charrnn.compare.report import RunResult
+    from charrnn.compare.run import PlannedRun
+
+CellsOpt = Annotated[str, typer.Option("--cells", help="Comma-separated cells to compare.")]
+
+
+LayersGridOpt = Annotated[
+    str,
+    typer.Option(
+        "--layers", help="Comma-separated layer counts; every combination with --hidden runs."
+    ),
+]
+
+
+HiddenGridOpt = Annotated[str, typer.Option("--hidden", help="Comma-separated hidden sizes.")]
+
+
+MatchParamsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--match-params",
+        help="Size each cell's hidden layer to about the "
+        "parameter count of an LSTM with --hidden (reported in the table).",
+    ),
+]
+
+
+CompareOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", "-o", help="Comparison folder. [default: compare/<corpus>]", show_default=False
+    ),
+]
+
+
+CompareResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume", help="Continue an interrupted comparison in --out, keeping finished runs."
+    ),
+]
+
+
+ComparePrimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--prime",
+        help="Priming text for the final samples. [default: a newline]",
+        show_default=False,
+    ),
+]
+
+
+CompareSampleLengthOpt = Annotated[
+    int, typer.Option("--sample-length", min=0, help="Characters in each final sample.")
+]
 
 
 def _int_list(text: str) -> list[int]:
@@ -30,18 +95,18 @@ def _names(text: str) -> list[str]:
 @friendly_errors
 def compare(
     file: opt.CorpusFile = None,
-    cells: arg.CellsOpt = "rnn,lstm,gru",
-    layers_grid: arg.LayersGridOpt = "2",
-    hidden_grid: arg.HiddenGridOpt = "128",
-    match_params: arg.MatchParamsOpt = False,
-    out: arg.CompareOutOpt = None,
-    resume: arg.CompareResumeOpt = False,
-    prime: arg.ComparePrimeOpt = "",
-    sample_length: arg.CompareSampleLengthOpt = 200,
+    cells: CellsOpt = "rnn,lstm,gru",
+    layers_grid: LayersGridOpt = "2",
+    hidden_grid: HiddenGridOpt = "128",
+    match_params: MatchParamsOpt = False,
+    out: CompareOutOpt = None,
+    resume: CompareResumeOpt = False,
+    prime: ComparePrimeOpt = "",
+    sample_length: CompareSampleLengthOpt = 200,
     config: opt.ConfigOpt = None,
     preset: opt.PresetOpt = None,
-    embed: model_opt.EmbedOpt = None,
-    dropout: model_opt.DropoutOpt = None,
+    embed: opt.EmbedOpt = None,
+    dropout: opt.DropoutOpt = None,
     batch_size: opt.BatchSizeOpt = None,
     seq_len: opt.SeqLenOpt = None,
     lr: opt.LrOpt = None,
@@ -65,8 +130,7 @@ def compare(
     cache_dir: opt.CacheOpt = None,
 ) -> None:
     """Train RNN, LSTM and GRU under equal conditions; show which learns FILE best."""
-    from charrnn.cli.display_compare import CompareDisplay, compare_table
-    from charrnn.cli.live import stdout_console
+    from charrnn.cli.compare import CompareDisplay, compare_table
     from charrnn.compare.run import compare as run_compare
     from charrnn.inspection.measures import flow_summary
 
@@ -121,3 +185,72 @@ def compare(
         console.print(Text(f"gradient flow, {name}: {flow_summary(flow)}"))
     names = ", ".join(path.name for path in result.files)
     console.print(Text(f"saved in {result.out}: {names} and one run per model"))
+
+
+class CompareDisplay(Quiet):
+    """One progress display for a whole comparison: which run, its step, its loss."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or stderr_console()
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self.overall: TaskID | None = None
+        self.current: TaskID | None = None
+        self.name = ""
+
+    def begin_run(self, index: int, total: int, run: PlannedRun, reused: bool) -> None:
+        if self.overall is None:
+            self.bar.start()
+            self.overall = self.bar.add_task("comparison", total=total, detail="")
+            self.current = self.bar.add_task("", total=BAR_UNITS, detail="")
+        self.name = run.name
+        self.bar.update(self.overall, completed=index, detail=f"run {index + 1}/{total}")
+        assert self.current is not None
+        self.bar.update(self.current, description=run.name, completed=0, detail="starting")
+        if reused:
+            self.console.print(f"{run.name}: finished earlier, kept")
+
+    def notice(self, text: str) -> None:
+        self.console.print(escape(text), soft_wrap=True)
+
+    def progress(self, p: TrainProgress) -> None:
+        if self.current is None:
+            return
+        bpc = f"  val bpc {p.val_bpc:.3f}" if p.val_bpc is not None else ""
+        self.bar.update(
+            self.current,
+            completed=p.fraction * BAR_UNITS,
+            detail=f"step {p.step}  loss {p.train_loss:.3f}{bpc}  {human(p.chars_per_s)} char/s",
+        )
+
+    def finish(self, s: Summary) -> None:
+        if self.overall is not None:
+            self.bar.advance(self.overall)
+        self.console.print(
+            f"{self.name}: {s.step} steps, best validation {s.best_val_bpc:.4f} bpc "
+            f"({duration(s.elapsed_s)})"
+        )
+
+    def close(self) -> None:
+        if self.overall is not None:
+            self.bar.stop()
+
+
+def compare_table(results: list[RunResult]) -> Table:
+    """The comparison, best row marked."""
+    from charrnn.compare.report import COLUMNS, best_index
+
+    best = best_index(results)
+    t = Table(title="comparison (same data, order, seed and budget per run)", title_justify="left")
+    for column in (*COLUMNS, ""):
+        t.add_column(column, justify="left" if column in ("cell", "") else "right")
+    for i, r in enumerate(results):
+        t.add_row(
+            *r.cells(), "★ best" if i == best else "", style="bold green" if i == best else None
+        )
+    return t

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
 
-from charrnn.cli import args as arg
 from charrnn.cli import options as opt
 from charrnn.cli.errors import friendly_errors
+from charrnn.cli.live import stderr_console, stdout_console
 from charrnn.errors import ConfigError
 from charrnn.units import to_bits
+
+if TYPE_CHECKING:
+    from charrnn.data.catalog import CorpusInfo
+
 
 corpus_app = typer.Typer(
     help="List, generate and download corpora (train on one with corpus:NAME).",
@@ -24,7 +32,6 @@ corpus_app = typer.Typer(
 @friendly_errors
 def corpus_list(cache_dir: opt.CacheOpt = None) -> None:
     """Every corpus charrnn knows: name, kind, size, what it is good for."""
-    from charrnn.cli.live import corpus_table, stdout_console
     from charrnn.data.catalog import list_corpora
 
     stdout_console().print(corpus_table(list_corpora(cache_dir)))
@@ -33,11 +40,11 @@ def corpus_list(cache_dir: opt.CacheOpt = None) -> None:
 @corpus_app.command("make")
 @friendly_errors
 def corpus_make(
-    name: arg.GeneratorArg,
+    name: GeneratorArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write.", show_default=False)],
-    size: arg.GeneratedSizeOpt = 1_000_000,
+    size: GeneratedSizeOpt = 1_000_000,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
-    distance: arg.DistanceOpt = None,
+    distance: DistanceOpt = None,
     max_mb: opt.MaxMbOpt = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing file.")
@@ -69,7 +76,6 @@ def corpus_get(
     cache_dir: opt.CacheOpt = None,
 ) -> None:
     """Download a classic corpus into the cache, verify it, and print its path."""
-    from charrnn.cli.live import download_bar
     from charrnn.data.catalog import download_entry, get_download
 
     entry = download_entry(name)
@@ -77,3 +83,60 @@ def corpus_get(
         path = get_download(entry, cache_dir, progress=progress)
     typer.echo(f"{name}: {path.stat().st_size:,} bytes, verified ({entry.check})", err=True)
     typer.echo(str(path))
+
+
+GeneratorArg = Annotated[
+    str,
+    typer.Argument(
+        help="A generated corpus (see corpus list), or python-stdlib.", show_default=False
+    ),
+]
+
+
+GeneratedSizeOpt = Annotated[
+    int,
+    typer.Option(
+        "--size", min=1, max=10**8, help="Characters to generate (whole lines, 1 to 10^8)."
+    ),
+]
+
+
+DistanceOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--distance",
+        min=1,
+        max=10**6,
+        help="How far back the answer lies, in characters "
+        "(recall, brackets). [default: per generator]",
+        show_default=False,
+    ),
+]
+
+
+@contextmanager
+def download_bar(name: str, total: int | None) -> Iterator[Callable[[int, int | None], None]]:
+    """A transient download bar on stderr; yields the progress callback to give fetch."""
+    with Progress(
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=stderr_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(name, total=total)
+
+        def progress(done: int, size: int | None) -> None:
+            bar.update(task, completed=done, total=size)
+
+        yield progress
+
+
+def corpus_table(rows: list[CorpusInfo]) -> Table:
+    """``charrnn corpus list``."""
+    t = Table(title="corpora (train on one with: charrnn train corpus:NAME)", title_justify="left")
+    for column in ("name", "kind", "size", "good for", "status"):
+        t.add_column(column)
+    for row in rows:
+        t.add_row(row.name, row.kind, row.size, row.good_for, row.status)
+    return t

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from charrnn.cli import args as arg
+from charrnn.cli import options as opt
 from charrnn.cli.errors import friendly_errors
 
 
@@ -19,7 +19,7 @@ class Format(StrEnum):
 
 @friendly_errors
 def export(
-    checkpoint: arg.CheckpointArg,
+    checkpoint: opt.CheckpointArg,
     fmt: Annotated[
         Format, typer.Option("--format", "-f", help="onnx (any runtime) or torchscript.")
     ] = Format.onnx,

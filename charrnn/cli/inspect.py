@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.rule import Rule
 
-from charrnn.cli import args as arg
 from charrnn.cli import options as opt
 from charrnn.cli.errors import UsageError, friendly_errors
+from charrnn.cli.live import stdout_console
+from charrnn.cli.score import shaded, unit_text
+from charrnn.errors import ConfigError
+from charrnn.units import to_bits
+
+if TYPE_CHECKING:
+    from charrnn.inspection.trace import Inspection
 
 
 def _unit(text: str | None) -> tuple[int, str, int] | None:
@@ -28,7 +35,7 @@ def _unit(text: str | None) -> tuple[int, str, int] | None:
 
 @friendly_errors
 def inspect(
-    checkpoint: arg.CheckpointArg,
+    checkpoint: opt.CheckpointArg,
     file: Annotated[
         Path | None,
         typer.Argument(
@@ -70,7 +77,7 @@ def inspect(
     """Write a page that shows what happens inside the model as it reads a text:
     surprisal with the model's predictions, a neuron browser, gate saturation and how
     far back the gradient reaches."""
-    from charrnn.cli.display_inspect import show_inspection
+    from charrnn.cli.inspect import show_inspection
     from charrnn.cli.live import Quiet
     from charrnn.inspection.trace import inspect_run
 
@@ -96,3 +103,37 @@ def inspect(
             f"  {m.feature}: layer {m.layer + 1} {m.state} unit {m.unit}, r = {m.r:+.2f}", err=True
         )
     typer.echo(f"wrote {found.page} — open it in a browser", err=True)
+
+
+SHOWN = 3000  # characters printed: a terminal shows no more usefully
+
+
+def show_inspection(found: Inspection, unit: tuple[int, str, int] | None) -> None:
+    """Print the text by surprisal, then by ``unit`` (layer, state, index; default the
+    unit most correlated with a feature)."""
+    trace = found.trace
+    console = stdout_console()
+    text = trace.text[:SHOWN]
+    console.print(
+        Rule("surprisal: plain < 1 bit, grey < 2, orange < 4, red < 7, bright red beyond")
+    )
+    console.print(shaded(text, to_bits(trace.surprisal[:SHOWN]).tolist()))
+    if unit is None:
+        if not found.matches:
+            return
+        best = max(found.matches, key=lambda m: abs(m.r))
+        unit = (best.layer, best.state, best.unit)
+    layer, state, index = unit
+    layers = trace.hidden if state == "hidden" else trace.cell
+    if not layers:
+        raise ConfigError("--unit: only an LSTM has a cell state; use hidden")
+    if not 0 <= layer < len(layers) or not 0 <= index < layers[0].shape[1]:
+        raise ConfigError(
+            f"--unit: the model has {len(layers)} layers of {layers[0].shape[1]} units"
+        )
+    values = layers[layer][: len(text), index]
+    import numpy as np
+
+    scaled = values / max(float(np.abs(values).max()), 1e-9)
+    console.print(Rule(f"layer {layer + 1} {state} unit {index}: red positive, blue negative"))
+    console.print(unit_text(text, scaled.tolist()))

@@ -1,5 +1,5 @@
 """Typer option types shared by the commands (each with its help text and default);
-the model's shape and regularisation are in :mod:`charrnn.cli.model_options`.
+the model's shape and regularisation are in :mod:`charrnn.cli.options`.
 
 Options whose default lives in the settings dataclasses default to None here, so the
 CLI can tell "not given" from "given": only given options override a preset or a
@@ -14,9 +14,11 @@ from typing import Annotated
 import typer
 
 from charrnn.config import (
+    Cell,
     DataConfig,
     Device,
     Docs,
+    ModelConfig,
     Precision,
     SamplePrecision,
     Schedule,
@@ -407,4 +409,114 @@ SamplePrecisionOpt = Annotated[
         help="Weights used while drawing: fp32, or bf16 (about 1.5x faster on CPUs with "
         "bf16 instructions; the text differs from fp32's for the same seed).",
     ),
+]
+
+
+_M = ModelConfig()
+
+
+CellOpt = Annotated[
+    Cell | None,
+    typer.Option("--cell", help=f"Recurrent cell. [default: {_M.cell}]", show_default=False),
+]
+
+
+LayersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--layers",
+        min=1,
+        help=f"Recurrent layers. [default: {_M.num_layers}]",
+        show_default=False,
+    ),
+]
+
+
+HiddenOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--hidden",
+        min=1,
+        help=f"Hidden units per layer. [default: {_M.hidden_size}]",
+        show_default=False,
+    ),
+]
+
+
+EmbedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--embed",
+        min=0,
+        help=f"Character embedding size; 0 = one-hot inputs. [default: {_M.embed_size}]",
+        show_default=False,
+    ),
+]
+
+
+DropoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--dropout",
+        min=0.0,
+        max=0.95,
+        help="Locked dropout between layers and before the output (one mask per "
+        f"sequence), 0-0.95. [default: {_M.dropout}]",
+        show_default=False,
+    ),
+]
+
+
+InputDropoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--input-dropout",
+        min=0.0,
+        max=0.95,
+        help=f"Locked dropout on the model's inputs: one mask per sequence. "
+        f"[default: {_M.input_dropout}]",
+        show_default=False,
+    ),
+]
+
+EmbedDropoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--embed-dropout",
+        min=0.0,
+        max=0.95,
+        help=f"Share of characters whose embedding is dropped from a batch. "
+        f"[default: {_M.embed_dropout}]",
+        show_default=False,
+    ),
+]
+
+WeightDropOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--weight-drop",
+        min=0.0,
+        max=0.95,
+        help=f"DropConnect on the recurrent weight matrices, one mask per batch. "
+        f"[default: {_M.weight_drop}]",
+        show_default=False,
+    ),
+]
+
+
+ForgetBiasOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--forget-bias",
+        min=-10.0,
+        max=10.0,
+        help=f"Starting bias of the LSTM's forget gates. [default: {_M.forget_bias:g}]",
+        show_default=False,
+    ),
+]
+
+
+CheckpointArg = Annotated[
+    Path,
+    typer.Argument(help="A run directory (its best.pt) or a checkpoint file.", show_default=False),
 ]

@@ -5,19 +5,170 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
-from charrnn.cli import args as arg
 from charrnn.cli import options as opt
 from charrnn.cli.errors import UsageError, friendly_errors
-from charrnn.config import Device, SamplePrecision
+from charrnn.config import Device, Docs, SamplePrecision
 
 if TYPE_CHECKING:
     from charrnn.data.vocab import Vocab
     from charrnn.model.network import CharRNN
     from charrnn.sampling.request import Request
+
+
+LengthOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--length",
+        "-n",
+        min=0,
+        help="How much to generate: characters, or whole items for a run trained with "
+        "--docs. [default: 500 characters, 20 items]",
+        show_default=False,
+    ),
+]
+
+
+TemperatureOpt = Annotated[
+    float,
+    typer.Option(
+        "--temperature",
+        "-T",
+        min=0.0,
+        max=100.0,
+        help="Sharpness: <1 safer, >1 wilder, 0 = always the most likely character.",
+    ),
+]
+
+
+PrimeOpt = Annotated[
+    str,
+    typer.Option(
+        "--prime",
+        "-p",
+        help="Text to start from (printed first); '-' reads it "
+        "from stdin. [default: a newline, not printed]",
+        show_default=False,
+    ),
+]
+
+
+SampleSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        min=0,
+        max=2**63 - 1,
+        help="Seed for reproducible samples. [default: random]",
+        show_default=False,
+    ),
+]
+
+
+TopKOpt = Annotated[
+    int,
+    typer.Option("--top-k", min=0, help="Draw only from the k most likely characters; 0 = off."),
+]
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise typer.BadParameter(f"{value} is not in the range 0<x<=1.")
+    return value
+
+
+TopPOpt = Annotated[
+    float,
+    typer.Option(
+        "--top-p",
+        min=0.0,
+        max=1.0,
+        callback=_positive,
+        help="Draw from the smallest set of characters whose "
+        "probability reaches p, in (0, 1]; 1 = off.",
+    ),
+]
+
+
+NumSamplesOpt = Annotated[
+    int,
+    typer.Option(
+        "--num-samples",
+        "-m",
+        min=1,
+        max=100_000,
+        help="Samples drawn together as one batch (1-100000).",
+    ),
+]
+
+
+StopOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stop",
+        help="End each sample where this text appears (left out), e.g. $'\\n\\n' for a "
+        "blank line; --length still caps it.",
+        show_default=False,
+    ),
+]
+
+
+MinCharsOpt = Annotated[
+    int,
+    typer.Option("--min-chars", min=0, help="No sample or item ends before this many characters."),
+]
+
+
+NovelOpt = Annotated[
+    bool,
+    typer.Option(
+        "--novel",
+        help="Never hand back training text: items already in the training set are "
+        "redrawn; in a stream, a character that would complete a --novel-span long "
+        "stretch of the training text is redrawn. Says on stderr how many were new.",
+    ),
+]
+
+
+NovelSpanOpt = Annotated[
+    int,
+    typer.Option(
+        "--novel-span",
+        min=2,
+        max=1000,
+        help="For --novel on a stream: the shortest stretch of training text that counts "
+        "as copied.",
+    ),
+]
+
+
+BeamOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--beam",
+        min=1,
+        max=1000,
+        help="Beam search with this many beams: the most likely continuation instead of "
+        "a random one (temperature, top-k and top-p do not apply).",
+        show_default=False,
+    ),
+]
+
+
+SampleOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Write the samples to this file (atomically) and the settings and seed that "
+        "drew them to FILE.json, instead of printing them.",
+        show_default=False,
+    ),
+]
 
 
 class _Throttled:
@@ -40,20 +191,20 @@ class _Throttled:
 
 @friendly_errors
 def sample(
-    checkpoint: arg.CheckpointArg,
-    length: arg.LengthOpt = None,
-    temperature: arg.TemperatureOpt = 1.0,
-    prime: arg.PrimeOpt = "",
-    seed: arg.SampleSeedOpt = None,
-    top_k: arg.TopKOpt = 0,
-    top_p: arg.TopPOpt = 1.0,
-    num_samples: arg.NumSamplesOpt = 1,
-    stop: arg.StopOpt = None,
-    min_chars: arg.MinCharsOpt = 0,
-    novel: arg.NovelOpt = False,
-    novel_span: arg.NovelSpanOpt = 20,
-    beam: arg.BeamOpt = None,
-    out_file: arg.SampleOutOpt = None,
+    checkpoint: opt.CheckpointArg,
+    length: LengthOpt = None,
+    temperature: TemperatureOpt = 1.0,
+    prime: PrimeOpt = "",
+    seed: SampleSeedOpt = None,
+    top_k: TopKOpt = 0,
+    top_p: TopPOpt = 1.0,
+    num_samples: NumSamplesOpt = 1,
+    stop: StopOpt = None,
+    min_chars: MinCharsOpt = 0,
+    novel: NovelOpt = False,
+    novel_span: NovelSpanOpt = 20,
+    beam: BeamOpt = None,
+    out_file: SampleOutOpt = None,
     device: Annotated[Device, typer.Option("--device", help="Where to run the model.")] = (
         Device.cpu
     ),
@@ -82,7 +233,7 @@ def sample(
         temperature=temperature, top_k=top_k or None, top_p=top_p if top_p != 1.0 else None
     )
     model, vocab, saved = load_model(checkpoint, device=select_device(device.value))
-    items = saved.config.data.docs != "none"
+    items = Docs(saved.config.data.docs).on
     if items and num_samples != 1:
         raise UsageError("a --docs run draws -n items; --num-samples is for streams")
     if seed is None and out_file is not None:

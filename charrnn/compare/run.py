@@ -20,13 +20,16 @@ from typing import Protocol
 import numpy as np
 
 from charrnn.checkpoint import LAST, load_checkpoint, load_model
-from charrnn.compare.page import MAX_LAG, measure_flows, plot_flows, write_report
 from charrnn.compare.report import (
+    MAX_LAG,
     RunResult,
     collect,
+    measure_flows,
     plot_curves,
+    plot_flows,
     write_json,
     write_markdown,
+    write_report,
 )
 from charrnn.config import CELLS, RunConfig
 from charrnn.data.catalog import corpus_name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from charrnn.config import RunConfig, TrainConfig
+from charrnn.config import Docs, RunConfig, TrainConfig
 from charrnn.data.catalog import PREFIX, resolve_corpus
 from charrnn.data.items import ItemBatches, Items, ItemValidation, find_items, split_items
 from charrnn.data.streams import StreamBatches, ValidationWindows
@@ -89,9 +89,9 @@ def load_dataset(
             reporter=reporter,
         )
         train_ids = corpus.ids
-    elif data.docs == "none":
+    elif not Docs(data.docs).on:
         train_ids, val_ids = split_ids(corpus.ids, data.val_frac)
-    if data.docs == "none":
+    if not Docs(data.docs).on:
         return Dataset(corpus, train_ids, val_ids)
     newline = corpus.vocab.index_of("\n")
     items = find_items(corpus.ids, newline, data.docs)

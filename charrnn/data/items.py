@@ -25,16 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from charrnn.config import Docs
 from charrnn.data.streams import Window
 from charrnn.errors import CorpusError
 
 IGNORE = -100  # F.cross_entropy's default ignore_index
 _SPLIT_SEED = 20151  # the validation items do not depend on the training seed
-
-
-def end_length(docs: str) -> int:
-    """How many newlines end an item: 1 after a line, 2 (a blank line) after a paragraph."""
-    return 2 if docs == "blank-lines" else 1
 
 
 @dataclass(frozen=True)
@@ -53,12 +49,12 @@ class Items:
     @property
     def span(self) -> int:
         """The window the longest item needs: its characters plus its end."""
-        return int(self.lengths.max()) + end_length(self.docs) if len(self) else 0
+        return int(self.lengths.max()) + Docs(self.docs).end_length if len(self) else 0
 
     @property
     def num_targets(self) -> int:
         """Characters predicted over all items, their ends included."""
-        return int(self.lengths.sum()) + len(self) * end_length(self.docs)
+        return int(self.lengths.sum()) + len(self) * Docs(self.docs).end_length
 
     def subset(self, chosen: np.ndarray) -> Items:
         return Items(self.ids, self.starts[chosen], self.lengths[chosen], self.newline, self.docs)
@@ -72,12 +68,12 @@ class Items:
     def batch(self, chosen: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets (len(chosen), longest span) for the items ``chosen``."""
         starts, lengths = self.starts[chosen], self.lengths[chosen]
-        width = int(lengths.max()) + end_length(self.docs)
+        width = int(lengths.max()) + Docs(self.docs).end_length
         offsets = np.arange(width)[None, :]
         inside = offsets < lengths[:, None]
         at = np.where(inside, starts[:, None] + offsets, 0)
         y = np.where(inside, np.asarray(self.ids[at], dtype=np.int64), self.newline)
-        y = np.where(offsets < lengths[:, None] + end_length(self.docs), y, IGNORE)
+        y = np.where(offsets < lengths[:, None] + Docs(self.docs).end_length, y, IGNORE)
         x = np.concatenate([np.full((len(chosen), 1), self.newline), y[:, :-1]], axis=1)
         x = np.where(x == IGNORE, self.newline, x)  # padding inputs: any id, never scored
         return torch.from_numpy(x), torch.from_numpy(y)
@@ -161,7 +157,7 @@ class ItemBatches:
         self.seq_len = seq_len
         self.seed = seed
         self.windows_per_epoch = len(items) // batch_size
-        mean_span = float(items.lengths.mean()) + end_length(items.docs)
+        mean_span = float(items.lengths.mean()) + Docs(items.docs).end_length
         self.chars_per_window = round(batch_size * mean_span)
 
     def cold_starts(self) -> torch.Tensor:

@@ -8,6 +8,7 @@ answers (l -> l, then l -> o), which only the hidden state can tell apart.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import torch
@@ -101,3 +102,89 @@ def run_hello(word: str = WORD, steps: int = 300, seed: int = 0, lr: float = 0.0
         steps=steps,
         sample=word[0] + drawn,
     )
+
+
+_STYLE = """
+body{font:15px/1.45 system-ui,sans-serif;max-width:1000px;margin:24px auto;padding:0 16px;
+color:#222}
+.net{display:grid;grid-template-columns:110px repeat(4,1fr);gap:6px 14px;align-items:center;
+margin:12px 0 28px}
+.label{color:#666;font-size:13px;text-align:right}
+.col{display:flex;flex-direction:column;align-items:center}
+.box{border:2px solid #999;border-radius:6px;padding:4px 8px;font:13px ui-monospace,monospace;
+text-align:center;min-width:64px}
+.in{border-color:#d62728}.hid{border-color:#2ca02c}.out{border-color:#1f77b4}
+.cell{display:block;padding:1px 4px;border-radius:3px}
+.target{font-weight:700;outline:2px solid #2ca02c}.wrong{color:#d62728}
+.arrow{color:#aaa;font-size:18px;text-align:center}
+"""
+
+
+def _colour(value: float, low: float, high: float) -> str:
+    """Red for high scores/values, blue for low, white in between."""
+    if high <= low:
+        return "#fff"
+    t = (value - low) / (high - low) * 2 - 1  # -1..1
+    alpha = abs(t) * 0.55
+    rgb = "214,39,40" if t > 0 else "31,119,180"
+    return f"rgba({rgb},{alpha:.2f})"
+
+
+def _network(steps: list[StepScores], symbols: list[str]) -> str:
+    """Rows: output scores, hidden state, one-hot input; one column per time step."""
+    scores = [v for s in steps for v in s.scores]
+    cells: list[str] = ['<div class="label">output layer<br>(scores)</div>']
+    for s in steps:
+        rows = []
+        for char, v in zip(symbols, s.scores, strict=True):
+            classes = "cell target" if char == s.target_char else "cell"
+            style = f"background:{_colour(v, min(scores), max(scores))}"
+            rows.append(
+                f'<span class="{classes}" style="{style}">{html.escape(char)}: {v:+.2f}</span>'
+            )
+        ok = "" if s.predicted == s.target_char else " wrong"
+        cells.append(
+            f'<div class="col"><div class="box out">{"".join(rows)}</div>'
+            f'<div class="{ok.strip()}">predicts "{html.escape(s.predicted)}", wants '
+            f'"{html.escape(s.target_char)}"</div></div>'
+        )
+    cells.append('<div class="label">hidden layer<br>(3 units)</div>')
+    for s in steps:
+        column = "".join(
+            f'<span class="cell" style="background:{_colour(v, -1, 1)}">{v:+.2f}</span>'
+            for v in s.hidden
+        )
+        cells.append(f'<div class="col"><div class="box hid">{column}</div></div>')
+    cells.append('<div class="label">input layer<br>(one-hot)</div>')
+    for s in steps:
+        column = "".join(
+            f'<span class="cell">{html.escape(c)}: {int(c == s.input_char)}</span>' for c in symbols
+        )
+        cells.append(f'<div class="col"><div class="box in">{column}</div>'
+                     f'<div>reads "{html.escape(s.input_char)}"</div></div>')  # fmt: skip
+    return f'<div class="net">{"".join(cells)}</div>'
+
+
+def hello_page(result: HelloResult) -> str:
+    """The whole page."""
+    symbols = [chr(s) for s in result.vocab.symbols]
+    hidden = [v for s in result.before + result.after for v in s.hidden]
+    if not hidden:
+        raise ValueError("the result has no hidden states to show")
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>hello: the lecture's RNN</title><style>{_STYLE}</style></head><body>
+<h1>"hello", one character at a time</h1>
+<p>A vanilla RNN with 3 hidden units and the vocabulary {html.escape(str(symbols))} reads
+"hell" and must predict "ello". The two l's need different answers (l → l, then
+l → o): only the hidden state, which carries what came before, can tell them apart.
+Each column is a time step; scores are red when high, blue when low; the target is
+outlined.</p>
+<h2>Before training (random weights): loss {result.first_loss:.3f} nats</h2>
+{_network(result.before, symbols)}
+<h2>After {result.steps} steps of Adam: loss {result.final_loss:.4f} nats</h2>
+{_network(result.after, symbols)}
+<p>Sampled from "h", always taking the most likely next character:
+<b>{html.escape(result.sample)}</b>. Notice the hidden state at the two l's: the same
+input, different states, different predictions.</p>
+</body></html>
+"""

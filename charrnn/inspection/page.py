@@ -20,6 +20,7 @@ import numpy as np
 
 from charrnn.data.vocab import describe_symbol
 from charrnn.inspection.measures import FEATURES, LEFT, RIGHT, Trace, UnitMatch
+from charrnn.units import to_bits
 
 NEURON_BUDGET = 4_000_000  # activation values embedded (int8: 5.3 MB as base64)
 
@@ -50,7 +51,7 @@ def page_data(
             states[name].append({"data": data, "scale": scale})
     return {
         "text": trace.text,
-        "bits": [round(float(s) / math.log(2), 2) for s in trace.surprisal],
+        "bits": [round(float(s), 2) for s in to_bits(trace.surprisal)],
         "vocab": list(chars),
         "topIds": trace.top_ids.astype(int).ravel().tolist(),
         "topProbs": [round(float(p), 3) for p in trace.top_probs.ravel()],

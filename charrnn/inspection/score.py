@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charrnn.data.items import end_length, find_items
+from charrnn.config import Docs
+from charrnn.data.items import find_items
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError
 from charrnn.events import SILENT, Reporter
@@ -126,7 +127,7 @@ def score_text(
         on_unknown="drop" if skip_unknown else "error",
         reporter=reporter,
     )
-    if docs != "none":
+    if Docs(docs).on:
         return score_items(model, vocab, ids, docs)
     if len(ids) < 2:
         raise CorpusError("the text to score needs at least 2 characters of the vocabulary")
@@ -159,7 +160,7 @@ def score_items(model: CharRNN, vocab: Vocab, ids: np.ndarray, docs: str) -> Sco
     items = find_items(np.asarray(ids), vocab.index_of("\n"), docs)
     model.eval()
     device = model.head.weight.device
-    end = end_length(docs)
+    end = Docs(docs).end_length
     newline = items.newline
     stream: list[np.ndarray] = [np.array([newline])]
     losses, expected = [], []

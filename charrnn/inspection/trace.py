@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from charrnn.inspection.measures import (
     trace,
 )
 from charrnn.inspection.page import flow_svg, page_data, printable_vocab, render, saturation_svg
+from charrnn.units import to_bits
 
 DEFAULT_CHARS = 2000
 MAX_CHARS = 20_000
@@ -104,7 +104,7 @@ def inspect_run(
     flow = gradient_flow(model, found.ids, MAX_LAG) if len(found.ids) >= 3 else None
     m = checkpoint.config.model
     described = f"{m.num_layers}x{m.hidden_size} {m.cell.upper()}"
-    bpc = float(found.surprisal.mean()) / math.log(2)
+    bpc = to_bits(float(found.surprisal.mean()))
     summary = (
         f"{described}, step {checkpoint.step}, reading {source}: {len(found.ids):,} characters "
         f"at {bpc:.3f} bits per character (--max-chars reads up to {MAX_CHARS:,}; fewer keep "

@@ -101,12 +101,9 @@ class CharRNN(nn.Module):
         shape = (self.config.num_layers, batch_size, self.config.hidden_size)
         device = device or self.head.weight.device
         dtype = self.head.weight.dtype
-        zeros = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(self._state_parts)]
+        parts = self.config.state_parts
+        zeros = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(parts)]
         return tuple(zeros)
-
-    @property
-    def _state_parts(self) -> int:
-        return 2 if self.config.cell == "lstm" else 1
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Run a window.

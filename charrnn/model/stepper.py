@@ -22,9 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from charrnn.config import SAMPLE_PRECISIONS
-from charrnn.errors import ConfigError
-from charrnn.hardware import bf16_supported
+from charrnn.hardware import sampling_dtype
 from charrnn.model.network import CharRNN, State
 from charrnn.model.recurrent import StepProduct
 
@@ -41,18 +39,13 @@ class Stepper:
     """
 
     def __init__(self, model: CharRNN, state: State, precision: str = "fp32") -> None:
-        if precision not in SAMPLE_PRECISIONS:
-            raise ConfigError(f"unknown precision {precision!r}: use fp32 or bf16")
+        dtype = sampling_dtype(precision, model.head.weight.device)
         config = model.config
         self.cell: str = config.cell
         self.hidden: int = config.hidden_size
         self.layers: int = config.num_layers
         rnn = model.rnn
         head = model.head
-        device = head.weight.device
-        dtype = torch.bfloat16 if precision == "bf16" else None
-        if dtype is not None and not bf16_supported(device):
-            raise ConfigError(f"--precision bf16: this {device.type} has no bf16 support")
         batch = state[0].shape[1]
         self.h = [state[0][k].float().clone() for k in range(self.layers)]
         self.c = [state[1][k].float().clone() for k in range(self.layers)] if len(state) > 1 else []

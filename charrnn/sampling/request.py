@@ -15,8 +15,8 @@ import torch
 
 from charrnn._version import __version__
 from charrnn.checkpoint import Checkpoint
+from charrnn.config import Docs
 from charrnn.data.dataset import Dataset, load_dataset
-from charrnn.data.items import end_length
 from charrnn.data.text import default_cache_dir
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CharRNNError, ConfigError, CorpusError, VocabError
@@ -61,7 +61,7 @@ class Shaped:
 def wants_shaping(request: Request, checkpoint: Checkpoint) -> bool:
     """Whether the plain character stream will not do."""
     return bool(
-        checkpoint.config.data.docs != "none"
+        Docs(checkpoint.config.data.docs).on
         or request.stop
         or request.min_chars
         or request.novel
@@ -92,7 +92,7 @@ def shaped_samples(
     ).astype(np.int64)
     generator = torch.Generator(device=model.head.weight.device)
     generator.manual_seed(request.seed)
-    if docs != "none":
+    if Docs(docs).on:
         return _items(model, checkpoint, request, prime, generator, cache_dir, reporter)
     stop = _stop_ids(vocab, request.stop)
     if request.min_chars and not stop:
@@ -148,11 +148,11 @@ def _items(
         raise VocabError("this --docs run's vocabulary has no newline to end an item with")
     if request.stop:
         raise ConfigError("a --docs run's samples end with their item: --stop is for streams")
-    separator = "\n\n" if docs == "blank-lines" else "\n"
+    separator = Docs(docs).separator
     min_chars = max(1, request.min_chars)  # no training item is empty
     max_chars = ITEM_WINDOWS * config.train.seq_len
     if request.beam:
-        ending = Ending(max_chars, (newline,) * end_length(docs), min_chars)
+        ending = Ending(max_chars, (newline,) * Docs(docs).end_length, min_chars)
         starts = np.concatenate([[newline], prime])
         found = beam_search(model, starts, request.beam, ending, precision=request.precision)
         texts = [vocab.decode(np.concatenate([prime, h.ids])) for h in found[: request.count]]
@@ -167,7 +167,7 @@ def _items(
             raise CorpusError(f"--novel needs the run's training text: {exc}") from None
         reporter.warning(f"cannot tell new items from training ones: {exc}")
     items, tally = draw_items(
-        model, newline, prime, request.count, end_length(docs), max_chars,
+        model, newline, prime, request.count, Docs(docs).end_length, max_chars,
         request.settings, generator, min_chars=min_chars, known=known,
         novel=bool(request.novel), precision=request.precision,
     )  # fmt: skip

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from charrnn.config import SAMPLE_PRECISIONS
 from charrnn.data.vocab import Vocab
 from charrnn.errors import ConfigError, VocabError
 from charrnn.events import SILENT, Reporter
-from charrnn.hardware import bf16_supported
+from charrnn.hardware import sampling_dtype
 from charrnn.model.network import CharRNN
 from charrnn.model.stepper import Stepper
 
@@ -119,10 +118,7 @@ def stream(
             bf16 instructions, but the draws differ from fp32's for the same seed.
     """
     settings = settings or SampleSettings()
-    if precision not in SAMPLE_PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}: use fp32 or bf16")
-    if precision == "bf16" and not bf16_supported(model.head.weight.device):
-        raise ConfigError("--precision bf16: this machine has no bf16 support; use fp32")
+    sampling_dtype(precision, model.head.weight.device)  # a bad precision fails here
     if length < 0:
         raise ConfigError(f"length must be >= 0, got {length}")
     if not 1 <= num_samples <= MAX_SAMPLES:

@@ -113,7 +113,7 @@ def metadata(model: CharRNN, vocab: Vocab) -> dict[str, str]:
                 "cell": config.cell,
                 "layers": config.num_layers,
                 "hidden": config.hidden_size,
-                "state_parts": 2 if config.cell == "lstm" else 1,
+                "state_parts": config.state_parts,
                 "start_id": default_start(vocab),
             }
         )
@@ -121,7 +121,7 @@ def metadata(model: CharRNN, vocab: Vocab) -> dict[str, str]:
 
 
 def _example(model: CharRNN) -> tuple[torch.Tensor, torch.Tensor]:
-    parts = 2 if model.config.cell == "lstm" else 1
+    parts = model.config.state_parts
     shape = (parts, model.config.num_layers, 2, model.config.hidden_size)
     return torch.zeros(2, dtype=torch.long), torch.zeros(shape)
 

@@ -120,6 +120,12 @@ class Group:
         if "cuda" in rng and device.type == "cuda":
             torch.cuda.set_rng_state_all(rng["cuda"])  # type: ignore[arg-type]
 
+    def place(self, device: torch.device) -> torch.device:
+        """The device this process trains on: under torchrun on GPUs, its own GPU."""
+        if device.type == "cuda" and self.enabled:
+            return torch.device("cuda", self.local_rank)
+        return device
+
     def _device(self) -> torch.device:
         if dist.get_backend() == "nccl":
             return torch.device("cuda", self.local_rank)

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charrnn.data.items import ItemValidation, end_length
+from charrnn.config import Docs
+from charrnn.data.items import ItemValidation
 from charrnn.data.streams import ValidationWindows
 from charrnn.data.vocab import Vocab
 from charrnn.model.network import CharRNN, State
@@ -46,13 +47,13 @@ def progress_sample(
         return ""
     settings = SampleSettings(temperature=0.8)
     newline = vocab.index_of("\n")
-    if docs == "none" or newline is None:
+    if not Docs(docs).on or newline is None:
         return generate(model, vocab, length=length, settings=settings, seed=seed)[0]
     generator = torch.Generator(device=model.head.weight.device).manual_seed(seed)
-    count = 2 if docs == "blank-lines" else 5
+    count = 2 if Docs(docs) is Docs.blank_lines else 5  # paragraphs are long
     no_prime = np.zeros(0, dtype=np.int64)
     items, _ = draw_items(
-        model, newline, no_prime, count, end_length(docs), length, settings, generator,
+        model, newline, no_prime, count, Docs(docs).end_length, length, settings, generator,
         min_chars=1,
     )  # fmt: skip
-    return ("\n\n" if docs == "blank-lines" else "\n").join(vocab.decode(i) for i in items)
+    return Docs(docs).separator.join(vocab.decode(i) for i in items)

@@ -12,7 +12,11 @@ clean stop. The library is usable on its own::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +37,6 @@ from charrnn.rundir import RunDir
 from charrnn.training.auto import Choice, choose, measure_speed
 from charrnn.training.distributed import Group, holding, main_first, on_main, session
 from charrnn.training.finetune import Start, describe, transplant
-from charrnn.training.interrupt import StopRequest, graceful_interrupt
 from charrnn.training.loop import Trainer
 
 
@@ -66,7 +69,9 @@ def train(
         TrainingInterrupted: after Ctrl-C (or ``stop()``), once ``last.pt`` is saved.
     """
     config = with_absolute_paths(config)
-    with session(select_device(config.train.device).type) as group:
+    device = select_device(config.train.device)  # chosen once for the run, passed down
+    with session(device.type) as group:
+        device = group.place(device)
         speaker = for_rank(reporter, group.is_main)
         dataset = main_first(
             group,
@@ -81,11 +86,13 @@ def train(
         )
         chosen = None
         if settle is not None:
-            chosen = _auto_settings(config, dataset, group, settle)
+            chosen = _auto_settings(dataset, group, device, settle)
             config = with_absolute_paths(settle(chosen.tables))
         run_dir = RunDir(out)
         # Build the trainer first: bad settings fail before the run directory is touched.
-        trainer = Trainer(config, dataset, run_dir, reporter=speaker, stop=stop, group=group)
+        trainer = Trainer(
+            config, dataset, run_dir, reporter=speaker, stop=stop, group=group, device=device
+        )
         if chosen is not None:
             speaker.notice(chosen.reason)
         if start is not None:
@@ -123,7 +130,9 @@ def resume(
         extended = replace(extended, time_s=time_s)
     config = replace(config, train=extended)
     _check_corpus_unchanged(checkpoint, config)
-    with session(select_device(config.train.device).type) as group:
+    device = select_device(config.train.device)  # chosen once for the run, passed down
+    with session(device.type) as group:
+        device = group.place(device)
         speaker = for_rank(reporter, group.is_main)
         dataset = main_first(
             group,
@@ -142,7 +151,9 @@ def resume(
                 "train on different text (start a new run instead)"
             )
         with holding(group, run_dir):
-            trainer = Trainer(config, dataset, run_dir, reporter=speaker, stop=stop, group=group)
+            trainer = Trainer(
+                config, dataset, run_dir, reporter=speaker, stop=stop, group=group, device=device
+            )
             trainer.restore(checkpoint, run_dir.last)
             if checkpoint.stopped_by == "patience":
                 trainer.since_best = 0  # asked to go on: patience counts afresh
@@ -165,15 +176,12 @@ def resume(
 
 
 def _auto_settings(
-    config: RunConfig,
     dataset: Dataset,
     group: Group,
+    device: torch.device,
     settle: Callable[[Tables], RunConfig],
 ) -> Choice:
     """The settings :func:`charrnn.training.auto.choose` picks for this corpus and machine."""
-    device = select_device(config.train.device)
-    if device.type == "cuda" and group.enabled:
-        device = torch.device("cuda", group.local_rank)
     items = dataset.train_items
 
     def fit(tables: Tables) -> Tables:
@@ -231,3 +239,54 @@ def _run(trainer: Trainer, stop: Callable[[], bool] | None) -> Summary:
             return trainer.run()
     finally:
         trainer.release()
+
+
+# The signals that mean "stop": each becomes a request to save and exit.
+STOP_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    if hasattr(signal, name)
+)
+
+
+class StopRequest:
+    """Set by the first stop signal (or by a caller); the loop checks it between steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal: int = signal.SIGINT  # which signal asked, for the exit code
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+@contextmanager
+def graceful_interrupt(stop: StopRequest) -> Iterator[None]:
+    """Turn the first stop signal into a stop request, so the loop can save between steps.
+
+    A second Ctrl-C (more than two seconds later) interrupts at once; the last
+    checkpoint on disk stays intact.
+    Only the main thread may install signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    first_at: list[float] = []
+
+    def handler(signum: int, frame: object) -> None:
+        # torchrun forwards the terminal's Ctrl-C to workers that already got it: a
+        # repeat within two seconds is the same Ctrl-C, not a second one.
+        if stop.requested and time.monotonic() - first_at[0] > 2.0:
+            raise KeyboardInterrupt
+        if not stop.requested:
+            first_at.append(time.monotonic())
+            stop.signal = signum
+        stop.requested = True
+
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)

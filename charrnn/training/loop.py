@@ -12,7 +12,8 @@ resumed run continues exactly as if it had never stopped.
 
 The loop never prints: it reports through a :class:`~charrnn.events.Reporter`.
 Setting a run up (process group, dataset, run directory, lock) is
-:mod:`charrnn.training.launch`'s job; the budget and learning rate are :mod:`charrnn.training.schedule`'s.
+:mod:`charrnn.training.launch`'s job; the budget and learning rate are
+:mod:`charrnn.training.schedule`'s.
 """
 
 from __future__ import annotations
@@ -27,19 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from charrnn.checkpoint import Checkpoint, save_checkpoint
+from charrnn._version import __version__
+from charrnn.checkpoint import Checkpoint, CorpusRecord, save_checkpoint
 from charrnn.config import RunConfig
 from charrnn.data.dataset import Dataset, batches_for
-from charrnn.errors import TrainingDiverged, TrainingInterrupted
+from charrnn.errors import CheckpointError, TrainingDiverged, TrainingInterrupted
 from charrnn.events import Evaluation, Progress, Reporter, RunStart, Summary, for_rank
 from charrnn.hardware import autocast_dtype, select_device, set_threads
 from charrnn.model.network import CharRNN, State, detach_state, new_model
 from charrnn.rundir import RunDir
-from charrnn.training.clock import Clock, Rate
 from charrnn.training.distributed import Group
 from charrnn.training.evaluation import progress_sample, validation_loss
-from charrnn.training import snapshot
-from charrnn.training.schedule import Budget, Cadence
+from charrnn.training.schedule import Budget, Cadence, Clock, Rate
 from charrnn.units import to_bits
 
 _REPORT_INTERVAL_S = 0.2
@@ -48,7 +48,8 @@ _REPORT_INTERVAL_S = 0.2
 class Trainer:
     """One training run: model, optimizer, batches and counters, saved as a whole.
 
-    Build it through :func:`charrnn.training.launch.train` or :func:`~charrnn.training.launch.resume`.
+    Build it through :func:`charrnn.training.launch.train` or
+    :func:`~charrnn.training.launch.resume`.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class Trainer:
         reporter: Reporter | None = None,
         stop: Callable[[], bool] | None = None,
         group: Group | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.config = config
         self.dataset = dataset
@@ -70,9 +72,9 @@ class Trainer:
         self.stop = stop or (lambda: False)
         tc = config.train
         set_threads(tc.threads)
-        self.device = select_device(tc.device)
-        if self.device.type == "cuda" and self.group.enabled:
-            self.device = torch.device("cuda", self.group.local_rank)
+        # launch chooses the device once per run and passes it down; built alone
+        # (tests, benchmarks), a trainer chooses it from the settings.
+        self.device = device or self.group.place(select_device(tc.device))
         self.rows = self.group.rows(tc.batch_size)  # this rank's rows of each batch
         # Fused AdamW skips a non-finite step on the device (found_inf), no host check.
         self.fused_update = self.device.type in ("cpu", "cuda")
@@ -137,15 +139,67 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------
 
     def checkpoint(self) -> Checkpoint:
-        """Everything needed to continue this run exactly (see :mod:`charrnn.training.snapshot`).
-
-        Every rank must call it at the same step: it gathers the ranks' state.
+        """Everything that decides what happens next — weights, optimizer, step, carried
+        state, counters, random-generator states — so a resumed run continues exactly as
+        if it had never stopped. Every rank must call it at the same step: it gathers
+        the ranks' state.
         """
-        return snapshot.take(self)
+        corpus = self.dataset.corpus
+        rng = self.group.rng_states(self.device)
+        state = [self.group.gather(s.detach(), dim=1) for s in self.state] if self.state else []
+        return Checkpoint(
+            config=self.config,
+            vocab=self.vocab,
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            step=self.step,
+            chars_seen=self.chars_seen,
+            elapsed_s=self.clock.elapsed(),
+            bad_steps=self.bad_steps,
+            best_val_loss=self.best_val_loss,
+            last_val_loss=self.last_val_loss,
+            num_parameters=self.model.num_parameters,
+            corpus=CorpusRecord(corpus.name, corpus.sha256, str(corpus.source.absolute())),
+            state=[s.cpu() for s in state],
+            finished=self.finished,
+            stopped_by=self.stopped_by,
+            since_best=self.since_best,
+            # The mean over ranks: the reported train loss is linear in it.
+            train_loss_sum=self.group.mean(float(self.loss_sum)),
+            train_loss_count=int(self.loss_count.item()),
+            rng=rng,
+            charrnn_version=__version__,
+        )
 
     def restore(self, checkpoint: Checkpoint, path: Path) -> None:
-        """Load a checkpoint's weights, optimizer, counters, state and RNG."""
-        snapshot.restore(self, checkpoint, path)
+        """Put ``checkpoint`` back into this trainer; a CheckpointError if it does not fit."""
+        try:
+            self.model.load_state_dict(checkpoint.model)
+            if checkpoint.optimizer is None:
+                raise ValueError("it holds no optimizer state")
+            self.optimizer.load_state_dict(checkpoint.optimizer)
+            for group in self.optimizer.param_groups:
+                # A saved group brings its own "fused" flag (older checkpoints: False on
+                # CPU); the skip-on-device logic needs this trainer's choice.
+                group["fused"] = self.fused_update
+                group["foreach"] = None if self.fused_update else group.get("foreach")
+            self.step = checkpoint.step
+            self.chars_seen = checkpoint.chars_seen
+            self.clock.banked = checkpoint.elapsed_s
+            self.bad_base = checkpoint.bad_steps
+            self.best_val_loss = checkpoint.best_val_loss
+            self.last_val_loss = checkpoint.last_val_loss
+            self.since_best = checkpoint.since_best
+            self.loss_sum = torch.tensor(checkpoint.train_loss_sum, device=self.device)
+            self.loss_count = torch.tensor(float(checkpoint.train_loss_count), device=self.device)
+            self.state = (
+                tuple(s[:, self.rows].contiguous().to(self.device) for s in checkpoint.state)
+                if checkpoint.state
+                else None
+            )
+            self.group.restore_rng(checkpoint.rng, self.device)
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: cannot resume from this checkpoint: {exc}") from None
 
     def save(self, *, best: bool = False, last: bool = True) -> None:
         """Save on rank 0 (every rank must call it: the checkpoint gathers their state)."""
