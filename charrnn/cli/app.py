@@ -23,6 +23,7 @@ from charrnn.cli.info import info, vocab
 from charrnn.cli.inspect import inspect
 from charrnn.cli.sample import sample
 from charrnn.cli.score import score
+from charrnn.cli.serve import serve
 from charrnn.cli.train import train
 
 app = typer.Typer(
@@ -55,7 +56,7 @@ def _root(
 
 
 # The commands, in the order --help lists them.
-for command in (train, compare, sample, score, export, inspect, info, vocab, hello):
+for command in (train, compare, sample, score, serve, export, inspect, info, vocab, hello):
     app.command()(command)
 app.add_typer(corpus_app, name="corpus")
 

@@ -1,0 +1,586 @@
+"""The OpenAI-compatible HTTP API over one or more :class:`~charrnn.serving.engine.Engine`.
+
+Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/completions`` (plain or
+streamed as server-sent events ending with ``data: [DONE]``) and the page at ``/``.
+This layer only parses, checks, queues, streams and maps errors to the API's own
+shape (``{"error": {"message", "type", "param", "code"}}``) and status codes; the
+engine does the work. Starlette rather than FastAPI: every field is checked here by
+hand so that a bad value is a 400 in the API's shape, not FastAPI's 422, and
+Starlette is all of FastAPI this needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from charrnn.config import Docs
+from charrnn.data.vocab import Vocab
+from charrnn.errors import CharRNNError
+from charrnn.model.network import CharRNN
+from charrnn.sampling.sampler import SampleSettings, default_start
+from charrnn.serving.engine import TOP_LOGPROBS, Delta, Engine, Job
+from charrnn.serving.page import page_html
+
+OWNER = "charrnn"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; over a cap is a 400 (the body's size: 413)."""
+
+    max_tokens: int = 4096
+    max_prompt: int = 100_000  # characters
+    max_n: int = 16
+    max_body: int = 1_000_000  # bytes
+    max_stops: int = 4
+
+
+@dataclass
+class Served:
+    """One run behind the API: its id, engine and the facts /v1/models shows."""
+
+    id: str
+    model: CharRNN
+    vocab: Vocab
+    engine: Engine
+    docs: Docs
+    facts: dict[str, Any] = field(default_factory=dict)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+class ApiError(Exception):
+    """An error answered in the API's shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+        self.kind = kind
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        body = {
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+# -- checking a request ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A checked completion request."""
+
+    served: Served
+    prompt: str
+    prompt_ids: np.ndarray  # what the model is primed with
+    max_tokens: int
+    settings: SampleSettings
+    n: int
+    stops: tuple[str, ...]
+    seed: int | None
+    stream: bool
+    include_usage: bool
+    echo: bool
+    logprobs: int | None
+
+
+def _number(body: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(400, f"{name} must be a number", param=name, code="invalid_type")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ApiError(
+            400, f"{name} must be a finite number in [{low}, {high}], got {value}", param=name,
+            code="invalid_value",
+        )  # fmt: skip
+    return float(value)
+
+
+def _integer(body: dict[str, Any], name: str, default: int | None, low: int, high: int) -> Any:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, f"{name} must be an integer", param=name, code="invalid_type")
+    if not low <= value <= high:
+        raise ApiError(
+            400, f"{name} must be in [{low}, {high}], got {value}", param=name,
+            code="invalid_value",
+        )  # fmt: skip
+    return value
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ApiError(400, f"{name} must be true or false", param=name, code="invalid_type")
+    return value
+
+
+def _stops(body: dict[str, Any], limits: Limits) -> tuple[str, ...]:
+    value = body.get("stop")
+    if value is None:
+        return ()
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise ApiError(400, "stop must be a non-empty string or a list of them", param="stop")
+    if len(stops) > limits.max_stops:
+        raise ApiError(400, f"at most {limits.max_stops} stop strings", param="stop")
+    return tuple(stops)
+
+
+# Parameters of the API this server does not implement: refused unless neutral.
+_NEUTRAL = {"frequency_penalty": 0, "presence_penalty": 0, "suffix": None, "logit_bias": None}
+_KNOWN = {
+    "model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "stop", "n", "seed",
+    "stream", "stream_options", "echo", "logprobs", "user", "best_of", *_NEUTRAL,
+}  # fmt: skip
+
+
+def check_completion(
+    body: Any, models: dict[str, Served], limits: Limits, max_batch: int
+) -> Completion:
+    """The request ``body`` checked field by field; an :class:`ApiError` (400) if not."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    unknown = sorted(set(body) - _KNOWN)
+    if unknown:
+        raise ApiError(400, f"unknown parameter {unknown[0]!r}", param=unknown[0])
+    for option, neutral in _NEUTRAL.items():
+        if body.get(option, neutral) not in (neutral, None, {}):
+            raise ApiError(400, f"{option} is not supported by this server", param=option)
+    name = body.get("model")
+    if not isinstance(name, str) or name not in models:
+        known = ", ".join(sorted(models))
+        raise ApiError(
+            400, f"unknown model {name!r}; this server has: {known}", param="model",
+            code="model_not_found",
+        )  # fmt: skip
+    served = models[name]
+    prompt = body.get("prompt", "")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]  # the client libraries may send a one-element list
+    if not isinstance(prompt, str):
+        raise ApiError(400, "prompt must be a string", param="prompt", code="invalid_type")
+    if len(prompt) > limits.max_prompt:
+        raise ApiError(
+            400, f"prompt has {len(prompt)} characters; this server takes at most "
+            f"{limits.max_prompt}", param="prompt", code="prompt_too_long",
+        )  # fmt: skip
+    try:
+        ids = served.vocab.encode(prompt, what="prompt", on_unknown="error")
+    except CharRNNError as exc:
+        raise ApiError(400, str(exc), param="prompt", code="unknown_characters") from None
+    max_tokens = _integer(body, "max_tokens", 16, 0, limits.max_tokens)
+    n = _integer(body, "n", 1, 1, min(limits.max_n, max_batch))
+    best_of = body.get("best_of")
+    if best_of not in (None, n):
+        raise ApiError(
+            400, "best_of is not supported (leave it out or equal to n)", param="best_of"
+        )
+    settings = SampleSettings(
+        temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
+        top_p=_number(body, "top_p", 1.0, 1e-9, 1.0),
+        top_k=_integer(body, "top_k", 0, 0, len(served.vocab)),
+    )
+    logprobs = _integer(body, "logprobs", None, 0, TOP_LOGPROBS)
+    stream_options = body.get("stream_options") or {}
+    if not isinstance(stream_options, dict):
+        raise ApiError(400, "stream_options must be an object", param="stream_options")
+    stops = _stops(body, limits)
+    docs = served.docs
+    primer = np.asarray(ids, dtype=np.int64)
+    if docs.on:  # an item starts from a newline, as training and `sample` start it
+        newline = served.vocab.index_of("\n")
+        primer = np.concatenate([[newline if newline is not None else 0], primer])
+        stops = (docs.separator, *stops)
+    elif len(primer) == 0:
+        primer = np.array([default_start(served.vocab)], dtype=np.int64)
+    return Completion(
+        served=served,
+        prompt=prompt,
+        prompt_ids=primer,
+        max_tokens=max_tokens,
+        settings=settings,
+        n=n,
+        stops=stops,
+        seed=_integer(body, "seed", None, 0, 2**63 - 1),
+        stream=_flag(body, "stream"),
+        include_usage=bool(stream_options.get("include_usage", False)),
+        echo=_flag(body, "echo"),
+        logprobs=logprobs,
+    )
+
+
+# -- scoring a prompt (echo with logprobs) -----------------------------------------------
+
+
+@torch.inference_mode()
+def prompt_logprobs(
+    model: CharRNN, vocab: Vocab, ids: np.ndarray, top: int
+) -> list[tuple[str, float | None, dict[str, float] | None]]:
+    """Each prompt character with its log-probability given those before it (the
+    first has none), from a zero state, as ``charrnn score`` computes them."""
+    out: list[tuple[str, float | None, dict[str, float] | None]] = []
+    if len(ids) == 0:
+        return out
+    out.append((vocab.decode(ids[:1]), None, None))
+    device = model.head.weight.device
+    state = None
+    chunk = 4096
+    for start in range(0, len(ids) - 1, chunk):
+        y = torch.as_tensor(ids[start + 1 : start + chunk + 1], device=device).long()
+        x = torch.as_tensor(ids[start : start + len(y)], device=device).long()
+        logits, state = model(x.unsqueeze(0), state)
+        logp = F.log_softmax(logits[0].float(), dim=-1)  # (T, V)
+        chosen = logp.gather(1, y[:, None])[:, 0].tolist()
+        values, order = logp.topk(min(max(top, 1), len(vocab)), dim=-1)
+        for j, char_id in enumerate(y.tolist()):
+            alternatives = {
+                vocab.decode([int(i)]): float(v)
+                for v, i in zip(values[j].tolist(), order[j].tolist(), strict=True)
+            }
+            out.append((vocab.decode([char_id]), chosen[j], alternatives if top else None))
+    return out
+
+
+def _logprobs_body(
+    entries: Sequence[tuple[str, float | None, dict[str, float] | None]], offset: int
+) -> dict[str, Any]:
+    tokens, values, tops, offsets = [], [], [], []
+    for char, value, alternatives in entries:
+        tokens.append(char)
+        values.append(value)
+        tops.append(alternatives)
+        offsets.append(offset)
+        offset += len(char)
+    return {
+        "tokens": tokens,
+        "token_logprobs": values,
+        "top_logprobs": tops,
+        "text_offset": offsets,
+    }
+
+
+# -- the app -----------------------------------------------------------------------------
+
+
+class BodyLimit:
+    """ASGI middleware: a request that declares a body over ``limit`` bytes is a 413
+    before anything reads it (a chunked body that grows past the limit is stopped by
+    :func:`read_body` as it is read)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for key, value in scope.get("headers", []):
+                if key != b"content-length":
+                    continue
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared > self.limit or declared < 0:
+                    await _too_large(self.limit).response()(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"the request body is over {limit} bytes", code="too_large")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read as it arrives and refused (413) once it passes ``limit`` bytes."""
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise _too_large(limit)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _authorised(request: Request, key: str | None) -> bool:
+    """The key as ``Authorization: Bearer KEY`` (clients) or HTTP Basic with KEY as
+    the password (the browser, for the page), compared in constant time."""
+    if key is None:
+        return True
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    given = ""
+    if scheme.lower() == "bearer":
+        given = value.strip()
+    elif scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            given = ""
+    return hmac.compare_digest(given.encode(), key.encode())
+
+
+def build_app(
+    models: dict[str, Served],
+    *,
+    api_key: str | None = None,
+    limits: Limits | None = None,
+    max_batch: int = 64,
+    retry_after_s: int = 1,
+) -> ASGIApp:
+    """The ASGI app serving ``models`` (by id)."""
+    limits = limits or Limits()
+
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]], *, page: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def route(request: Request) -> Response:
+            if not _authorised(request, api_key):
+                if page:  # the browser asks for the key (as the password) and resends it
+                    return Response(
+                        "an API key is needed", 401, {"WWW-Authenticate": 'Basic realm="charrnn"'}
+                    )
+                return ApiError(
+                    401, "a valid API key is needed (Authorization: Bearer KEY)",
+                    kind="authentication_error", code="invalid_api_key",
+                ).response()  # fmt: skip
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return exc.response()
+
+        return route
+
+    async def health(request: Request) -> Response:
+        load = {m.id: m.engine.load for m in models.values()}
+        return JSONResponse({"status": "ok", "models": load})
+
+    async def list_models(request: Request) -> Response:
+        data = [
+            {
+                "id": m.id,
+                "object": "model",
+                "created": m.created,
+                "owned_by": OWNER,
+                "charrnn": m.facts,
+            }
+            for m in models.values()
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(page_html([m.id for m in models.values()]))
+
+    async def completions(request: Request) -> Response:
+        raw = await read_body(request, limits.max_body)
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ApiError(400, "the body is not valid JSON", code="invalid_json") from None
+        try:
+            job = check_completion(body, models, limits, max_batch)
+        except CharRNNError as exc:  # a setting the sampler refuses
+            raise ApiError(400, str(exc)) from None
+        return await _complete(request, job, retry_after_s)
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/models", guarded(list_models), methods=["GET"]),
+        Route("/v1/completions", guarded(completions), methods=["POST"]),
+        Route("/", guarded(page, page=True), methods=["GET"]),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return ApiError(404, f"no route {request.url.path}", code="not_found").response()
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return ApiError(405, f"{request.method} is not allowed here").response()
+
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+    return BodyLimit(app, limits.max_body)
+
+
+async def _complete(request: Request, c: Completion, retry_after_s: int) -> Response:
+    """Queue the job and answer it, whole or as a stream of server-sent events."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[list[Delta] | None] = asyncio.Queue()
+
+    def emit(deltas: list[Delta] | None) -> None:  # called on the worker thread
+        loop.call_soon_threadsafe(events.put_nowait, deltas)
+
+    job = Job(
+        prompt_ids=c.prompt_ids,
+        n=c.n,
+        max_tokens=c.max_tokens,
+        settings=c.settings,
+        emit=emit,
+        seed=c.seed,
+        stops=c.stops,
+        logprobs=c.logprobs,
+    )
+    echo_logprobs = None
+    if c.echo and c.logprobs is not None:
+        ids = c.prompt_ids[1:] if c.served.docs.on else c.served.vocab.encode(c.prompt)
+        echo_logprobs = await asyncio.to_thread(
+            prompt_logprobs, c.served.model, c.served.vocab, np.asarray(ids), c.logprobs
+        )
+    if not c.served.engine.submit(job):
+        raise ApiError(
+            503, "the server is busy; retry shortly", kind="server_error", code="busy",
+            headers={"Retry-After": str(retry_after_s)},
+        )  # fmt: skip
+    meta = {
+        "id": f"cmpl-{uuid.uuid4().hex}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": c.served.id,
+    }
+    prompt_chars = len(c.prompt)
+    if c.stream:
+        stream = _stream(request, job, events, meta, c, echo_logprobs, prompt_chars)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+    return await _whole(request, job, events, meta, c, echo_logprobs, prompt_chars)
+
+
+async def _next(
+    request: Request, job: Job, events: asyncio.Queue[list[Delta] | None]
+) -> list[Delta] | None:
+    """The next event; the job is cancelled if the client goes away meanwhile."""
+    while True:
+        try:
+            return await asyncio.wait_for(events.get(), timeout=0.5)
+        except TimeoutError:
+            if await request.is_disconnected():
+                job.cancel()
+                return None
+
+
+def _echo(c: Completion, echo_logprobs: list[Any] | None) -> tuple[str, list[Any]]:
+    return (c.prompt if c.echo else ""), (echo_logprobs or [])
+
+
+async def _whole(
+    request: Request,
+    job: Job,
+    events: asyncio.Queue[list[Delta] | None],
+    meta: dict[str, Any],
+    c: Completion,
+    echo_logprobs: list[Any] | None,
+    prompt_chars: int,
+) -> Response:
+    prefix, prefix_lp = _echo(c, echo_logprobs)
+    texts = [prefix] * c.n
+    finish: list[str | None] = [None] * c.n
+    logprobs: list[list[Any]] = [list(prefix_lp) for _ in range(c.n)]
+    drawn = [0] * c.n
+    while (deltas := await _next(request, job, events)) is not None:
+        for d in deltas:
+            texts[d.index] += d.text
+            drawn[d.index] += len(d.logprobs) if c.logprobs is not None else 0
+            logprobs[d.index] += [(ch, lp, alt) for ch, lp, alt in d.logprobs]
+            finish[d.index] = d.finish_reason or finish[d.index]
+    if job.cancelled:
+        return Response(status_code=499)  # the client is gone; nobody reads this
+    choices = []
+    for i in range(c.n):
+        lp = _logprobs_body(logprobs[i], 0) if c.logprobs is not None else None
+        choices.append(
+            {"text": texts[i], "index": i, "logprobs": lp, "finish_reason": finish[i] or "length"}
+        )
+    completion_chars = sum(len(t) for t in texts) - len(prefix) * c.n
+    usage = {
+        "prompt_tokens": prompt_chars,
+        "completion_tokens": completion_chars,
+        "total_tokens": prompt_chars + completion_chars,
+    }
+    return JSONResponse({**meta, "choices": choices, "usage": usage})
+
+
+async def _stream(
+    request: Request,
+    job: Job,
+    events: asyncio.Queue[list[Delta] | None],
+    meta: dict[str, Any],
+    c: Completion,
+    echo_logprobs: list[Any] | None,
+    prompt_chars: int,
+) -> AsyncIterator[bytes]:
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return f"data: {json.dumps({**meta, 'choices': choices, **extra})}\n\n".encode()
+
+    completion_chars = 0
+    offsets = [0] * c.n
+    try:
+        prefix, prefix_lp = _echo(c, echo_logprobs)
+        if prefix or prefix_lp:
+            lp = _logprobs_body(prefix_lp, 0) if c.logprobs is not None else None
+            yield chunk(
+                [
+                    {"text": prefix, "index": i, "logprobs": lp, "finish_reason": None}
+                    for i in range(c.n)
+                ]
+            )
+            offsets = [len(prefix)] * c.n
+        while (deltas := await _next(request, job, events)) is not None:
+            choices = []
+            for d in deltas:
+                lp = None
+                if c.logprobs is not None:
+                    lp = _logprobs_body(d.logprobs, offsets[d.index])
+                offsets[d.index] += len(d.text)
+                completion_chars += len(d.text)
+                finish = d.finish_reason
+                choices.append(
+                    {"text": d.text, "index": d.index, "logprobs": lp, "finish_reason": finish}
+                )
+            yield chunk(choices)
+        if c.include_usage:
+            usage = {
+                "prompt_tokens": prompt_chars,
+                "completion_tokens": completion_chars,
+                "total_tokens": prompt_chars + completion_chars,
+            }
+            yield chunk([], usage=usage)
+        yield b"data: [DONE]\n\n"
+    finally:
+        job.cancel()  # a client that left mid-stream frees its rows at the next step
