@@ -17,8 +17,10 @@ import binascii
 import hmac
 import json
 import math
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +43,9 @@ from charrnn.serving.engine import TOP_LOGPROBS, Delta, Engine, Job
 from charrnn.serving.page import page_html
 
 OWNER = "charrnn"
+# 50 updates a second is smooth to watch, and 64 streams of them cost the server and
+# its clients far less than a chunk per character each.
+STREAM_INTERVAL_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -441,18 +446,14 @@ def build_app(
 
 async def _complete(request: Request, c: Completion, retry_after_s: int) -> Response:
     """Queue the job and answer it, whole or as a stream of server-sent events."""
-    loop = asyncio.get_running_loop()
-    events: asyncio.Queue[list[Delta] | None] = asyncio.Queue()
-
-    def emit(deltas: list[Delta] | None) -> None:  # called on the worker thread
-        loop.call_soon_threadsafe(events.put_nowait, deltas)
+    events = Mailbox(asyncio.get_running_loop())
 
     job = Job(
         prompt_ids=c.prompt_ids,
         n=c.n,
         max_tokens=c.max_tokens,
         settings=c.settings,
-        emit=emit,
+        emit=events.put,
         seed=c.seed,
         stops=c.stops,
         logprobs=c.logprobs,
@@ -482,17 +483,67 @@ async def _complete(request: Request, c: Completion, retry_after_s: int) -> Resp
     return await _whole(request, job, events, meta, c, echo_logprobs, prompt_chars)
 
 
-async def _next(
-    request: Request, job: Job, events: asyncio.Queue[list[Delta] | None]
-) -> list[Delta] | None:
-    """The next event; the job is cancelled if the client goes away meanwhile."""
-    while True:
+class Mailbox:
+    """What the worker hands one request: deltas gather here, and the event loop is
+    woken at most once until it has taken them. Under load the loop falls behind the
+    worker; it then takes many steps' deltas at once and sends them as one chunk,
+    rather than paying a wake-up, a JSON dump and a write per character per client.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: deque[list[Delta] | None] = deque()
+        self.ready = asyncio.Event()
+        self._woken = False
+        self._lock = threading.Lock()
+
+    def put(self, deltas: list[Delta] | None) -> None:
+        """Called on the worker thread; never blocks."""
+        self.items.append(deltas)
+        with self._lock:
+            if self._woken:
+                return
+            self._woken = True
+        self.loop.call_soon_threadsafe(self.ready.set)
+
+    async def take(self, timeout: float) -> tuple[list[Delta], bool] | None:
+        """The deltas gathered so far, merged per choice, and whether the job is over;
+        None when nothing came within ``timeout`` seconds."""
         try:
-            return await asyncio.wait_for(events.get(), timeout=0.5)
+            await asyncio.wait_for(self.ready.wait(), timeout)
         except TimeoutError:
-            if await request.is_disconnected():
-                job.cancel()
-                return None
+            return None
+        self.ready.clear()
+        with self._lock:
+            self._woken = False
+        merged: dict[int, Delta] = {}
+        over = False
+        while self.items:
+            item = self.items.popleft()
+            if item is None:
+                over = True
+                continue
+            for d in item:
+                if d.index in merged:
+                    was = merged[d.index]
+                    was.text += d.text
+                    was.logprobs = was.logprobs + d.logprobs
+                    was.finish_reason = d.finish_reason or was.finish_reason
+                else:
+                    merged[d.index] = Delta(d.index, d.text, d.finish_reason, list(d.logprobs))
+        return [merged[i] for i in sorted(merged)], over
+
+
+async def _next(request: Request, job: Job, events: Mailbox) -> tuple[list[Delta], bool]:
+    """The next deltas (several steps' worth, merged, when they pile up) and whether
+    the job is over. The job is cancelled if the client goes away meanwhile."""
+    while not job.cancelled:
+        taken = await events.take(timeout=0.5)
+        if taken is not None:
+            return taken
+        if await request.is_disconnected():
+            job.cancel()
+    return [], True
 
 
 def _echo(c: Completion, echo_logprobs: list[Any] | None) -> tuple[str, list[Any]]:
@@ -502,7 +553,7 @@ def _echo(c: Completion, echo_logprobs: list[Any] | None) -> tuple[str, list[Any
 async def _whole(
     request: Request,
     job: Job,
-    events: asyncio.Queue[list[Delta] | None],
+    events: Mailbox,
     meta: dict[str, Any],
     c: Completion,
     echo_logprobs: list[Any] | None,
@@ -512,11 +563,11 @@ async def _whole(
     texts = [prefix] * c.n
     finish: list[str | None] = [None] * c.n
     logprobs: list[list[Any]] = [list(prefix_lp) for _ in range(c.n)]
-    drawn = [0] * c.n
-    while (deltas := await _next(request, job, events)) is not None:
+    over = False
+    while not over:
+        deltas, over = await _next(request, job, events)
         for d in deltas:
             texts[d.index] += d.text
-            drawn[d.index] += len(d.logprobs) if c.logprobs is not None else 0
             logprobs[d.index] += [(ch, lp, alt) for ch, lp, alt in d.logprobs]
             finish[d.index] = d.finish_reason or finish[d.index]
     if job.cancelled:
@@ -539,7 +590,7 @@ async def _whole(
 async def _stream(
     request: Request,
     job: Job,
-    events: asyncio.Queue[list[Delta] | None],
+    events: Mailbox,
     meta: dict[str, Any],
     c: Completion,
     echo_logprobs: list[Any] | None,
@@ -561,7 +612,18 @@ async def _stream(
                 ]
             )
             offsets = [len(prefix)] * c.n
-        while (deltas := await _next(request, job, events)) is not None:
+        over = False
+        sent_at = 0.0
+        while not over:
+            # At most one chunk per STREAM_INTERVAL_S a client: what is drawn meanwhile
+            # gathers in the mailbox and goes as one (the first goes at once).
+            wait = sent_at + STREAM_INTERVAL_S - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            deltas, over = await _next(request, job, events)
+            if not deltas:
+                continue
+            sent_at = time.monotonic()
             choices = []
             for d in deltas:
                 lp = None

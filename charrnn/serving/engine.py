@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from charrnn.data.vocab import Vocab
-from charrnn.model.network import CharRNN
-from charrnn.sampling.sampler import SampleSettings, fresh_seed, primed
+from charrnn.model.network import CharRNN, State
+from charrnn.sampling.sampler import PRIME_CHUNK, SampleSettings, fresh_seed, primed
 
 NOISE_BLOCK = 32  # steps of noise drawn from a job's generator at once (same sequence)
 TOP_LOGPROBS = 5  # the API's cap on alternatives per position
@@ -184,6 +184,8 @@ class Engine:
             zero = np.zeros(1, dtype=np.int64)
             _, self._stepper = primed(model, zero, 1, precision)  # weights prepared once
         self._logits = torch.zeros(0, len(vocab), device=self.device)
+        # The rows' settings as tensors, rebuilt only when a job joins or leaves.
+        self._row_settings: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._thread = threading.Thread(target=self._work, name="charrnn-engine", daemon=True)
         self._thread.start()
 
@@ -256,19 +258,29 @@ class Engine:
             job.emit([Delta(i, "", "length") for i in range(job.n)])
             job.emit(None)
             return
-        logits, stepper = primed(self.model, job.prompt_ids, job.n, self.precision)
-        self._stepper.h = [
-            torch.cat([a, b]) for a, b in zip(self._stepper.h, stepper.h, strict=True)
-        ]
-        self._stepper.c = [
-            torch.cat([a, b]) for a, b in zip(self._stepper.c, stepper.c, strict=True)
-        ]
+        logits, state = self._prime(job.prompt_ids, job.n)
+        ours = self._stepper
+        ours.h = [torch.cat([h, state[0][k]]) for k, h in enumerate(ours.h)]
+        ours.c = [torch.cat([c, state[1][k]]) for k, c in enumerate(ours.c)]
         if not self._active:  # the batch was empty: its leftover state was one zero row
             self._stepper.h = [h[-job.n :] for h in self._stepper.h]
             self._stepper.c = [c[-job.n :] for c in self._stepper.c]
             self._logits = self._logits[:0]
         self._logits = torch.cat([self._logits, logits])
         self._active.append(active)
+        self._row_settings = None
+
+    def _prime(self, ids: np.ndarray, rows: int) -> tuple[torch.Tensor, State]:
+        """The logits after ``ids`` (rows, V) and the state there, as
+        :func:`~charrnn.sampling.sampler.primed` computes them, but without building a
+        stepper (preparing its weights takes longer than a short prompt)."""
+        state: State | None = None
+        for start in range(0, len(ids), PRIME_CHUNK):
+            part = np.asarray(ids[start : start + PRIME_CHUNK])
+            x = torch.as_tensor(part, device=self.device).long().unsqueeze(0).expand(rows, -1)
+            logits, state = self.model(x, state)
+        assert state is not None, "a job has at least one id to prime with"
+        return logits[:, -1].float(), tuple(s.float() for s in state)
 
     def _settings(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         temps, ks, ps = [], [], []
@@ -288,7 +300,9 @@ class Engine:
     def _step(self) -> None:
         vocab_size = len(self.vocab)
         noise = torch.cat([a.next_noise(vocab_size, self.device) for a in self._active])
-        temperature, top_k, top_p = self._settings()
+        if self._row_settings is None:
+            self._row_settings = self._settings()
+        temperature, top_k, top_p = self._row_settings
         ids = choose_rows(self._logits, temperature, top_k, top_p, noise)
         logprobs = None
         if any(a.job.logprobs is not None for a in self._active):
@@ -358,6 +372,7 @@ class Engine:
         if len(keep) == len(self._active):
             return
         self._active = keep
+        self._row_settings = None
         if not keep:
             return  # the stepper's rows are replaced when the next job joins
         index = torch.tensor(rows, device=self.device)

@@ -59,6 +59,7 @@ async function generate() {
   controller = new AbortController();
   go.disabled = true; halt.disabled = false;
   status.textContent = "writing…";
+  status.dataset.chunks = "0";  // events received in this stream (the test reads it)
   const body = Object.assign(settings(), { prompt: text.value, stream: true });
   try {
     const reply = await fetch("v1/completions", {
@@ -83,6 +84,7 @@ async function generate() {
         const data = event.slice(6);
         if (data === "[DONE]") continue;
         const chunk = JSON.parse(data);
+        status.dataset.chunks = String(Number(status.dataset.chunks || 0) + 1);
         for (const choice of chunk.choices) text.value += choice.text;
         text.scrollTop = text.scrollHeight;
       }
@@ -97,8 +99,9 @@ async function generate() {
 }
 
 async function refreshNext() {
+  const asked = text.value;
   const body = {
-    model: $("model").value, prompt: text.value, max_tokens: 1, logprobs: 5, temperature: 0,
+    model: $("model").value, prompt: asked, max_tokens: 1, logprobs: 5, temperature: 0,
   };
   const list = $("candidates");
   try {
@@ -107,6 +110,7 @@ async function refreshNext() {
     });
     const data = await reply.json();
     if (!reply.ok) { list.textContent = data.error.message; return; }
+    if (text.value !== asked) return;  // the text moved on: a newer call is coming
     const top = data.choices[0].logprobs.top_logprobs[0] || {};
     const ranked = Object.entries(top).sort((a, b) => b[1] - a[1]);
     list.replaceChildren();
@@ -123,6 +127,7 @@ async function refreshNext() {
       bar.className = "bar"; bar.style.width = (100 * p).toFixed(1) + "%";
       list.append(button, bar);
     }
+    list.dataset.forLength = String(asked.length);  // what the choices follow (tests)
   } catch (e) {
     list.textContent = "error: " + e.message;
   }
@@ -151,6 +156,7 @@ def page_html(models: list[str]) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>charrnn · {title}</title><style>{_STYLE}</style></head>
 <body>
 <header><b>charrnn</b> · write with a character-level model</header>
