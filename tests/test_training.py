@@ -276,7 +276,10 @@ def test_a_time_budget_is_wall_time_with_evaluations_and_saving_included(
     evaluations = RunDir(tmp_path / "run").read_metrics()
     assert summary.time_spent["evaluating"] >= 0.4 * len(evaluations)
     # Before this, evaluations were not counted and the run took 3 s plus all of them.
-    assert 3.0 - 0.3 <= summary.elapsed_s <= 3.0 + 0.3
+    # The end may come early by what the time kept back for the final evaluation
+    # overestimates (the last evaluation's cost, noisy on a shared machine: 2.63 s was
+    # seen), never late.
+    assert 3.0 - 0.5 <= summary.elapsed_s <= 3.0 + 0.3
     assert sum(summary.time_spent.values()) == pytest.approx(summary.elapsed_s, abs=0.05)
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last.finished and last.stopped_by == "time"

@@ -54,7 +54,7 @@ def serve(
 ) -> None:
     """Serve trained models over HTTP: the OpenAI completions API (any client library
     works with base_url http://HOST:PORT/v1), and a page at / to write with them."""
-    from charrnn.serving.api import Limits
+    from charrnn.serving.requests import Limits
     from charrnn.serving.server import ServeOptions
     from charrnn.serving.server import serve as run_server
 

@@ -1,1 +1,3 @@
-"""serving"""
+"""Taking a model elsewhere: the OpenAI-compatible server (engine, requests, API, page) and
+ONNX/TorchScript export.
+"""

@@ -19,8 +19,9 @@ from charrnn.checkpoint import load_model
 from charrnn.config import Docs
 from charrnn.errors import ConfigError
 from charrnn.hardware import sampling_dtype, select_device
-from charrnn.serving.api import Limits, Served, build_app
+from charrnn.serving.api import build_app
 from charrnn.serving.engine import Engine
+from charrnn.serving.requests import Limits, Served
 
 
 @dataclass(frozen=True)
