@@ -241,43 +241,48 @@ class Engine:
                         job = self._waiting.pop(0)
                         room -= job.n
                         joining.append(job)
-                for job in joining:
-                    self._admit(job)
+                self._admit(joining)
                 self._drop_finished()
                 if self._active:
                     self._step()
                     self._drop_finished()
 
-    def _admit(self, job: Job) -> None:
-        """Run the job's prompt; its rows join the batch at the next step."""
-        if job.cancelled:
-            job.emit(None)
-            return
-        active = _Active(job, self.vocab, self.device)
-        if job.max_tokens == 0:  # nothing to draw (scoring the prompt, say)
-            job.emit([Delta(i, "", "length") for i in range(job.n)])
-            job.emit(None)
-            return
-        logits, state = self._prime(job.prompt_ids, job.n)
-        ours = self._stepper
-        ours.h = [torch.cat([h, state[0][k]]) for k, h in enumerate(ours.h)]
-        ours.c = [torch.cat([c, state[1][k]]) for k, c in enumerate(ours.c)]
-        if not self._active:  # the batch was empty: its leftover state was one zero row
-            self._stepper.h = [h[-job.n :] for h in self._stepper.h]
-            self._stepper.c = [c[-job.n :] for c in self._stepper.c]
-            self._logits = self._logits[:0]
-        self._logits = torch.cat([self._logits, logits])
-        self._active.append(active)
-        self._row_settings = None
+    def _admit(self, joining: list[Job]) -> None:
+        """Run the joining jobs' prompts; their rows join the batch at the next step.
 
-    def _prime(self, ids: np.ndarray, rows: int) -> tuple[torch.Tensor, State]:
-        """The logits after ``ids`` (rows, V) and the state there, as
-        :func:`~charrnn.sampling.sampler.primed` computes them, but without building a
-        stepper (preparing its weights takes longer than a short prompt)."""
+        Prompts of one length run as one batch through the model: a forward pass for
+        32 rows costs about what one row costs.
+        """
+        by_length: dict[int, list[Job]] = {}
+        for job in joining:
+            if job.cancelled:
+                job.emit(None)
+            elif job.max_tokens == 0:  # nothing to draw (scoring the prompt, say)
+                job.emit([Delta(i, "", "length") for i in range(job.n)])
+                job.emit(None)
+            else:
+                by_length.setdefault(len(job.prompt_ids), []).append(job)
+        for jobs in by_length.values():
+            ids = np.concatenate([np.tile(job.prompt_ids, (job.n, 1)) for job in jobs])
+            logits, state = self._prime(ids)
+            if not self._active:  # the batch was empty: drop its leftover rows
+                self._stepper.h = [h[:0] for h in self._stepper.h]
+                self._stepper.c = [c[:0] for c in self._stepper.c]
+                self._logits = self._logits[:0]
+            ours = self._stepper
+            ours.h = [torch.cat([h, state[0][k]]) for k, h in enumerate(ours.h)]
+            ours.c = [torch.cat([c, state[1][k]]) for k, c in enumerate(ours.c)]
+            self._logits = torch.cat([self._logits, logits])
+            self._active += [_Active(job, self.vocab, self.device) for job in jobs]
+            self._row_settings = None
+
+    def _prime(self, ids: np.ndarray) -> tuple[torch.Tensor, State]:
+        """The logits after each row of ``ids`` (R, L) -> (R, V), and the state there,
+        as :func:`~charrnn.sampling.sampler.primed` computes them, but without building
+        a stepper (preparing its weights takes longer than a short prompt)."""
         state: State | None = None
-        for start in range(0, len(ids), PRIME_CHUNK):
-            part = np.asarray(ids[start : start + PRIME_CHUNK])
-            x = torch.as_tensor(part, device=self.device).long().unsqueeze(0).expand(rows, -1)
+        for start in range(0, ids.shape[1], PRIME_CHUNK):
+            x = torch.as_tensor(ids[:, start : start + PRIME_CHUNK], device=self.device).long()
             logits, state = self.model(x, state)
         assert state is not None, "a job has at least one id to prime with"
         return logits[:, -1].float(), tuple(s.float() for s in state)
