@@ -43,5 +43,5 @@ def test_wheel_contains_the_bundled_corpora(tmp_path: Path) -> None:
 
 
 def test_bundled_hello_corpus_is_found() -> None:
-    assert bundled_dir().is_dir()
+    assert (bundled_dir() / "hello.txt").is_file()
     assert bundled_corpus("hello").read_text() == "hello"

@@ -130,7 +130,6 @@ def compare(
     cache_dir: opt.CacheOpt = None,
 ) -> None:
     """Train RNN, LSTM and GRU under equal conditions; show which learns FILE best."""
-    from charrnn.cli.compare import CompareDisplay, compare_table
     from charrnn.compare.run import compare as run_compare
     from charrnn.inspection.measures import flow_summary
 

@@ -77,7 +77,6 @@ def inspect(
     """Write a page that shows what happens inside the model as it reads a text:
     surprisal with the model's predictions, a neuron browser, gate saturation and how
     far back the gradient reaches."""
-    from charrnn.cli.inspect import show_inspection
     from charrnn.cli.live import Quiet
     from charrnn.inspection.trace import inspect_run
 

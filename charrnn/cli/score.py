@@ -49,7 +49,6 @@ def score(
     """Score FILE with a trained model: bits per character, perplexity, worst lines."""
     from charrnn.checkpoint import load_model
     from charrnn.cli.live import Quiet
-    from charrnn.cli.score import coloured_text, lines_table, score_table, worst_table
     from charrnn.data.text import read_text
     from charrnn.hardware import select_device
     from charrnn.inspection.score import score_text
