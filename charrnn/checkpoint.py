@@ -30,9 +30,7 @@ the counters; :func:`_upgrade_v1` brings it to version 2 when read.
 from __future__ import annotations
 
 import math
-import os
 import pickle
-import time
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -266,19 +264,9 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     try:
         with atomic_file(path) as handle:
             torch.save(checkpoint.to_dict(), handle)
-            _test_pause()
     except (OSError, RuntimeError) as exc:  # a full disk inside torch.save is a RuntimeError
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CheckpointError(f"cannot save checkpoint {path}: {reason.splitlines()[0]}") from None
-
-
-def _test_pause() -> None:
-    """Test hook: ``CHARRNN_TEST_SAVE_DELAY`` seconds between writing and renaming, so
-    the kill tests can land a SIGKILL inside a save. Unset (always, for users): no pause.
-    """
-    delay = os.environ.get("CHARRNN_TEST_SAVE_DELAY")
-    if delay:
-        time.sleep(float(delay))
 
 
 def load_checkpoint(path: Path) -> Checkpoint:

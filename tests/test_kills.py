@@ -4,14 +4,13 @@ Each round starts a real training process (a new one, or ``--resume`` of the las
 waits until it has evaluated once, kills it with SIGKILL after a random delay and
 checks what it left: ``last.pt`` and ``best.pt`` load, ``metrics.jsonl`` reads (a
 torn last line is skipped), and the next round resumes from the last saved step.
-Saves are slowed with the test hook ``CHARRNN_TEST_SAVE_DELAY`` so that many kills
+Saves are slowed in the child process (it patches its own ``torch.save``) so that many kills
 land between writing a checkpoint's temporary file and renaming it. At the end the
 run is finished and its evaluations must equal those of a run never interrupted.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -42,11 +41,25 @@ SETTINGS = [
 ]
 
 
+# The child process slows its own saves: it pauses after writing a checkpoint and
+# before the rename, so a SIGKILL can land inside a save. Nothing of this is in charrnn.
+_SLOW_SAVES = """
+import sys, time
+import charrnn.checkpoint as checkpoint
+real, delay = checkpoint.torch.save, float(sys.argv[1])
+def slow_save(*args, **kwargs):
+    real(*args, **kwargs)
+    time.sleep(delay)
+checkpoint.torch.save = slow_save
+from charrnn.cli.app import main
+sys.argv = ["charrnn", "train", *sys.argv[2:]]
+main()
+"""
+
+
 def start(args: list[str], save_delay: float) -> subprocess.Popen[str]:
-    env = {**os.environ, "CHARRNN_TEST_SAVE_DELAY": str(save_delay)}
     return subprocess.Popen(
-        [sys.executable, "-m", "charrnn", "train", *args],
-        env=env,
+        [sys.executable, "-c", _SLOW_SAVES, str(save_delay), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
