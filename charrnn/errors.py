@@ -55,6 +55,17 @@ class TrainingInterrupted(CharRNNError):
         return TrainingInterrupted(self.step, self.saved, how, self.signum)
 
 
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM, SIGHUP or SIGQUIT outside training: raised in the main thread so the
+    command unwinds through every ``finally`` as it does for Ctrl-C (a half-written
+    temporary file is removed), then exits ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by signal {_signal_name(signum)}")
+
+
 def _signal_name(signum: int) -> str:
     import signal
 

@@ -10,11 +10,14 @@ disk at any instant leaves the previous file (or none) in place, never a torn on
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from charrnn.errors import ConfigError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -77,3 +80,77 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------------------------
+# Files a person names on the command line (``export -o``, ``sample --out``,
+# ``inspect --out``, ``hello --html``, ``corpus make -o``): one rule for all of them.
+
+
+def output_target(path: Path, *, overwrite: bool) -> tuple[Path, bool]:
+    """Where a file the user named is written, and whether it is written straight through.
+
+    The rule (the README's guarantees table states it):
+
+    - a symbolic link is followed: the file it points to is written and the link stays;
+    - a regular file that exists is replaced (atomically) only with ``overwrite``;
+    - a character device or a pipe (``/dev/null``, ``/dev/stdout``, a process
+      substitution) is written straight through, never replaced by a regular file;
+    - anything else that exists (a folder, a socket, a block device) is refused.
+
+    Raises :class:`ConfigError` with one line for a refusal.
+    """
+    path = Path(path)
+    if path.is_absolute() and path.parts[1] in ("dev", "proc") and path.exists():
+        # /dev/stdout, /dev/fd/3, /proc/self/fd/1: the stream a shell handed over, even
+        # when it leads to a regular file the shell opened (``> out.txt``).
+        return path, True
+    try:
+        resolved = path.resolve() if path.is_symlink() else path
+    except (OSError, RuntimeError):  # a symbolic link loop
+        raise ConfigError(f"cannot write {path}: it is a symbolic link loop") from None
+    try:
+        st = os.stat(resolved)
+    except FileNotFoundError:
+        if not resolved.parent.is_dir():
+            folder = resolved.parent
+            raise ConfigError(f"cannot write {path}: folder {folder} does not exist") from None
+        return resolved, False
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    if stat.S_ISREG(st.st_mode):
+        if not overwrite:
+            raise ConfigError(f"{path} exists; pass --overwrite to replace it")
+        return resolved, False
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        return resolved, True
+    kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+    raise ConfigError(f"cannot write {path}: it is {kind}")
+
+
+@contextmanager
+def output_file(path: Path, *, overwrite: bool) -> Iterator[BinaryIO]:
+    """Open a file the user named for binary writing, by :func:`output_target`'s rule.
+
+    A regular file is written atomically (the old one stays until the new one is
+    whole); a device or pipe is written through. An ``OSError`` while writing (a full
+    disk, ``/dev/full``) becomes one :class:`ConfigError` line.
+    """
+    target, through = output_target(path, overwrite=overwrite)
+    try:
+        if through:
+            with target.open("wb") as handle:
+                yield handle
+        else:
+            with atomic_file(target) as handle:
+                yield handle
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_output(path: Path, data: bytes | str, *, overwrite: bool) -> Path:
+    """Write ``data`` (text as UTF-8) to a file the user named; return where it went."""
+    target, _ = output_target(path, overwrite=overwrite)
+    with output_file(path, overwrite=overwrite) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return target

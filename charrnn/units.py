@@ -1,4 +1,5 @@
-"""Units the project reports in: losses in nats per character, also as bits."""
+"""Units the project reports in: losses in nats per character, also as bits; counts
+with a metric prefix."""
 
 from __future__ import annotations
 
@@ -21,3 +22,12 @@ def to_bits(nats: T) -> T:
 def to_nats(bits: T) -> T:
     """Nats per character for a loss in bits per character (a number or an array)."""
     return bits * LN2
+
+
+def human(n: float) -> str:
+    """A count with a metric prefix and three figures: 1234567 -> '1.23M', 4321 ->
+    '4.32k', 960 -> '960' (a tiny model's parameters never read as '0.0M')."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f}{unit}"
+    return f"{n:.0f}"

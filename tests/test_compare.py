@@ -261,3 +261,16 @@ def test_out_that_is_a_file_is_a_clear_error(tmp_path: Path, corpus_file: Path) 
     with pytest.raises(ConfigError, match="exists and is not a folder"):
         comparison.run_comparison(runs, taken)
     assert taken.read_text() == "mine"
+
+
+def test_a_file_name_matplotlib_would_read_as_mathtext_is_drawn_as_itself(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    # Before: matplotlib parsed "$\foo{$" as mathtext and raised; nothing was drawn.
+    hostile = corpus_file.rename(tmp_path / "p$\\foo{$.txt")
+    done = comparison.compare(
+        base_config(hostile), cells=["gru"], layers=[1], hiddens=[8], out=tmp_path / "cmp"
+    )
+    names = sorted(p.name for p in done.files)
+    assert "curves.png" in names and "gradient-flow.png" in names and "report.html" in names
+    assert "p$\\foo{$" in (tmp_path / "cmp" / "report.html").read_text()

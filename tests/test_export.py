@@ -16,6 +16,7 @@ import torch
 from conftest import make_text, tiny_cli
 from typer.testing import CliRunner
 
+from charrnn._version import __version__
 from charrnn.checkpoint import load_model
 from charrnn.cli.app import app
 from charrnn.config import ModelConfig
@@ -108,3 +109,13 @@ def test_export_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "Traceback" not in result.stderr
     result = runner.invoke(app, ["export", str(tmp_path), "--format", "tflite"])
     assert result.exit_code == 2
+
+
+def test_the_onnx_file_says_which_charrnn_run_and_step_made_it(exported: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(exported / "model.onnx"))
+    meta = json.loads({p.key: p.value for p in graph.metadata_props}["charrnn"])
+    assert meta["version"] == __version__
+    assert meta["run"] == str(exported.resolve())
+    assert meta["step"] == load_model(exported)[2].step == 40

@@ -20,7 +20,6 @@ from charrnn.inspection.measures import (
     trace,
 )
 from charrnn.model.network import CharRNN
-from charrnn.sampling.sampler import default_start
 
 TEXT = 'def f(x):\n    return "a(b)" + x\n\nclass A:\n    pass\n' * 3
 
@@ -33,7 +32,7 @@ def test_trace_matches_the_fused_model_and_surprisal_is_the_loss(cell: str, embe
         len(vocab), ModelConfig(cell=cell, num_layers=2, hidden_size=10, embed_size=embed)
     )
     found = trace(model, vocab, TEXT)
-    ids = np.concatenate([[default_start(vocab)], vocab.encode(TEXT)])
+    ids = np.concatenate([[vocab.start_id], vocab.encode(TEXT)])
     with torch.no_grad():
         logits, _ = model(torch.from_numpy(ids[:-1]).long()[None])
         out, _ = model.rnn(model._inputs(torch.from_numpy(ids).long()[None]), None)

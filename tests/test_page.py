@@ -98,3 +98,32 @@ def test_the_page_works_in_a_browser(page: Path, browser, tmp_path: Path) -> Non
     browser.execute_script("document.getElementById('neurons').scrollIntoView()")
     browser.save_screenshot(str(_shots(tmp_path) / "inspect-neurons.png"))
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+# Texts the HTML parser treats specially inside a <script> block: "<!--" followed by
+# "<script" sends it into the double-escaped state, and "</script" ends the block.
+# Nothing closes the comment ("-->" would end that state).
+HOSTILE = "say <!--<script> & \"q\" 's' \u2028 <b>"
+
+
+def test_a_hostile_text_run_and_name_leave_the_page_working(  # type: ignore[no-untyped-def]
+    tmp_path: Path, browser
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    corpus = tmp_path / "<!--<script>.txt"
+    corpus.write_text((make_text(3000) + "\n" + HOSTILE + "\n") * 2, encoding="utf-8")
+    run = tmp_path / "run <!--<script>"
+    options = ["--steps", "10", "--out", str(run), "-q", *tiny_cli()]
+    assert runner.invoke(app, ["train", str(corpus), "--cell", "lstm", *options]).exit_code == 0
+    result = runner.invoke(app, ["inspect", str(run), "--text", HOSTILE * 4])
+    assert result.exit_code == 0, result.output
+    browser.get((run / "inspect.html").as_uri())
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    # Before: the view, the neurons and the feature table were all empty.
+    spans = browser.find_elements(By.CSS_SELECTOR, "#surprisal span")
+    assert len(spans) == len(HOSTILE) * 4  # one per character
+    assert browser.find_elements(By.CSS_SELECTOR, "#neurons span")
+    assert browser.find_elements(By.CSS_SELECTOR, "#matches tr")
+    assert "<!--<script>" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.save_screenshot(str(_shots(tmp_path) / "inspect-hostile.png"))

@@ -63,8 +63,28 @@ app.add_typer(corpus_app, name="corpus")
 
 def main() -> None:
     """Console-script entry point."""
+    _stop_like_ctrl_c()
     try:
         app()
-    except KeyboardInterrupt:  # Ctrl-C before a command started (while loading, say)
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # a stop before a command started (while loading)
+        sys.stderr.write(f"{exc or 'interrupted'}\n")
+        sys.exit(getattr(exc, "exit_code", 130))
+
+
+def _stop_like_ctrl_c() -> None:
+    """Make SIGTERM, SIGHUP and SIGQUIT unwind a command the way Ctrl-C does.
+
+    Their default action kills the process where it stands, leaving a writer's hidden
+    temporary file behind; raised as :class:`StopSignal` instead, every ``finally``
+    runs. Training and ``serve`` install their own handlers while they run.
+    """
+    import signal
+
+    from charrnn.errors import StopSignal
+
+    def stop(signum: int, frame: object) -> None:
+        raise StopSignal(signum)
+
+    for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)

@@ -14,10 +14,11 @@ from rich.text import Text
 
 from charrnn.cli import options as opt
 from charrnn.cli.errors import friendly_errors
-from charrnn.cli.live import BAR_UNITS, Quiet, duration, human, stderr_console, stdout_console
+from charrnn.cli.live import BAR_UNITS, Quiet, duration, stderr_console, stdout_console
 from charrnn.config import layered, overrides
 from charrnn.events import Progress as TrainProgress
 from charrnn.events import Summary
+from charrnn.units import human
 
 if TYPE_CHECKING:
     from charrnn.compare.report import RunResult

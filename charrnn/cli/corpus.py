@@ -14,7 +14,6 @@ from rich.table import Table
 from charrnn.cli import options as opt
 from charrnn.cli.errors import friendly_errors
 from charrnn.cli.live import stderr_console, stdout_console
-from charrnn.errors import ConfigError
 from charrnn.units import to_bits
 
 if TYPE_CHECKING:
@@ -46,16 +45,14 @@ def corpus_make(
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
     distance: DistanceOpt = None,
     max_mb: opt.MaxMbOpt = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing file.")
-    ] = False,
+    overwrite: opt.ReplaceFileOpt = False,
 ) -> None:
     """Write a generated corpus to a file and report its best achievable loss."""
     from charrnn.data.catalog import make_corpus
 
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} exists; pass --overwrite to replace it")
-    made = make_corpus(name, out, size=size, seed=seed, distance=distance, max_mb=max_mb)
+    made = make_corpus(
+        name, out, size=size, seed=seed, distance=distance, max_mb=max_mb, overwrite=overwrite
+    )
     if made is None:  # the standard library's source: no known floor
         typer.echo(f"wrote {out}: {out.stat().st_size:,} bytes of Python source", err=True)
         return

@@ -79,8 +79,8 @@ def friendly_errors(command: F) -> F:
             if not prefix or not isinstance(exc, PeerFailed):
                 typer.echo(f"{prefix}error: {exc}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(code=130) from None
+        except KeyboardInterrupt as exc:  # Ctrl-C, or a StopSignal (TERM, HUP, QUIT)
+            typer.echo(str(exc) or "interrupted", err=True)
+            raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
 
     return wrapper  # type: ignore[return-value]

@@ -10,6 +10,7 @@ import typer
 
 from charrnn.cli import options as opt
 from charrnn.cli.errors import friendly_errors
+from charrnn.units import human
 
 
 class Format(StrEnum):
@@ -32,10 +33,11 @@ def export(
             show_default=False,
         ),
     ] = None,
+    overwrite: opt.ReplaceFileOpt = False,
 ) -> None:
     """Export one step of the model (ids and state in, logits and state out) to run
     without charrnn; the vocabulary travels inside the file."""
     from charrnn.serving.export import export as write
 
-    target = write(checkpoint, out, fmt.value)
-    typer.echo(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB)", err=True)
+    target = write(checkpoint, out, fmt.value, overwrite=overwrite)
+    typer.echo(f"wrote {target} ({human(target.stat().st_size)}B)", err=True)

@@ -9,8 +9,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from charrnn.cli import options as opt
 from charrnn.cli.errors import friendly_errors
 from charrnn.cli.live import stdout_console
+from charrnn.files import output_target, write_output
 
 if TYPE_CHECKING:
     from charrnn.inspection.hello import HelloResult
@@ -31,20 +33,18 @@ def hello(
             show_default=False,
         ),
     ] = None,
+    overwrite: opt.ReplaceFileOpt = False,
 ) -> None:
     """The lecture's example: a 3-unit RNN learns "hello" (takes a second)."""
     from charrnn.inspection.hello import run_hello
 
+    if page is not None:
+        output_target(page, overwrite=overwrite)  # refused before the work, not after
     result = run_hello(steps=steps, seed=seed)
     if page is not None:
-        from charrnn.errors import ConfigError
-        from charrnn.files import atomic_write_text
         from charrnn.inspection.hello import hello_page
 
-        try:
-            atomic_write_text(page, hello_page(result))
-        except OSError as exc:
-            raise ConfigError(f"cannot write {page}: {exc.strerror}") from None
+        write_output(page, hello_page(result), overwrite=overwrite)
         typer.echo(f"wrote {page} — open it in a browser", err=True)
     console = stdout_console()
     for part in hello_tables(result):

@@ -71,6 +71,7 @@ def inspect(
             show_default=False,
         ),
     ] = None,
+    overwrite: opt.ReplaceFileOpt = False,
     skip_unknown: opt.SkipUnknownOpt = False,
     cache_dir: opt.CacheOpt = None,
 ) -> None:
@@ -88,6 +89,7 @@ def inspect(
         file=file,
         text=text,
         out=out,
+        overwrite=overwrite,
         max_chars=max_chars,
         skip_unknown=skip_unknown,
         cache_dir=cache_dir,

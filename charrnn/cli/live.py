@@ -24,6 +24,7 @@ from rich.text import Text
 
 from charrnn.events import Evaluation, RunStart, Silent, Summary
 from charrnn.events import Progress as TrainProgress
+from charrnn.units import human
 
 BAR_UNITS = 1000  # the bar follows the budget fraction, which time budgets need
 
@@ -35,14 +36,6 @@ def stderr_console() -> Console:
 
 def stdout_console() -> Console:
     return Console(highlight=False)
-
-
-def human(n: float) -> str:
-    """1234567 -> '1.23M'."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return f"{n:.0f}"
 
 
 def duration(seconds: float) -> str:

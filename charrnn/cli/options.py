@@ -135,6 +135,12 @@ OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Replace the checkpoints of an existing run.")
 ]
 
+# Every command that writes a file the user names follows charrnn.files.output_target:
+# an existing file is replaced only when asked, a device or pipe is written through.
+ReplaceFileOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the output file if it exists.")
+]
+
 
 PresetOpt = Annotated[
     str | None,

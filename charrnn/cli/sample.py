@@ -205,6 +205,7 @@ def sample(
     novel_span: NovelSpanOpt = 20,
     beam: BeamOpt = None,
     out_file: SampleOutOpt = None,
+    overwrite: opt.ReplaceFileOpt = False,
     device: Annotated[Device, typer.Option("--device", help="Where to run the model.")] = (
         Device.cpu
     ),
@@ -236,6 +237,11 @@ def sample(
     items = Docs(saved.config.data.docs).on
     if items and num_samples != 1:
         raise UsageError("a --docs run draws -n items; --num-samples is for streams")
+    record = None
+    if out_file is not None:
+        from charrnn.sampling.request import check_samples_target
+
+        record = check_samples_target(out_file, overwrite=overwrite)  # before the drawing
     if seed is None and out_file is not None:
         seed = fresh_seed()  # recorded beside the samples, so they can be drawn again
     request = Request(
@@ -259,9 +265,12 @@ def sample(
     if out_file is not None:
         from charrnn.sampling.request import write_samples
 
-        write_samples(out_file, text, request, checkpoint)
+        write_samples(out_file, text, request, checkpoint, overwrite=overwrite)
+        count = len(shaped.texts)
         typer.echo(
-            f"wrote {len(shaped.texts)} samples to {out_file} (how: {out_file}.json)", err=True
+            f"wrote {count} sample{'s' if count != 1 else ''} to {out_file}"
+            + (f" (how: {record})" if record is not None else ""),
+            err=True,
         )
     else:
         _write(text.encode("utf-8", "surrogateescape"))

@@ -143,13 +143,26 @@ def write_markdown(out: Path, results: Sequence[RunResult]) -> Path:
     return path
 
 
-def plot_curves(out: Path, results: Sequence[RunResult], title: str = "") -> Path:
-    """``curves.png``: validation bpc against characters seen and against wall time."""
+def _pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files only, never a window."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only, never a window
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plain(label: str) -> str:
+    """A label from user data (a file or run name) drawn as itself: matplotlib reads
+    text between two ``$`` as mathtext and raises on ``p$\\foo{$.txt``. An escaped
+    dollar is a literal one; the log axes' own tick labels stay mathtext."""
+    return label.replace("$", r"\$")
+
+
+def plot_curves(out: Path, results: Sequence[RunResult], title: str = "") -> Path:
+    """``curves.png``: validation bpc against characters seen and against wall time."""
+    plt = _pyplot()
     fig, (by_chars, by_time) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
     for r in results:
         chars = [p["chars_seen"] / 1e6 for p in r.curve]
@@ -165,7 +178,7 @@ def plot_curves(out: Path, results: Sequence[RunResult], title: str = "") -> Pat
         axis.grid(alpha=0.3)
         axis.legend(fontsize=9)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(plain(title))
     return save_png(fig, out / CURVES)
 
 
@@ -198,21 +211,17 @@ def measure_flows(
 
 def plot_flows(out: Path, flows: dict[str, np.ndarray], title: str = "") -> Path:
     """``gradient-flow.png``: one line per model, log scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, axis = plt.subplots(figsize=(8, 4.6), constrained_layout=True)
     for name, flow in flows.items():
         # A gradient that underflowed to 0 in float32 ends its line there.
         shown = np.where(flow > 0, flow, np.nan)
-        axis.semilogy(np.arange(len(flow)), shown, label=name, linewidth=2)
+        axis.semilogy(np.arange(len(flow)), shown, label=plain(name), linewidth=2)
     axis.set_xlabel("k: steps between the input and the loss")
     axis.set_ylabel("‖∂L_t / ∂x_(t−k)‖, mean over positions")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=9)
-    axis.set_title(title or "How far back the gradient reaches")
+    axis.set_title(plain(title) if title else "How far back the gradient reaches")
     return save_png(fig, out / FLOW)
 
 

@@ -24,7 +24,7 @@ from charrnn.data.generators import GENERATORS, Generated, generate
 from charrnn.data.text import default_cache_dir
 from charrnn.errors import ConfigError, CorpusError
 from charrnn.events import SILENT, Reporter
-from charrnn.files import atomic_write_text
+from charrnn.files import atomic_write_text, output_target, write_output
 
 PREFIX = "corpus:"
 
@@ -343,17 +343,20 @@ def make_corpus(
     seed: int = 0,
     distance: int | None = None,
     max_mb: float | None = None,
+    overwrite: bool = False,
 ) -> Generated | None:
-    """Write corpus ``name`` to ``out``: a generated one (returned, with its floor) or
+    """Write corpus ``name`` to ``out`` (by the rule of
+    :func:`charrnn.files.output_target`): a generated one (returned, with its floor) or
     the standard library's source (None)."""
+    output_target(out, overwrite=overwrite)  # refused before the work, not after
     if name == DEFAULT_CORPUS:
-        write_atomic(out, build_stdlib_text(max_mb or DEFAULT_STDLIB_MB))
+        write_output(out, build_stdlib_text(max_mb or DEFAULT_STDLIB_MB), overwrite=overwrite)
         return None
     if name == NAMES_CORPUS:
-        write_atomic(out, build_names_text())
+        write_output(out, build_names_text(), overwrite=overwrite)
         return None
     made = generate(name, size=size, seed=seed, distance=distance)
-    write_atomic(out, made.text)
+    write_output(out, made.text, overwrite=overwrite)
     return made
 
 

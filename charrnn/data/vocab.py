@@ -152,6 +152,13 @@ class Vocab:
         return int(ids[0]) if len(ids) == 1 else None
 
     @property
+    def start_id(self) -> int:
+        """The id a text starts from when nothing comes before it: newline if known, else
+        0 (training windows begin after a newline as often as anywhere)."""
+        newline = self.index_of("\n")
+        return newline if newline is not None else 0
+
+    @property
     def chars(self) -> list[str]:
         """The symbols as printable names (see :func:`describe_symbol`)."""
         return [describe_symbol(s, self.byte_level) for s in self.symbols]

@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from charrnn.data.vocab import Vocab
 from charrnn.model.cells import GATES, cell_step
 from charrnn.model.network import CharRNN
-from charrnn.sampling.sampler import default_start
 
 LEFT, RIGHT = 0.1, 0.9  # a gate below LEFT is "left-saturated", above RIGHT "right-"
 TOP = 5
@@ -56,7 +55,7 @@ def trace(model: CharRNN, vocab: Vocab, text: str) -> Trace:
     model.eval()
     config = model.config
     ids = vocab.encode(text, what="text").astype(np.int64)
-    inputs = torch.from_numpy(np.concatenate([[default_start(vocab)], ids]))
+    inputs = torch.from_numpy(np.concatenate([[vocab.start_id], ids]))
     device = model.head.weight.device
     rnn = model.rnn
     x = model._inputs(inputs.to(device)[None])[0].float()  # (T+1, E)

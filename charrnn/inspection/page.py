@@ -164,6 +164,18 @@ def asset(name: str) -> str:
     return (Path(__file__).parent / "assets" / name).read_text(encoding="utf-8")
 
 
+# Inside <script> the HTML parser still looks for "</script" and, after "<!--", for
+# "<script" (the "double-escaped" state, which swallows the rest of the page). JSON may
+# spell <, > and & as \u escapes, so none of those sequences can appear at all.
+_INERT = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def inert_json(data: object) -> str:
+    """``data`` as JSON that is safe inside a ``<script type="application/json">`` block
+    whatever texts, vocabulary characters or names it holds."""
+    return json.dumps(data, separators=(",", ":")).translate(_INERT)
+
+
 def render(
     *,
     title: str,
@@ -174,7 +186,7 @@ def render(
     flow_note: str,
 ) -> str:
     """The whole page as one string."""
-    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    payload = inert_json(data)
     features = "".join(
         f"<li><b>{html.escape(name)}</b>: {html.escape(text)}</li>"
         for name, text in FEATURES.items()

@@ -12,7 +12,7 @@ from charrnn.data.dataset import load_dataset
 from charrnn.data.text import check_readable
 from charrnn.errors import ConfigError, CorpusError
 from charrnn.events import SILENT, Reporter
-from charrnn.files import atomic_write_text
+from charrnn.files import output_target, write_output
 from charrnn.inspection.measures import (
     Trace,
     UnitMatch,
@@ -84,15 +84,20 @@ def inspect_run(
     file: Path | None = None,
     text: str | None = None,
     out: Path | None = None,
+    overwrite: bool = False,
     max_chars: int = DEFAULT_CHARS,
     skip_unknown: bool = False,
     cache_dir: Path | None = None,
     reporter: Reporter = SILENT,
 ) -> Inspection:
     """Trace ``run``'s best model over the text and write the page (``out``, default
-    ``RUN/inspect.html``)."""
+    ``RUN/inspect.html``, by the rule of :func:`charrnn.files.output_target`)."""
     if not 1 <= max_chars <= MAX_CHARS:
         raise ConfigError(f"--max-chars must be 1 to {MAX_CHARS:,}, got {max_chars}")
+    run = Path(run)
+    target = out or (run if run.is_dir() else run.parent) / "inspect.html"
+    overwrite = overwrite or out is None  # the default page is the run's own, redrawn
+    output_target(target, overwrite=overwrite)  # refused before the work, not after
     model, vocab, checkpoint = load_model(run)
     content, source = _text_of(checkpoint, file, text, max_chars, cache_dir, reporter)
     if skip_unknown:
@@ -120,10 +125,5 @@ def inspect_run(
         flow=flow_svg({described: flow}) if flow is not None else "",
         flow_note=note,
     )
-    run_dir = run if run.is_dir() else run.parent
-    target = out or run_dir / "inspect.html"
-    try:
-        atomic_write_text(target, page)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {target}: {exc.strerror}") from None
+    write_output(target, page, overwrite=overwrite)
     return Inspection(target, found, matches, flow, summary)

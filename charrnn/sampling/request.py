@@ -21,12 +21,12 @@ from charrnn.data.text import default_cache_dir
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CharRNNError, ConfigError, CorpusError, VocabError
 from charrnn.events import SILENT, Reporter
-from charrnn.files import atomic_write_text
+from charrnn.files import output_target, write_output
 from charrnn.model.network import CharRNN
 from charrnn.sampling.beam import MAX_BEAM, Hypothesis, beam_search
 from charrnn.sampling.endings import Ending, draw_items, draw_until
 from charrnn.sampling.novelty import MAX_SPAN, ItemSets, NgramIndex
-from charrnn.sampling.sampler import MAX_SAMPLES, SampleSettings, default_start
+from charrnn.sampling.sampler import MAX_SAMPLES, SampleSettings
 
 ITEM_WINDOWS = 2  # an item may run to twice the training window before it is cut
 
@@ -99,7 +99,7 @@ def shaped_samples(
         raise ConfigError("--min-chars needs an end to hold back: give --stop (or a --docs run)")
     ending = Ending(request.length, stop, request.min_chars)
     if len(prime) == 0:
-        prime = np.array([default_start(vocab)], dtype=np.int64)
+        prime = np.array([vocab.start_id], dtype=np.int64)
     head = vocab.decode(prime) if request.prime else ""
     if request.beam:
         found = beam_search(model, prime, request.beam, ending, precision=request.precision)
@@ -224,8 +224,23 @@ def _beam_line(found: list[Hypothesis]) -> str:
     return f"beam search, most likely first: -log p = {', '.join(parts)} nats"
 
 
-def write_samples(path: Path, text: str, request: Request, run: Path) -> None:
+def check_samples_target(path: Path, *, overwrite: bool) -> Path | None:
+    """Refuse ``path`` (and its ``.json`` record) before any drawing by the rule of
+    :func:`charrnn.files.output_target`; return where the record goes (None for a
+    device or pipe: ``--out /dev/stdout`` gets the text alone)."""
+    _, through = output_target(path, overwrite=overwrite)
+    if through:
+        return None
+    record = Path(f"{path}.json")
+    output_target(record, overwrite=overwrite)
+    return record
+
+
+def write_samples(
+    path: Path, text: str, request: Request, run: Path, *, overwrite: bool = False
+) -> None:
     """``text`` to ``path`` and the settings that drew it to ``path.json``, each atomic."""
+    record_path = check_samples_target(path, overwrite=overwrite)
     record = {
         "run": str(Path(run).resolve()),
         "charrnn": __version__,
@@ -242,8 +257,6 @@ def write_samples(path: Path, text: str, request: Request, run: Path) -> None:
         "beam": request.beam,
         "precision": request.precision,
     }
-    try:
-        atomic_write_text(path, text)
-        atomic_write_text(Path(f"{path}.json"), json.dumps(record, indent=2) + "\n")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {exc.filename or path}: {exc.strerror}") from None
+    write_output(path, text, overwrite=overwrite)
+    if record_path is not None:
+        write_output(record_path, json.dumps(record, indent=2) + "\n", overwrite=overwrite)

@@ -83,12 +83,6 @@ def fresh_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 1
 
 
-def default_start(vocab: Vocab) -> int:
-    """The id a sample starts from when no priming text is given: newline if known."""
-    newline = vocab.encode("\n", on_unknown="drop")
-    return int(newline[0]) if len(newline) else 0
-
-
 def stream(
     model: CharRNN,
     vocab: Vocab,
@@ -132,7 +126,7 @@ def stream(
     if len(prime_ids) == 0:
         if prime and not skip_unknown:
             raise VocabError("priming text has no characters of the vocabulary")
-        prime_ids = np.array([default_start(vocab)], dtype=np.int64)
+        prime_ids = np.array([vocab.start_id], dtype=np.int64)
     device = model.head.weight.device
     generator = torch.Generator(device=device)
     generator.manual_seed(seed if seed is not None else fresh_seed())

@@ -29,13 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from charrnn._version import __version__
 from charrnn.checkpoint import load_model
 from charrnn.data.vocab import Vocab
 from charrnn.errors import ConfigError
-from charrnn.files import atomic_write_bytes
+from charrnn.files import output_target, write_output
 from charrnn.model.cells import cell_step
 from charrnn.model.network import CharRNN
-from charrnn.sampling.sampler import default_start
 
 FORMATS = ("onnx", "torchscript")
 OPSET = 18
@@ -102,22 +102,27 @@ class OneStep(nn.Module):
         return self.head(x), torch.stack(parts)
 
 
-def metadata(model: CharRNN, vocab: Vocab) -> dict[str, str]:
-    """What a program needs beside the graph: the vocabulary, the state's shape, the start."""
+def metadata(
+    model: CharRNN, vocab: Vocab, provenance: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """What a program needs beside the graph (the vocabulary, the state's shape, the
+    start) and where it came from (charrnn's version, the run, its step)."""
     config = model.config
-    return {
-        "charrnn": json.dumps(
-            {
-                "symbols": list(vocab.symbols),
-                "byte_level": vocab.byte_level,
-                "cell": config.cell,
-                "layers": config.num_layers,
-                "hidden": config.hidden_size,
-                "state_parts": config.state_parts,
-                "start_id": default_start(vocab),
-            }
-        )
+    facts: dict[str, Any] = {
+        "symbols": list(vocab.symbols),
+        "byte_level": vocab.byte_level,
+        "cell": config.cell,
+        "layers": config.num_layers,
+        "hidden": config.hidden_size,
+        "state_parts": config.state_parts,
+        "start_id": vocab.start_id,
     }
+    return {"charrnn": json.dumps({**facts, **(provenance or {})})}
+
+
+def provenance(run: Path, step: int) -> dict[str, Any]:
+    """Which charrnn wrote the file, from which run and step."""
+    return {"version": __version__, "run": str(Path(run).resolve()), "step": step}
 
 
 def _example(model: CharRNN) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +131,7 @@ def _example(model: CharRNN) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.zeros(2, dtype=torch.long), torch.zeros(shape)
 
 
-def to_onnx(model: CharRNN, vocab: Vocab) -> bytes:
+def to_onnx(model: CharRNN, vocab: Vocab, provenance: dict[str, Any] | None = None) -> bytes:
     """The one-step graph as an ONNX model (needs the ``onnx`` extra)."""
     try:
         import onnx  # noqa: F401  (the exporter needs it; say so before it fails)
@@ -148,17 +153,17 @@ def to_onnx(model: CharRNN, vocab: Vocab) -> bytes:
         )
     assert program is not None
     graph = program.model_proto
-    for key, value in metadata(model, vocab).items():
+    for key, value in metadata(model, vocab, provenance).items():
         entry = graph.metadata_props.add()
         entry.key, entry.value = key, value
     return bytes(graph.SerializeToString())
 
 
-def to_torchscript(model: CharRNN, vocab: Vocab) -> bytes:
+def to_torchscript(model: CharRNN, vocab: Vocab, provenance: dict[str, Any] | None = None) -> bytes:
     """The one-step module as TorchScript (``torch.jit.load`` runs it without charrnn)."""
     step = OneStep(model.cpu()).eval()
     buffer = io.BytesIO()
-    extra: dict[str, Any] = {f"{k}.json": v for k, v in metadata(model, vocab).items()}
+    extra: dict[str, Any] = {f"{k}.json": v for k, v in metadata(model, vocab, provenance).items()}
     with _quiet_exporter():  # deprecated in favour of torch.export, still what C++ loads
         traced = torch.jit.trace(step, _example(model))
         torch.jit.save(traced, buffer, _extra_files=extra)
@@ -179,16 +184,16 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def export(run: Path, out: Path | None, fmt: str) -> Path:
-    """Write ``run``'s best model as ``fmt`` to ``out`` (default beside the run), atomically."""
+def export(run: Path, out: Path | None, fmt: str, *, overwrite: bool = False) -> Path:
+    """Write ``run``'s best model as ``fmt`` to ``out`` (default beside the run) by the
+    rule of :func:`charrnn.files.output_target`; the target is checked before the work."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown format {fmt!r}: use {' or '.join(FORMATS)}")
-    model, vocab, _ = load_model(run)
-    data = to_onnx(model, vocab) if fmt == "onnx" else to_torchscript(model, vocab)
     run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
     target = out or run_dir / ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
-    try:
-        atomic_write_bytes(target, data)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {target}: {exc.strerror}") from None
-    return target
+    overwrite = overwrite or out is None  # the default file is the run's own, redone
+    output_target(target, overwrite=overwrite)
+    model, vocab, checkpoint = load_model(run)
+    made = provenance(run, checkpoint.step)
+    data = to_onnx(model, vocab, made) if fmt == "onnx" else to_torchscript(model, vocab, made)
+    return write_output(target, data, overwrite=overwrite)

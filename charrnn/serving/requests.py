@@ -21,7 +21,7 @@ from charrnn.config import Docs
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CharRNNError
 from charrnn.model.network import CharRNN
-from charrnn.sampling.sampler import SampleSettings, default_start
+from charrnn.sampling.sampler import SampleSettings
 from charrnn.serving.engine import TOP_LOGPROBS, Engine
 
 
@@ -213,7 +213,7 @@ def check_completion(
         primer = np.concatenate([[newline if newline is not None else 0], primer])
         stops = (docs.separator, *stops)
     elif len(primer) == 0:
-        primer = np.array([default_start(served.vocab)], dtype=np.int64)
+        primer = np.array([served.vocab.start_id], dtype=np.int64)
     return Completion(
         served=served,
         prompt=prompt,

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from charrnn.config import RunConfig, Tables
 from charrnn.hardware import autocast_dtype
 from charrnn.model.network import count_parameters, new_model
+from charrnn.units import human
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,8 @@ def choose(
     parameters = count_parameters(m.cell, m.num_layers, m.hidden_size, m.embed_size, vocab)
     reason = (
         f"auto settings: {m.num_layers}x{m.hidden_size} {m.cell.upper()} "
-        f"({parameters / 1e6:.1f}M parameters), batch {tc.batch_size}x{tc.seq_len}, "
-        f"lr {tc.lr:g}, {regularised}, {tc.precision}: about {chars / 1e6:.1f}M characters in "
-        f"{how} = {epochs:.1f} passes over {train_chars / 1e6:.2f}M training characters"
+        f"({human(parameters)} parameters), batch {tc.batch_size}x{tc.seq_len}, "
+        f"lr {tc.lr:g}, {regularised}, {tc.precision}: about {human(chars)} characters in "
+        f"{how} = {epochs:.1f} passes over {human(train_chars)} training characters"
     )
     return Choice(tables, reason)
