@@ -124,8 +124,10 @@ class Checkpoint:
         weights = read.mapping("model")
         if not all(isinstance(v, torch.Tensor) for v in weights.values()):
             raise CheckpointError(f"{path}: damaged checkpoint (model weights unreadable)")
+        if not all(v.is_floating_point() for v in weights.values()):
+            raise CheckpointError(f"{path}: damaged checkpoint (model weights are not floats)")
         corpus = read.optional_mapping("corpus")
-        stopped_by = read.value("stopped_by")
+        corpus_read = _Reader(corpus or {}, path, "corpus.")
         checkpoint = cls(
             config=config,
             vocab=vocab,
@@ -137,52 +139,70 @@ class Checkpoint:
             bad_steps=read.count("bad_steps", 0),
             best_val_loss=read.number("best_val_loss", math.inf, loss=True),
             last_val_loss=read.number("last_val_loss", math.inf, loss=True),
-            num_parameters=read.count("num_parameters", 0),
+            # Derived, never trusted: a crafted count made info show 10^15.
+            num_parameters=sum(t.numel() for t in weights.values()),
             corpus=None
             if not corpus
             else CorpusRecord(
-                str(corpus.get("name", "?")),
-                str(corpus.get("sha256", "")),
-                str(corpus.get("path", "")),
+                corpus_read.text("name", "?"),
+                corpus_read.text("sha256", ""),
+                corpus_read.text("path", ""),
             ),
             state=read.tensors("state"),
-            finished=bool(read.value("finished", False)),
-            stopped_by=None if stopped_by is None else str(stopped_by),
+            finished=read.flag("finished", False),
+            stopped_by=read.optional_text("stopped_by"),
             since_best=read.count("since_best", 0),
             train_loss_sum=read.number("train_loss_sum", 0.0),
             train_loss_count=read.count("train_loss_count", 0),
             rng=read.optional_mapping("rng") or {},
-            charrnn_version=str(read.value("charrnn_version", "?")),
+            charrnn_version=read.text("charrnn_version", "?"),
         )
         checkpoint._check_state(path)
         return checkpoint
 
     def _check_state(self, path: Path) -> None:
-        """The carried state must be (layers, batch, hidden), one tensor per part."""
+        """The carried state must be finite floats (layers, batch, hidden), one tensor per part."""
         m, batch = self.config.model, self.config.train.batch_size
         parts = m.state_parts
         want = (m.num_layers, batch, m.hidden_size)
         if self.state and (
-            len(self.state) != parts or any(tuple(s.shape) != want for s in self.state)
+            len(self.state) != parts
+            or any(tuple(s.shape) != want for s in self.state)
+            or not all(s.is_floating_point() and torch.isfinite(s).all() for s in self.state)
         ):
             shapes = ", ".join(str(tuple(s.shape)) for s in self.state)
             raise CheckpointError(
-                f"{path}: damaged checkpoint: carried state {shapes} does not fit a "
-                f"{m.cell} of {m.num_layers}x{m.hidden_size} at batch {batch}"
+                f"{path}: damaged checkpoint: carried state {shapes} is not finite or does "
+                f"not fit a {m.cell} of {m.num_layers}x{m.hidden_size} at batch {batch}"
             )
 
 
 class _Reader:
     """Typed access to a raw record's fields, each failure naming the field."""
 
-    def __init__(self, raw: dict[str, Any], path: Path) -> None:
-        self.raw, self.path = raw, path
+    def __init__(self, raw: dict[str, Any], path: Path, prefix: str = "") -> None:
+        self.raw, self.path, self.prefix = raw, path, prefix
 
     def _bad(self, key: str, want: str) -> CheckpointError:
         value = repr(self.raw.get(key))[:60]
         return CheckpointError(
-            f"{self.path}: damaged checkpoint: {key} should be {want}, got {value}"
+            f"{self.path}: damaged checkpoint: {self.prefix}{key} should be {want}, got {value}"
         )
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.raw.get(key, default)
+        if not isinstance(value, bool):  # bool("yes") would be True
+            raise self._bad(key, "true or false")
+        return value
+
+    def text(self, key: str, default: str) -> str:
+        value = self.raw.get(key, default)
+        if not isinstance(value, str):
+            raise self._bad(key, "a string")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        return None if self.raw.get(key) is None else self.text(key, "")
 
     def value(self, key: str, default: Any = None) -> Any:
         return self.raw.get(key, default)
@@ -374,7 +394,33 @@ def build_model(checkpoint: Checkpoint, path: Path, device: str | torch.device =
         raise CheckpointError(
             f"{path}: weights do not match the stored settings ({described}): {detail}"
         ) from None
+    _check_outputs(model, checkpoint.vocab, path)
     return model.to(device)
+
+
+# No trained model's next-character scores span more than a few dozen nats: a span
+# of 10^4 puts e^-10000 on every other character, and only a damaged or crafted file
+# gets there (weights scaled by 1e30 sampled "aaaa" and exited 0).
+MAX_LOGIT_SPAN = 1e4
+
+
+def _check_outputs(model: CharRNN, vocab: Vocab, path: Path) -> None:
+    """Run the model a few characters: its scores must be finite and in a sane range."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(torch.full((1, 8), vocab.start_id, dtype=torch.long))
+    model.train(was_training)
+    span = (
+        float((logits.amax(-1) - logits.amin(-1)).max())
+        if torch.isfinite(logits).all()
+        else math.inf
+    )
+    if not span <= MAX_LOGIT_SPAN:
+        raise CheckpointError(
+            f"{path}: the model's scores are not finite or far outside any trained "
+            f"model's range (spanning {span:.3g} nats): the file is damaged"
+        )
 
 
 def load_model(
@@ -390,3 +436,36 @@ def load_model(
     model = build_model(checkpoint, path, device)
     model.eval()
     return model, checkpoint.vocab, checkpoint
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Raise ValueError unless ``saved`` has the shape of ``optimizer``'s own state.
+
+    ``load_state_dict`` checks the groups' sizes but not the tensors: a crafted moment
+    of the wrong shape would be broadcast against its parameter at every step (a run was
+    seen growing to 4 GB). Every tensor must be a float of its parameter's shape.
+    """
+    groups, own = saved.get("param_groups"), optimizer.param_groups
+    if not isinstance(groups, list) or len(groups) != len(own):
+        raise ValueError("its optimizer state has the wrong parameter groups")
+    params: dict[int, torch.Tensor] = {}
+    for group, mine in zip(groups, own, strict=True):
+        ids = group.get("params") if isinstance(group, dict) else None
+        if not isinstance(ids, list) or len(ids) != len(mine["params"]):
+            raise ValueError("its optimizer state has the wrong parameter groups")
+        params.update(zip(ids, mine["params"], strict=True))
+    state = saved.get("state")
+    if not isinstance(state, dict):
+        raise ValueError("its optimizer state is malformed")
+    for index, moments in state.items():
+        if index not in params or not isinstance(moments, dict):
+            raise ValueError(f"its optimizer state names an unknown parameter {index!r}")
+        for name, value in moments.items():
+            if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+                raise ValueError(f"its optimizer state {name!r} is not a float tensor")
+            want = () if name == "step" else tuple(params[index].shape)
+            if tuple(value.shape) != want or not torch.isfinite(value).all():
+                raise ValueError(
+                    f"its optimizer state {name!r} is {tuple(value.shape)}, not {want}, "
+                    "or not finite"
+                )

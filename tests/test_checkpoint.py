@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -148,7 +150,11 @@ def test_resolve_prefers_best_then_last(tmp_path: Path) -> None:
         ("config", ["not", "a", "mapping"], "config should be a mapping"),
         ("optimizer", [1, 2], "optimizer should be a mapping"),
         ("state", [torch.zeros(8)], "state should be a list of 3-D tensors"),
-        ("state", [torch.zeros(1, 5, 8)], r"carried state \(1, 5, 8\) does not fit"),
+        (
+            "state",
+            [torch.zeros(1, 5, 8)],
+            r"carried state \(1, 5, 8\) is not finite or does not fit",
+        ),
     ],
 )
 def test_fields_of_the_wrong_type_are_named(
@@ -182,3 +188,52 @@ def test_checkpoint_round_trips_every_field(tmp_path: Path) -> None:
     assert loaded.best_val_loss == 1.25 and loaded.train_loss_count == 7
     assert torch.equal(loaded.state[0], original.state[0])
     assert loaded.config == original.config and loaded.vocab == original.vocab
+
+
+def _batch_state(value: float) -> list[torch.Tensor]:
+    batch = TrainConfig().batch_size
+    return [torch.full((1, batch, 8), value)]
+
+
+# Round three: each of these loaded before, as something other than what was saved.
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r["vocab"].update(byte_level="yes"), "byte_level is 'yes'"),  # was True
+        (lambda r: r["vocab"].update(symbols=[97.9, 98.0]), "symbols must be whole numbers"),
+        (lambda r: r.update(finished="no"), "finished should be true or false"),  # was True
+        (lambda r: r.update(stopped_by={"x": 1}), "stopped_by should be a string"),
+        (lambda r: r.update(charrnn_version=3), "charrnn_version should be a string"),
+        (lambda r: r.update(corpus={"name": ["a"]}), "corpus.name should be a string"),
+        (lambda r: r.update(state=_batch_state(float("nan"))), "carried state .* is not finite"),
+        (
+            lambda r: r.update(model={k: v.long() for k, v in r["model"].items()}),
+            "model weights are not floats",
+        ),
+    ],
+)
+def test_crafted_fields_are_refused_not_coerced(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    raw = _payload().to_dict()
+    edit(raw)
+    path = tmp_path / "m.pt"
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_a_stored_parameter_count_is_derived_not_trusted(tmp_path: Path) -> None:
+    raw = _payload().to_dict()
+    raw["num_parameters"] = 10**15  # info showed it
+    torch.save(raw, tmp_path / "m.pt")
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.num_parameters == sum(t.numel() for t in raw["model"].values())
+
+
+def test_weights_scaled_far_past_training_are_refused(tmp_path: Path) -> None:
+    raw = _payload().to_dict()
+    raw["model"] = {k: v * 1e30 for k, v in raw["model"].items()}  # sampled "aaaa", exit 0
+    torch.save(raw, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="far outside any trained model's range"):
+        load_model(tmp_path / "m.pt")

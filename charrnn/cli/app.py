@@ -67,7 +67,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt as exc:  # a stop before a command started (while loading)
-        sys.stderr.write(f"{exc or 'interrupted'}\n")
+        sys.stderr.write(f"{str(exc) or 'interrupted'}\n")
         sys.exit(getattr(exc, "exit_code", 130))
 
 

@@ -14,7 +14,15 @@ from rich.text import Text
 
 from charrnn.cli import options as opt
 from charrnn.cli.errors import friendly_errors
-from charrnn.cli.live import BAR_UNITS, Quiet, duration, stderr_console, stdout_console
+from charrnn.cli.live import (
+    BAR_UNITS,
+    Quiet,
+    duration,
+    printable,
+    shown,
+    stderr_console,
+    stdout_console,
+)
 from charrnn.config import layered, overrides
 from charrnn.events import Progress as TrainProgress
 from charrnn.events import Summary
@@ -179,8 +187,8 @@ def compare(
     console = stdout_console()
     console.print(compare_table(result.results))
     for name, text in result.samples.items():
-        console.print(f"[bold]── {escape(name)}[/]")
-        console.print(Text(prime + text), soft_wrap=True)
+        console.print(f"[bold]── {escape(printable(name))}[/]")
+        console.print(Text(shown(prime + text)), soft_wrap=True)
     for name, flow in result.flows.items():
         console.print(Text(f"gradient flow, {name}: {flow_summary(flow)}"))
     names = ", ".join(path.name for path in result.files)
@@ -216,7 +224,7 @@ class CompareDisplay(Quiet):
             self.console.print(f"{run.name}: finished earlier, kept")
 
     def notice(self, text: str) -> None:
-        self.console.print(escape(text), soft_wrap=True)
+        self.console.print(escape(shown(text)), soft_wrap=True)
 
     def progress(self, p: TrainProgress) -> None:
         if self.current is None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
+from charrnn.cli.live import printable
 from charrnn.errors import CharRNNError, TrainingInterrupted
 
 
@@ -73,11 +74,11 @@ def friendly_errors(command: F) -> F:
             return command(*args, **kwargs)
         except TrainingInterrupted as exc:
             if not prefix:
-                typer.echo(str(exc), err=True)
+                typer.echo(printable(str(exc), keep="\n"), err=True)
             raise typer.Exit(code=exc.exit_code) from None
         except CharRNNError as exc:
             if not prefix or not isinstance(exc, PeerFailed):
-                typer.echo(f"{prefix}error: {exc}", err=True)
+                typer.echo(f"{prefix}error: {printable(str(exc), keep=chr(10))}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt as exc:  # Ctrl-C, or a StopSignal (TERM, HUP, QUIT)
             typer.echo(str(exc) or "interrupted", err=True)

@@ -10,7 +10,7 @@ from rich.rule import Rule
 
 from charrnn.cli import options as opt
 from charrnn.cli.errors import UsageError, friendly_errors
-from charrnn.cli.live import stdout_console
+from charrnn.cli.live import printable, stdout_console
 from charrnn.cli.score import shaded, unit_text
 from charrnn.errors import ConfigError
 from charrnn.units import to_bits
@@ -97,7 +97,7 @@ def inspect(
     )
     if terminal:
         show_inspection(found, chosen)
-    typer.echo(found.summary, err=True)
+    typer.echo(printable(found.summary), err=True)
     best = sorted(found.matches, key=lambda m: -abs(m.r))[:3]
     for m in best:
         typer.echo(

@@ -49,7 +49,7 @@ class Quiet(Silent):
     """``--quiet``: nothing but warnings (on stderr)."""
 
     def warning(self, text: str) -> None:
-        stderr_console().print(f"warning: {escape(text)}", soft_wrap=True)
+        stderr_console().print(f"warning: {escape(shown(text))}", soft_wrap=True)
 
 
 class LiveReporter(Quiet):
@@ -127,7 +127,7 @@ class LiveReporter(Quiet):
         )
         if e.sample:
             sample = e.sample.replace("\r", "").strip("\n")
-            self.console.print(Text(sample, style="dim"), soft_wrap=True)
+            self.console.print(Text(shown(sample), style="dim"), soft_wrap=True)
 
     def finish(self, s: Summary) -> None:
         self.bar.stop()
@@ -141,7 +141,7 @@ class LiveReporter(Quiet):
         )
 
     def notice(self, text: str) -> None:
-        self.console.print(escape(text), soft_wrap=True)
+        self.console.print(escape(shown(text)), soft_wrap=True)
 
     def close(self) -> None:
         """Stop the bar (if it was started), e.g. when training ended in an error."""
@@ -159,19 +159,29 @@ class JsonReporter(Quiet):
         sys.stdout.flush()
 
     def notice(self, text: str) -> None:
-        stderr_console().print(escape(text), soft_wrap=True)
+        stderr_console().print(escape(shown(text)), soft_wrap=True)
 
 
 # -- tables ---------------------------------------------------------------------------------
 
 
-def printable(text: str) -> str:
+def printable(text: str, keep: str = "") -> str:
     """``text`` with control characters (terminal escape sequences among them) shown as
-    ``\\xNN`` escapes: strings from a file never drive the terminal."""
+    ``\\xNN`` escapes, but for those in ``keep``: strings from a file or a model never
+    drive the terminal. Everything charrnn shows a person goes through this; what
+    ``sample`` writes to stdout is the data itself and does not."""
     return "".join(
-        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        c
+        if c.isprintable() or c == " " or c in keep
+        else c.encode("unicode_escape").decode("ascii")
         for c in text
     )
+
+
+def shown(text: str) -> str:
+    """Model or corpus text shown to a person: lines and tabs kept, control
+    characters escaped (see :func:`printable`)."""
+    return printable(text, keep="\n\t")
 
 
 def time_spent(spent: dict[str, float]) -> str:

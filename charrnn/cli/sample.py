@@ -12,6 +12,7 @@ import typer
 
 from charrnn.cli import options as opt
 from charrnn.cli.errors import UsageError, friendly_errors
+from charrnn.cli.live import shown
 from charrnn.config import Device, Docs, SamplePrecision
 
 if TYPE_CHECKING:
@@ -275,7 +276,7 @@ def sample(
     else:
         _write(text.encode("utf-8", "surrogateescape"))
     if shaped.report:
-        typer.echo(shaped.report, err=True)
+        typer.echo(shown(shaped.report), err=True)
 
 
 def _write(data: bytes) -> None:

@@ -122,7 +122,8 @@ def coloured_text(score: Score, limit: int = SHOW_LIMIT) -> Text:
     """The text, each character on a background for its surprisal (first ``limit``)."""
     text = Text()
     bits = to_bits(score.surprisal[:limit])  # nats -> bits, all at once
-    text.append(score.vocab.decode(score.ids[:1]))
+    first = score.vocab.decode(score.ids[:1])
+    text.append(first if first == "\n" or first.isprintable() else printable(first))
     for position in range(1, min(len(score.ids), limit)):
         char = score.vocab.decode(score.ids[position : position + 1])
         shown = char if char == "\n" or char.isprintable() else printable(char)

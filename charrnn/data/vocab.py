@@ -111,9 +111,18 @@ class Vocab:
     def from_dict(cls, data: dict[str, Any]) -> Vocab:
         """Inverse of :meth:`to_dict` (used by checkpoints and the corpus cache)."""
         try:
-            return cls(tuple(int(s) for s in data["symbols"]), bool(data["byte_level"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise VocabError(f"malformed vocabulary record: {exc}") from None
+            symbols, byte_level = data["symbols"], data["byte_level"]
+        except (KeyError, TypeError) as exc:
+            raise VocabError(f"malformed vocabulary record: missing {exc}") from None
+        # Exactly the types to_dict writes: int() would truncate 104.7 and bool() take
+        # "yes" as true, each giving a different vocabulary than the one trained.
+        if not isinstance(byte_level, bool):
+            raise VocabError(f"malformed vocabulary record: byte_level is {byte_level!r}")
+        if not isinstance(symbols, list | tuple) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in symbols
+        ):
+            raise VocabError("malformed vocabulary record: symbols must be whole numbers")
+        return cls(tuple(symbols), byte_level)
 
     def union(self, other: Vocab) -> Vocab:
         """Every symbol of both, sorted (a fine-tuned run's vocabulary)."""

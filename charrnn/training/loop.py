@@ -29,7 +29,12 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from charrnn._version import __version__
-from charrnn.checkpoint import Checkpoint, CorpusRecord, save_checkpoint
+from charrnn.checkpoint import (
+    Checkpoint,
+    CorpusRecord,
+    check_optimizer_state,
+    save_checkpoint,
+)
 from charrnn.config import RunConfig
 from charrnn.data.dataset import Dataset, batches_for
 from charrnn.errors import CheckpointError, TrainingDiverged, TrainingInterrupted
@@ -177,6 +182,7 @@ class Trainer:
             self.model.load_state_dict(checkpoint.model)
             if checkpoint.optimizer is None:
                 raise ValueError("it holds no optimizer state")
+            check_optimizer_state(self.optimizer, checkpoint.optimizer)
             self.optimizer.load_state_dict(checkpoint.optimizer)
             for group in self.optimizer.param_groups:
                 # A saved group brings its own "fused" flag (older checkpoints: False on
