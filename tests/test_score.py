@@ -118,3 +118,77 @@ def test_score_command_errors(run: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "'€'" in result.stderr and "--skip-unknown" in result.stderr
     result = runner.invoke(app, ["score", str(run), str(odd), "--top", "0"])
     assert result.exit_code == 2
+
+
+# A text with runs of newlines at the edges and inside, where a block could be cut wrong.
+ODD_LINES = "\n\nThe cat sat.\nA dog\n\n\nran far away.\n\nOld sky\nx\n\n" * 40 + "last line"
+
+
+@pytest.mark.parametrize("docs", ["none", "lines", "blank-lines"])
+def test_a_file_scored_in_small_blocks_equals_the_whole_text(
+    docs: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from charrnn.inspection import score as scoring
+
+    torch.manual_seed(0)
+    vocab = Vocab.from_text(ODD_LINES)
+    model = CharRNN(len(vocab), ModelConfig(cell="lstm", num_layers=1, hidden_size=8)).eval()
+    path = tmp_path / "t.txt"
+    path.write_text(ODD_LINES, encoding="utf-8")
+    whole = score_text(model, vocab, ODD_LINES, docs=docs)
+    monkeypatch.setattr(scoring, "BLOCK", 37)  # cuts everywhere, items and lines included
+    monkeypatch.setattr(scoring, "CHUNK", 11)
+    part = scoring.score_file(
+        model, vocab, path, docs=docs, show=50, worst_spots=7, worst_lines=5, every_line=True
+    )
+    assert (part.characters, part.predicted) == (len(whole.ids), whole.predicted)
+    assert part.nats == pytest.approx(whole.nats, rel=1e-6)
+    lines = whole.lines()
+    assert part.all_lines is not None
+    assert [n for n, _, _ in part.all_lines] == [line.number for line in lines]
+    assert [c for _, c, _ in part.all_lines] == [line.predicted for line in lines]
+    assert np.allclose([m for *_, m in part.all_lines], [line.nats for line in lines], atol=1e-6)
+    worst_lines = sorted(lines, key=lambda line: line.nats, reverse=True)[:5]
+    assert [line.number for line in part.worst_lines] == [line.number for line in worst_lines]
+    assert [line.text for line in part.worst_lines] == [line.text for line in worst_lines]
+    assert [spot.position for spot in part.spots] == whole.worst(7)
+    spot = part.spots[0]
+    assert spot.expected == whole.expected[spot.position - 1]
+    assert (spot.before == whole.ids[max(spot.position - 30, 0) : spot.position]).all()
+    assert part.head is not None and (part.head.ids == whole.ids[:50]).all()
+    assert np.allclose(part.head.surprisal, whole.surprisal[:49], atol=1e-6)
+
+
+_PEAK_RSS = """
+import resource, sys
+from pathlib import Path
+from charrnn.config import ModelConfig
+from charrnn.data.vocab import Vocab
+from charrnn.inspection import score
+from charrnn.model.network import CharRNN
+score.BLOCK = int(sys.argv[2])
+path = Path(sys.argv[1])
+vocab = Vocab.from_text(path.read_text()[:1000])
+model = CharRNN(len(vocab), ModelConfig(cell="gru", num_layers=1, hidden_size=8)).eval()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+score.score_file(model, vocab, path, show=20_000, worst_spots=20, worst_lines=20)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def test_scoring_takes_the_same_memory_for_a_file_eight_times_longer(tmp_path: Path) -> None:
+    """Before: the whole text, its ids and every loss were held (1.9 GB for 10 MB)."""
+    import subprocess
+    import sys
+
+    line = "The cat sat on the mat and the dog ran far away home.\n"
+    grown = []
+    for repeat in (1_000, 8_000):  # 0.05 MB and 0.44 MB, read in blocks of 16 kB
+        text = tmp_path / f"t{repeat}.txt"
+        text.write_text(line * repeat, encoding="utf-8")
+        done = subprocess.run(
+            [sys.executable, "-c", _PEAK_RSS, str(text), str(2**14)],
+            capture_output=True, text=True, timeout=240, check=True,
+        )  # fmt: skip
+        grown.append(int(done.stdout) / 1024)  # MB (ru_maxrss is in kB on Linux)
+    assert grown[1] - grown[0] < 20, f"peak memory grew {grown} MB with the file"

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     Progress,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from rich.text import Text
 
@@ -43,6 +47,35 @@ def duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# Work on a file shorter than this is over before a bar would be worth drawing.
+PROGRESS_FROM_BYTES = 4 * 2**20
+
+
+@contextmanager
+def byte_progress(
+    path: Path, what: str, *, quiet: bool = False
+) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for work that reads ``path``: yields the callback that
+    advances it by the bytes read (None when the file is small, or ``quiet``)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    if quiet or size < PROGRESS_FROM_BYTES:
+        yield None
+        return
+    columns = (
+        TextColumn(what),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr_console(), transient=True) as bar:
+        task = bar.add_task(what, total=size)
+        yield lambda done: bar.advance(task, done)
 
 
 class Quiet(Silent):

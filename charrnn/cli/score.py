@@ -18,7 +18,8 @@ from charrnn.config import Device
 from charrnn.units import to_bits
 
 if TYPE_CHECKING:
-    from charrnn.inspection.score import Line, Score
+    from charrnn.data.vocab import Vocab
+    from charrnn.inspection.score import FileScore, Line, Score, Spot
 
 
 @friendly_errors
@@ -46,32 +47,46 @@ def score(
         Device.cpu
     ),
 ) -> None:
-    """Score FILE with a trained model: bits per character, perplexity, worst lines."""
+    """Score FILE with a trained model: bits per character, perplexity, worst lines.
+
+    Memory stays the same for any length of file; a long one shows a progress bar."""
     from charrnn.checkpoint import load_model
-    from charrnn.cli.live import Quiet
-    from charrnn.data.text import read_text
+    from charrnn.cli.live import Quiet, byte_progress
     from charrnn.hardware import select_device
-    from charrnn.inspection.score import score_text
+    from charrnn.inspection.score import score_file
 
     model, vocab, saved = load_model(checkpoint, device=select_device(device.value))
-    text = read_text(file, encoding=encoding or "utf-8")
-    docs = saved.config.data.docs  # a --docs model scores item by item, as it trained
-    result = score_text(model, vocab, text, skip_unknown=skip_unknown, reporter=Quiet(), docs=docs)
+    with byte_progress(file, "scoring", quiet=as_json) as advance:
+        result = score_file(
+            model,
+            vocab,
+            file,
+            encoding=encoding or "utf-8",
+            skip_unknown=skip_unknown,
+            docs=saved.config.data.docs,  # a --docs model scores item by item, as it trained
+            show=SHOW_LIMIT if show else 0,
+            worst_spots=top if show else 0,
+            worst_lines=top if per_line and not as_json else 0,
+            every_line=per_line and as_json,
+            on_progress=advance,
+            reporter=Quiet(),
+        )
     if as_json:
         summary: dict[str, object] = {"file": str(file), **result.summary()}
-        if per_line:
+        if result.all_lines is not None:
             summary["lines"] = [
-                {"line": line.number, "bpc": line.bpc, "chars": line.predicted}
-                for line in result.lines()
+                {"line": number, "bpc": to_bits(nats), "chars": chars}
+                for number, chars, nats in result.all_lines
             ]
         typer.echo(json.dumps(summary, indent=2))
         return
     console = stdout_console()
     if show:
-        console.print(coloured_text(result), soft_wrap=True)
-        console.print(worst_table(result, top))
+        assert result.head is not None
+        console.print(coloured_text(result.head), soft_wrap=True)
+        console.print(worst_table(result.vocab, result.spots))
     if per_line:
-        console.print(lines_table(result.lines(), top))
+        console.print(lines_table(result.worst_lines, result.lines_seen))
     console.print(score_table(f"{file} scored by {checkpoint}", result))
 
 
@@ -81,23 +96,20 @@ _WORST_SHADE = "bold white on red1"
 SHOW_LIMIT = 20_000  # characters coloured by --show; a terminal shows no more usefully
 
 
-def score_table(label: str, score: Score) -> Table:
+def score_table(label: str, score: FileScore) -> Table:
     t = Table(title=printable(label), title_justify="left", show_header=False)
     t.add_column("measure", style="bold")
     t.add_column("value", justify="right")
-    t.add_row("characters scored", f"{score.predicted:,} (of {len(score.ids):,})")
+    t.add_row("characters scored", f"{score.predicted:,} (of {score.characters:,})")
     t.add_row("loss", f"{score.nats:.4f} nats per character")
     t.add_row("bits per character", f"{score.bpc:.4f}")
     t.add_row("perplexity", f"{score.perplexity:.3f}")
     return t
 
 
-def lines_table(lines: list[Line], top: int) -> Table:
-    """The ``top`` most surprising lines, worst first."""
-    worst = sorted(lines, key=lambda line: line.nats, reverse=True)[:top]
-    t = Table(
-        title=f"the {len(worst)} most surprising of {len(lines):,} lines", title_justify="left"
-    )
+def lines_table(worst: list[Line], seen: int) -> Table:
+    """The most surprising lines (``worst``, worst first) of the ``seen`` scored."""
+    t = Table(title=f"the {len(worst)} most surprising of {seen:,} lines", title_justify="left")
     for column, justify in (
         ("line", "right"),
         ("bpc", "right"),
@@ -131,27 +143,19 @@ def coloured_text(score: Score, limit: int = SHOW_LIMIT) -> Text:
     return text
 
 
-def worst_table(score: Score, count: int) -> Table:
+def worst_table(vocab: Vocab, spots: list[Spot]) -> Table:
     """Where the model was most surprised: the character, what it expected, the context."""
-    t = Table(title=f"the {count} most surprising characters", title_justify="left")
+    from charrnn.data.vocab import describe_symbol
+
+    t = Table(title=f"the {len(spots)} most surprising characters", title_justify="left")
     for column in ("position", "bits", "was", "expected", "context"):
         t.add_column(column, justify="left" if column == "context" else "right")
-    byte_level = score.vocab.byte_level
-    for position in score.worst(count):
-        before = score.vocab.decode(score.ids[max(position - 30, 0) : position])
-        from charrnn.data.vocab import describe_symbol
-
-        was = describe_symbol(score.vocab.symbols[score.ids[position]], byte_level)
-        wanted = describe_symbol(score.vocab.symbols[score.expected[position - 1]], byte_level)
-        context = Text(printable(before.replace("\n", "⏎")))
+    for spot in spots:
+        was = describe_symbol(vocab.symbols[spot.was], vocab.byte_level)
+        wanted = describe_symbol(vocab.symbols[spot.expected], vocab.byte_level)
+        context = Text(printable(vocab.decode(spot.before).replace("\n", "⏎")))
         context.append(was, style="bold red")
-        t.add_row(
-            f"{position:,}",
-            f"{to_bits(float(score.surprisal[position - 1])):.2f}",
-            was,
-            wanted,
-            context,
-        )
+        t.add_row(f"{spot.position:,}", f"{spot.bits:.2f}", was, wanted, context)
     return t
 
 

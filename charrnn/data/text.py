@@ -106,9 +106,9 @@ def _open(path: Path) -> Any:
 
 
 def iter_symbol_chunks(
-    path: Path, *, encoding: str = "utf-8", byte_level: bool = False
+    path: Path, *, encoding: str = "utf-8", byte_level: bool = False, chunk_bytes: int = CHUNK_BYTES
 ) -> Iterator[tuple[bytes, np.ndarray]]:
-    """Yield ``(raw_bytes, symbols)`` for each chunk of the file.
+    """Yield ``(raw_bytes, symbols)`` for each chunk (``chunk_bytes``) of the file.
 
     Symbols are code points (uint32) decoded with ``encoding``, or the bytes
     themselves (uint8) when ``byte_level``. Invalid input raises a CorpusError
@@ -123,7 +123,7 @@ def iter_symbol_chunks(
     with _open(path) as handle:
         while True:
             try:
-                raw = handle.read(CHUNK_BYTES)
+                raw = handle.read(chunk_bytes)
             except OSError as exc:
                 raise CorpusError(f"{path}: read failed: {exc.strerror}") from None
             final = not raw
