@@ -86,3 +86,14 @@ def test_terminal_view_and_bad_input(run: Path, tmp_path: Path) -> None:
         assert message in result.stderr and "Traceback" not in result.stderr
     skipped = runner.invoke(app, ["inspect", str(run), "--text", "catΩ sat", "--skip-unknown"])
     assert skipped.exit_code == 0 and len(embedded(run / "inspect.html")["bits"]) == 7
+
+
+def test_a_unit_is_checked_before_the_page_and_never_silently_ignored(
+    run: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "page.html"
+    bad = ["--text", "abc", "--terminal", "--unit", "9:cell:1", "-o", str(page)]
+    result = runner.invoke(app, ["inspect", str(run), *bad])
+    assert result.exit_code == 1 and not page.exists()  # the page was written before
+    result = runner.invoke(app, ["inspect", str(run), "--text", "abc", "--unit", "1:cell:1"])
+    assert result.exit_code == 2 and "add --terminal" in result.stderr  # was ignored

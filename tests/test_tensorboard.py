@@ -45,3 +45,24 @@ def test_without_the_extra_it_says_which_to_install(
     result = runner.invoke(app, ["train", str(corpus_file), "--out", str(out), "--tensorboard"])
     assert result.exit_code == 1
     assert "pip install 'charrnn[tensorboard]'" in result.stderr and not out.exists()
+
+
+def test_a_broken_install_is_one_line_too(
+    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: an import that raised TypeError (a protobuf mismatch does) was a traceback."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name: str, *args: object, **kwargs: object) -> object:
+        if name == "torch.utils.tensorboard":
+            raise TypeError("Descriptors cannot be created directly.")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.delitem(sys.modules, "torch.utils.tensorboard", raising=False)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(corpus_file), "--out", str(out), "--tensorboard"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "fails to import (TypeError: Descriptors" in result.stderr and not out.exists()

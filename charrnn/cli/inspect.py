@@ -12,7 +12,6 @@ from charrnn.cli import options as opt
 from charrnn.cli.errors import UsageError, friendly_errors
 from charrnn.cli.live import printable, stdout_console
 from charrnn.cli.score import shaded, unit_text
-from charrnn.errors import ConfigError
 from charrnn.units import to_bits
 
 if TYPE_CHECKING:
@@ -84,12 +83,15 @@ def inspect(
     chosen = _unit(unit)
     if file is not None and text is not None:
         raise UsageError("give FILE or --text, not both")
+    if chosen is not None and not terminal:
+        raise UsageError("--unit chooses the unit --terminal shows: add --terminal")
     found = inspect_run(
         checkpoint,
         file=file,
         text=text,
         out=out,
         overwrite=overwrite,
+        unit=chosen,
         max_chars=max_chars,
         skip_unknown=skip_unknown,
         cache_dir=cache_dir,
@@ -124,14 +126,8 @@ def show_inspection(found: Inspection, unit: tuple[int, str, int] | None) -> Non
             return
         best = max(found.matches, key=lambda m: abs(m.r))
         unit = (best.layer, best.state, best.unit)
-    layer, state, index = unit
+    layer, state, index = unit  # checked against the model by inspect_run
     layers = trace.hidden if state == "hidden" else trace.cell
-    if not layers:
-        raise ConfigError("--unit: only an LSTM has a cell state; use hidden")
-    if not 0 <= layer < len(layers) or not 0 <= index < layers[0].shape[1]:
-        raise ConfigError(
-            f"--unit: the model has {len(layers)} layers of {layers[0].shape[1]} units"
-        )
     values = layers[layer][: len(text), index]
     import numpy as np
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from charrnn.checkpoint import Checkpoint, load_model
+from charrnn.config import ModelConfig
 from charrnn.data.dataset import load_dataset
 from charrnn.data.text import check_readable
 from charrnn.errors import ConfigError, CorpusError
@@ -78,6 +79,18 @@ def _text_of(
     return vocab.decode(dataset.val_ids[:limit]), "the run's validation text"
 
 
+def check_unit(model: ModelConfig, unit: tuple[int, str, int]) -> None:
+    """``unit`` (layer, "hidden" or "cell", index) must exist in the model."""
+    layer, state, index = unit
+    if state == "cell" and model.cell != "lstm":
+        raise ConfigError("--unit: only an LSTM has a cell state; use hidden")
+    if not 0 <= layer < model.num_layers or not 0 <= index < model.hidden_size:
+        raise ConfigError(
+            f"--unit: the model has {model.num_layers} layers of {model.hidden_size} units "
+            f"(layers 0 to {model.num_layers - 1}, units 0 to {model.hidden_size - 1})"
+        )
+
+
 def inspect_run(
     run: Path,
     *,
@@ -85,6 +98,7 @@ def inspect_run(
     text: str | None = None,
     out: Path | None = None,
     overwrite: bool = False,
+    unit: tuple[int, str, int] | None = None,
     max_chars: int = DEFAULT_CHARS,
     skip_unknown: bool = False,
     cache_dir: Path | None = None,
@@ -99,6 +113,8 @@ def inspect_run(
     overwrite = overwrite or out is None  # the default page is the run's own, redrawn
     output_target(target, overwrite=overwrite)  # refused before the work, not after
     model, vocab, checkpoint = load_model(run)
+    if unit is not None:
+        check_unit(checkpoint.config.model, unit)
     content, source = _text_of(checkpoint, file, text, max_chars, cache_dir, reporter)
     if skip_unknown:
         content = "".join(ch for ch in content if ch in vocab)

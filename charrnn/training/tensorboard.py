@@ -19,6 +19,12 @@ def _writer_class() -> Any:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise ConfigError(f"--tensorboard needs the tensorboard extra: {EXTRA}") from None
+    except Exception as exc:
+        what = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise ConfigError(
+            f"--tensorboard: the installed tensorboard fails to import ({what}); "
+            f"reinstall it: {EXTRA}"
+        ) from None
     return SummaryWriter
 
 
