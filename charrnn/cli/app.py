@@ -16,7 +16,7 @@ import typer
 from charrnn._version import __version__
 from charrnn.cli.compare import compare
 from charrnn.cli.corpus import corpus_app
-from charrnn.cli.errors import OneLineErrors
+from charrnn.cli.errors import OneLineErrors, PlainUsage
 from charrnn.cli.export import export
 from charrnn.cli.hello import hello
 from charrnn.cli.info import info, vocab
@@ -57,7 +57,7 @@ def _root(
 
 # The commands, in the order --help lists them.
 for command in (train, compare, sample, score, serve, export, inspect, info, vocab, hello):
-    app.command()(command)
+    app.command(cls=PlainUsage)(command)
 app.add_typer(corpus_app, name="corpus")
 
 

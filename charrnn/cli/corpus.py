@@ -12,7 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from charrnn.cli import options as opt
-from charrnn.cli.errors import friendly_errors
+from charrnn.cli.errors import PlainUsage, friendly_errors
 from charrnn.cli.live import stderr_console, stdout_console
 from charrnn.units import to_bits
 
@@ -27,7 +27,7 @@ corpus_app = typer.Typer(
 )
 
 
-@corpus_app.command("list")
+@corpus_app.command("list", cls=PlainUsage)
 @friendly_errors
 def corpus_list(cache_dir: opt.CacheOpt = None) -> None:
     """Every corpus charrnn knows: name, kind, size, what it is good for."""
@@ -36,7 +36,7 @@ def corpus_list(cache_dir: opt.CacheOpt = None) -> None:
     stdout_console().print(corpus_table(list_corpora(cache_dir)))
 
 
-@corpus_app.command("make")
+@corpus_app.command("make", cls=PlainUsage)
 @friendly_errors
 def corpus_make(
     name: GeneratorArg,
@@ -64,11 +64,14 @@ def corpus_make(
     )
 
 
-@corpus_app.command("get")
+@corpus_app.command("get", cls=PlainUsage)
 @friendly_errors
 def corpus_get(
     name: Annotated[
-        str, typer.Argument(help="A downloadable corpus (see corpus list).", show_default=False)
+        str,
+        typer.Argument(
+            help="A downloadable corpus (see corpus list).", show_default=False, metavar="NAME"
+        ),
     ],
     cache_dir: opt.CacheOpt = None,
 ) -> None:
@@ -85,7 +88,9 @@ def corpus_get(
 GeneratorArg = Annotated[
     str,
     typer.Argument(
-        help="A generated corpus (see corpus list), or python-stdlib.", show_default=False
+        help="A generated corpus (see corpus list), or python-stdlib.",
+        show_default=False,
+        metavar="NAME",
     ),
 ]
 
@@ -113,13 +118,17 @@ DistanceOpt = Annotated[
 
 @contextmanager
 def download_bar(name: str, total: int | None) -> Iterator[Callable[[int, int | None], None]]:
-    """A transient download bar on stderr; yields the progress callback to give fetch."""
+    """A transient download bar on stderr; yields the progress callback to give fetch.
+
+    Drawn only on a terminal: elsewhere Rich's transient bar leaves a blank line."""
+    console = stderr_console()
     with Progress(
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
-        console=stderr_console(),
+        console=console,
         transient=True,
+        disable=not console.is_terminal,
     ) as bar:
         task = bar.add_task(name, total=total)
 

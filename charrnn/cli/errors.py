@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from charrnn.cli.live import printable
 from charrnn.errors import CharRNNError, TrainingInterrupted
@@ -48,6 +48,17 @@ class OneLineErrors(TyperGroup):
         if standalone_mode:
             sys.exit(result if isinstance(result, int) else 0)
         return result
+
+
+class PlainUsage(TyperCommand):
+    """Usage lines in the usual Unix spelling, ``charrnn sample [OPTIONS] RUN``: Typer
+    wraps a required argument in braces (``{RUN}``), which reads as a placeholder."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return [
+            piece[1:].replace("}", "", 1) if piece.startswith("{") else piece
+            for piece in super().collect_usage_pieces(ctx)
+        ]
 
 
 F = TypeVar("F", bound=Callable[..., Any])

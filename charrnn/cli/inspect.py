@@ -38,7 +38,9 @@ def inspect(
     file: Annotated[
         Path | None,
         typer.Argument(
-            help="Text to read. [default: the run's validation text]", show_default=False
+            help="Text to read. [default: the run's validation text]",
+            show_default=False,
+            metavar="FILE",
         ),
     ] = None,
     text: Annotated[

@@ -73,7 +73,9 @@ def byte_progress(
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=stderr_console(), transient=True) as bar:
+    console = stderr_console()
+    drawn = console.is_terminal  # elsewhere Rich's transient bar leaves a blank line
+    with Progress(*columns, console=console, transient=True, disable=not drawn) as bar:
         task = bar.add_task(what, total=size)
         yield lambda done: bar.advance(task, done)
 

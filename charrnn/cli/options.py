@@ -36,7 +36,8 @@ _DATA = DataConfig()
 CorpusFile = Annotated[
     Path | None,
     typer.Argument(
-        help="UTF-8 text file to learn from. Omitted: the Python standard library's own "
+        metavar="FILE",
+        help="UTF-8 text file. Omitted: the Python standard library's own "
         "source (built from this interpreter, no download).",
         show_default=False,
     ),
@@ -127,6 +128,7 @@ OutOpt = Annotated[
         help="Run directory. [default: runs/<corpus>-<cell>]",
         show_default=False,
         parser=_run_path,
+        metavar="<path>",
     ),
 ]
 
@@ -244,7 +246,7 @@ ScheduleOpt = Annotated[
     Schedule | None,
     typer.Option(
         "--schedule",
-        help="Decay after warm-up: cosine to min-lr-frac x lr, step "
+        help="Decay after warm-up: cosine to 0.1 x lr (min_lr_frac in a --config file), step "
         f"(x0.3 at 50%, x0.1 at 75%), or constant. [default: {_D.schedule}]",
         show_default=False,
     ),
@@ -524,5 +526,9 @@ ForgetBiasOpt = Annotated[
 
 CheckpointArg = Annotated[
     Path,
-    typer.Argument(help="A run directory (its best.pt) or a checkpoint file.", show_default=False),
+    typer.Argument(
+        help="A run directory (its best.pt) or a checkpoint file.",
+        show_default=False,
+        metavar="RUN",
+    ),
 ]

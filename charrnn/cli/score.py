@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 @friendly_errors
 def score(
     checkpoint: opt.CheckpointArg,
-    file: Annotated[Path, typer.Argument(help="UTF-8 text file to score.", show_default=False)],
+    file: Annotated[
+        Path, typer.Argument(help="UTF-8 text file to score.", show_default=False, metavar="FILE")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the totals as JSON.")] = False,
     per_line: Annotated[
         bool, typer.Option("--per-line", help="List the most surprising lines, worst first.")

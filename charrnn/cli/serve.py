@@ -13,7 +13,11 @@ from charrnn.config import Device, SamplePrecision
 
 RunsArg = Annotated[
     list[Path],
-    typer.Argument(help="Run directories (their best.pt) or checkpoint files.", show_default=False),
+    typer.Argument(
+        help="Run directories (their best.pt) or checkpoint files.",
+        show_default=False,
+        metavar="RUN",
+    ),
 ]
 
 
