@@ -103,7 +103,7 @@ def _names(text: str) -> list[str]:
 
 @friendly_errors
 def compare(
-    file: opt.CorpusFile = None,
+    files: opt.CorpusFiles = None,
     cells: CellsOpt = "rnn,lstm,gru",
     layers_grid: LayersGridOpt = "2",
     hidden_grid: HiddenGridOpt = "128",
@@ -137,10 +137,17 @@ def compare(
     threads: opt.ThreadsOpt = None,
     quiet: opt.QuietOpt = False,
     cache_dir: opt.CacheOpt = None,
+    strict: opt.StrictOpt = False,
 ) -> None:
     """Train RNN, LSTM and GRU under equal conditions; show which learns FILE best."""
     from charrnn.compare.run import compare as run_compare
+    from charrnn.data.sources import resolve_inputs
     from charrnn.inspection.measures import flow_summary
+
+    file = resolve_inputs(
+        files or [], encoding=encoding or "utf-8", strict=strict, cache_dir=cache_dir,
+        reporter=Quiet(),
+    )  # fmt: skip
 
     given = overrides(
         encoding=encoding,

@@ -45,18 +45,25 @@ def info(
 
 @friendly_errors
 def vocab(
-    file: opt.CorpusFile = None,
+    files: opt.CorpusFiles = None,
     encoding: opt.EncodingOpt = None,
     byte_level: opt.BytesOpt = None,
     max_mb: opt.MaxMbOpt = None,
+    strict: opt.StrictOpt = False,
     show: Annotated[int, typer.Option("--show", min=1, help="Most frequent symbols listed.")] = 40,
     rarest: Annotated[int, typer.Option("--rarest", min=0, help="Rarest symbols listed.")] = 10,
     cache_dir: opt.CacheOpt = None,
 ) -> None:
     """Show a text's vocabulary: size, characters with counts, the rarest ones."""
+    from charrnn.cli.live import Quiet
     from charrnn.data.catalog import resolve_corpus
+    from charrnn.data.sources import resolve_inputs
     from charrnn.data.text import load_corpus
 
+    file = resolve_inputs(
+        files or [], encoding=encoding or "utf-8", strict=strict, cache_dir=cache_dir,
+        reporter=Quiet(),
+    )  # fmt: skip
     path, name = resolve_corpus(file, max_mb=max_mb or opt._DATA.max_mb, cache_dir=cache_dir)
     corpus = load_corpus(
         path,
@@ -66,7 +73,7 @@ def vocab(
         name=name,
     )
     console = stdout_console()
-    label = name if file is None else str(file)
+    label = name if not files else " ".join(str(f) for f in files)
     for part in vocab_table(corpus.vocab, corpus.counts, label, show=show, rarest=rarest):
         console.print(part)
 
@@ -125,6 +132,10 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
     model, train, data = checkpoint.config.model, checkpoint.config.train, checkpoint.config.data
     corpus = checkpoint.corpus
     where = corpus.path if corpus is not None else (data.path or "?")
+    from charrnn.data.sources import RUN_SOURCES, run_sources
+
+    files = len(run_sources(path.parent) or [])
+    listed = escape(printable(str(path.parent / RUN_SOURCES)))
     t = Table(title=escape(printable(str(path))), title_justify="left", show_header=False)
     t.add_column("setting", style="bold")
     t.add_column("value")
@@ -137,6 +148,7 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
         ("parameters", f"{checkpoint.num_parameters:,}"),
         ("vocabulary", f"{len(checkpoint.vocab)} symbols{byte_level}"),
         ("corpus", f"{corpus.name if corpus else '?'} ({where})"),
+        *([("files", f"{files:,} joined (listed in {listed})")] if files else []),
         *([("items", f"--docs {data.docs}")] if Docs(data.docs).on else []),
         *([("started from", train.init_from)] if train.init_from else []),
         ("steps trained", f"{checkpoint.step:,}"),

@@ -33,13 +33,22 @@ _D = TrainConfig()
 _DATA = DataConfig()
 
 
-CorpusFile = Annotated[
-    Path | None,
+CorpusFiles = Annotated[
+    list[Path] | None,
     typer.Argument(
         metavar="FILE",
-        help="UTF-8 text file. Omitted: the Python standard library's own "
+        help="UTF-8 text file, several files or folders (joined into one corpus), or - "
+        "for standard input. Omitted: the Python standard library's own "
         "source (built from this interpreter, no download).",
         show_default=False,
+    ),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Refuse binary, undecodable or empty files in a folder or list instead of "
+        "skipping them.",
     ),
 ]
 EncodingOpt = Annotated[

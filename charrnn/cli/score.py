@@ -25,8 +25,14 @@ if TYPE_CHECKING:
 @friendly_errors
 def score(
     checkpoint: opt.CheckpointArg,
-    file: Annotated[
-        Path, typer.Argument(help="UTF-8 text file to score.", show_default=False, metavar="FILE")
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="UTF-8 text file to score; several files or folders are scored as one "
+            "text, joined; - reads standard input.",
+            show_default=False,
+            metavar="FILE",
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the totals as JSON.")] = False,
     per_line: Annotated[
@@ -45,6 +51,8 @@ def score(
     ] = 20,
     encoding: opt.EncodingOpt = None,
     skip_unknown: opt.SkipUnknownOpt = False,
+    strict: opt.StrictOpt = False,
+    cache_dir: opt.CacheOpt = None,
     device: Annotated[Device, typer.Option("--device", help="Where to run the model.")] = (
         Device.cpu
     ),
@@ -54,10 +62,16 @@ def score(
     Memory stays the same for any length of file; a long one shows a progress bar."""
     from charrnn.checkpoint import load_model
     from charrnn.cli.live import Quiet, byte_progress
+    from charrnn.data.sources import resolve_inputs
     from charrnn.hardware import select_device
     from charrnn.inspection.score import score_file
 
     model, vocab, saved = load_model(checkpoint, device=select_device(device.value))
+    file = resolve_inputs(
+        files, encoding=encoding or "utf-8", strict=strict, cache_dir=cache_dir, reporter=Quiet()
+    )
+    assert file is not None  # FILE is required
+    label = " ".join(str(f) for f in files)
     with byte_progress(file, "scoring", quiet=as_json) as advance:
         result = score_file(
             model,
@@ -74,7 +88,7 @@ def score(
             reporter=Quiet(),
         )
     if as_json:
-        summary: dict[str, object] = {"file": str(file), **result.summary()}
+        summary: dict[str, object] = {"file": label, **result.summary()}
         if result.all_lines is not None:
             summary["lines"] = [
                 {"line": number, "bpc": to_bits(nats), "chars": chars}
@@ -89,7 +103,7 @@ def score(
         console.print(worst_table(result.vocab, result.spots))
     if per_line:
         console.print(lines_table(result.worst_lines, result.lines_seen))
-    console.print(score_table(f"{file} scored by {checkpoint}", result))
+    console.print(score_table(f"{label} scored by {checkpoint}", result))
 
 
 # Background by surprisal in bits: what the model found easy stays plain.

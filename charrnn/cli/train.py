@@ -40,7 +40,7 @@ TensorBoardOpt = Annotated[
 
 @friendly_errors
 def train(
-    file: opt.CorpusFile = None,
+    files: opt.CorpusFiles = None,
     config: opt.ConfigOpt = None,
     resume: opt.ResumeOpt = None,
     init_from: InitFromOpt = None,
@@ -86,9 +86,11 @@ def train(
     json_lines: opt.JsonLinesOpt = False,
     skip_unknown: opt.SkipUnknownOpt = False,
     cache_dir: opt.CacheOpt = None,
+    strict: opt.StrictOpt = False,
     tensorboard: TensorBoardOpt = False,
 ) -> None:
-    """Train a model on FILE (default: Python's standard library source).
+    """Train a model on FILE (default: Python's standard library source); several
+    files or folders are joined into one corpus, - reads standard input.
 
     Model and training settings you do not give are chosen for the budget, the corpus
     and this machine (--preset auto, said in one line at start); the defaults below
@@ -103,7 +105,7 @@ def train(
     if resume is not None:
         model = [dropout, input_dropout, embed_dropout, weight_drop, forget_bias]
         fixed = [
-            file,
+            files or None,
             config,
             preset,
             cell,
@@ -176,6 +178,15 @@ def train(
             threads=threads,
             max_bad_steps=max_bad_steps,
             precision=precision,
+        )
+        from charrnn.data.sources import resolve_inputs
+
+        file = resolve_inputs(
+            files or [],
+            encoding=encoding or "utf-8",
+            strict=strict,
+            cache_dir=cache_dir,
+            reporter=reporter,
         )
         start = None
         if init_from is not None:

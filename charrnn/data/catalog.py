@@ -21,6 +21,7 @@ from pathlib import Path
 
 from charrnn.data.download import Progress, Unreachable, extract_member, fetch, verify
 from charrnn.data.generators import GENERATORS, Generated, generate
+from charrnn.data.sources import read_manifest
 from charrnn.data.text import default_cache_dir
 from charrnn.errors import ConfigError, CorpusError
 from charrnn.events import SILENT, Reporter
@@ -405,6 +406,9 @@ def corpus_name(file: Path | str | None) -> str:
     text = str(file)
     if text.startswith(PREFIX):
         return text[len(PREFIX) :]
+    joined = read_manifest(Path(text))  # files or a folder joined into one: its name
+    if joined is not None and isinstance(joined.get("name"), str):
+        return Path(joined["name"]).stem or "corpus"
     return Path(text).stem or "corpus"
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from charrnn.config import Docs, RunConfig, TrainConfig
 from charrnn.data.catalog import PREFIX, resolve_corpus
 from charrnn.data.items import ItemBatches, Items, ItemValidation, find_items, split_items
+from charrnn.data.sources import file_starts
 from charrnn.data.streams import StreamBatches, ValidationWindows
 from charrnn.data.text import Corpus, encode_validation_file, load_corpus, split_ids
 from charrnn.data.vocab import Vocab
@@ -27,6 +28,7 @@ class Dataset:
     val_ids: np.ndarray
     train_items: Items | None = None
     val_items: Items | None = None
+    train_file_starts: np.ndarray | None = None  # a joined corpus: where each file starts
 
     @property
     def train_chars(self) -> int:
@@ -89,16 +91,37 @@ def load_dataset(
             reporter=reporter,
         )
         train_ids = corpus.ids
-    elif not Docs(data.docs).on:
-        train_ids, val_ids = split_ids(corpus.ids, data.val_frac)
+    starts = file_starts(path, data.byte_level)
+    if not data.val_file and not Docs(data.docs).on:
+        train_ids, val_ids = split_files(corpus.ids, data.val_frac, starts)
     if not Docs(data.docs).on:
-        return Dataset(corpus, train_ids, val_ids)
+        return Dataset(corpus, train_ids, val_ids, train_file_starts=starts)
     newline = corpus.vocab.index_of("\n")
     items = find_items(corpus.ids, newline, data.docs)
     if data.val_file:
         return Dataset(corpus, corpus.ids, val_ids, items, find_items(val_ids, newline, data.docs))
     train, val = split_items(items, data.val_frac)
     return Dataset(corpus, corpus.ids, corpus.ids[:0], train, val)
+
+
+WHOLE_FILES_FROM = 10  # files in a joined corpus from which validation is whole files
+
+
+def split_files(
+    ids: np.ndarray, val_frac: float, starts: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split off the last ``val_frac`` for validation: at the file boundary nearest
+    that point when a joined corpus has enough files (and that keeps the share within
+    a factor of two of ``val_frac``), else at the exact point (:func:`split_ids`)."""
+    if starts is not None and len(starts) >= WHOLE_FILES_FROM:
+        target = len(ids) - int(len(ids) * val_frac)
+        inner = starts[(starts > 0) & (starts < len(ids))]
+        if len(inner):
+            cut = int(inner[np.argmin(np.abs(inner - target))])
+            share = (len(ids) - cut) / len(ids)
+            if val_frac / 2 <= share <= val_frac * 2:
+                return ids[:cut], ids[cut:]
+    return split_ids(ids, val_frac)
 
 
 def with_absolute_paths(config: RunConfig) -> RunConfig:
@@ -130,7 +153,16 @@ def batches_for(
             ItemValidation(dataset.val_items, train.batch_size, train.seq_len),
         )
     random_seed = train.seed if train.windows == "random" else None
+    starts = dataset.train_file_starts
+    if starts is not None:
+        starts = starts[starts < len(dataset.train_ids)]
     return (
-        StreamBatches(dataset.train_ids, train.batch_size, train.seq_len, random_seed=random_seed),
+        StreamBatches(
+            dataset.train_ids,
+            train.batch_size,
+            train.seq_len,
+            random_seed=random_seed,
+            file_starts=starts,
+        ),
         ValidationWindows(dataset.val_ids, train.batch_size, train.seq_len),
     )

@@ -54,6 +54,7 @@ class Window:
     epoch: int
     index: int
     independent: bool = False  # random windows: nothing carries over between steps
+    fresh: torch.Tensor | None = None  # (B,) rows whose last window crossed into a new file
 
     @property
     def reset(self) -> bool:
@@ -90,7 +91,13 @@ class StreamBatches:
     """
 
     def __init__(
-        self, ids: np.ndarray, batch_size: int, seq_len: int, *, random_seed: int | None = None
+        self,
+        ids: np.ndarray,
+        batch_size: int,
+        seq_len: int,
+        *,
+        random_seed: int | None = None,
+        file_starts: np.ndarray | None = None,
     ) -> None:
         need = batch_size * (seq_len + 1)
         if len(ids) < need:
@@ -106,6 +113,8 @@ class StreamBatches:
         self.row_starts = np.arange(batch_size, dtype=np.int64) * self.row_len
         self.windows_per_epoch = (self.row_len - 1) // seq_len
         self.random_seed = random_seed
+        # Where each file of a joined corpus starts (see charrnn.data.sources).
+        self.file_starts = None if file_starts is None else np.sort(file_starts[file_starts > 0])
 
     @property
     def chars_per_window(self) -> int:
@@ -131,8 +140,22 @@ class StreamBatches:
             starts = rng.integers(0, len(self.ids) - self.seq_len, size=self.batch_size)
             chunk = _gather(self.ids, starts, self.seq_len + 1)
             return Window(chunk[:, :-1], chunk[:, 1:], epoch, index, independent=True)
-        chunk = _gather(self.ids, self.row_starts + index * self.seq_len, self.seq_len + 1)
-        return Window(x=chunk[:, :-1], y=chunk[:, 1:], epoch=epoch, index=index)
+        starts = self.row_starts + index * self.seq_len
+        chunk = _gather(self.ids, starts, self.seq_len + 1)
+        return Window(
+            x=chunk[:, :-1], y=chunk[:, 1:], epoch=epoch, index=index, fresh=self._fresh(starts)
+        )
+
+    def _fresh(self, starts: np.ndarray) -> torch.Tensor | None:
+        """Rows that began a new file in their previous window (a file start in
+        ``(start - T, start]``): their carried state is dropped here, so a file's
+        state runs at most one window (``seq_len`` characters) into the next file."""
+        if self.file_starts is None or not len(self.file_starts):
+            return None
+        crossed = np.searchsorted(self.file_starts, starts, side="right") - np.searchsorted(
+            self.file_starts, starts - self.seq_len, side="right"
+        )
+        return torch.from_numpy(crossed > 0)
 
 
 class ValidationWindows:

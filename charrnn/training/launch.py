@@ -28,6 +28,7 @@ from charrnn.data.catalog import PREFIX
 from charrnn.data.dataset import Dataset, load_dataset, with_absolute_paths
 from charrnn.data.download import sha256_of
 from charrnn.data.items import ItemBatches
+from charrnn.data.sources import check_sources, record_sources
 from charrnn.data.streams import StreamBatches
 from charrnn.data.text import check_readable
 from charrnn.errors import CheckpointError, CorpusError
@@ -100,6 +101,7 @@ def train(
             speaker.notice(describe(config, start, trainer.vocab))
         with holding(group, run_dir, claim=lambda: run_dir.claim(overwrite=overwrite)):
             on_main(group, lambda: run_dir.write_config(config))
+            on_main(group, lambda: record_sources(dataset.corpus.source, run_dir.path))
             return _run(trainer, stop)
 
 
@@ -130,6 +132,7 @@ def resume(
         extended = replace(extended, time_s=time_s)
     config = replace(config, train=extended)
     _check_corpus_unchanged(checkpoint, config)
+    check_sources(run_dir.path)  # a joined corpus: every file as it was
     device = select_device(config.train.device)  # chosen once for the run, passed down
     with session(device.type) as group:
         device = group.place(device)

@@ -248,8 +248,11 @@ class Trainer:
         if window.reset:
             self.state = None  # the streams restart: carried state would be wrong
         elif self.state is not None:  # a few rows start cold (see charrnn.data.streams)
-            cold = self.cold_starts[self.step % len(self.cold_starts)][None, :, None]
-            self.state = tuple(s.masked_fill(cold, 0.0) for s in self.state)
+            cold = self.cold_starts[self.step % len(self.cold_starts)]
+            fresh = getattr(window, "fresh", None)  # a new file of a joined corpus
+            if fresh is not None:
+                cold = cold | fresh[self.rows].to(self.device, non_blocking=True)
+            self.state = tuple(s.masked_fill(cold[None, :, None], 0.0) for s in self.state)
         x, y = window.x[self.rows], window.y[self.rows]
         if self.device.type == "cuda":  # page-locked, so the copy overlaps compute
             x, y = x.pin_memory(), y.pin_memory()
