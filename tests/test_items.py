@@ -171,6 +171,13 @@ def test_min_chars_and_beam_shape_items(names_run: Path) -> None:
     assert beam.exit_code == 0, beam.output
     assert len(beam.stdout.rstrip("\n").split("\n")) == 3
     assert "most likely first" in beam.stderr
+    # Before: the search stopped at the first ending that beat every live beam, so
+    # -n 5 --beam 10 printed one item where the README shows five.
+    wide = runner.invoke(app, ["sample", str(names_run), "-n", "5", "--beam", "10"])
+    assert wide.exit_code == 0, wide.output
+    assert len(wide.stdout.rstrip("\n").split("\n")) == 5
+    scores = wide.stderr.split("-log p = ")[1].split(" nats")[0].split(", ")
+    assert len(scores) == 5 and scores == sorted(scores, key=float)
 
 
 def test_training_reports_whole_item_validation(names_run: Path) -> None:

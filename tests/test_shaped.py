@@ -158,3 +158,21 @@ def test_the_span_index_answers_like_a_substring_search() -> None:
         for v in range(5):
             assert found[row, v] == ("".join(map(str, ctx)) + str(v) in text)
     assert len(span_hashes(ids, 6)) == len(ids) - 5
+
+
+def test_a_beam_search_for_five_endings_finds_five() -> None:
+    """A model that ends early often: before, the search stopped at the first step where
+    an ending beat every live beam and gave two items for -n 5 (the README showed five)."""
+    vocab = Vocab.from_text("ab\n")
+    model = CharRNN(len(vocab), ModelConfig(cell="gru", num_layers=1, hidden_size=4)).eval()
+    with torch.no_grad():  # the same odds after any text: newline 0.5, a 0.3, b 0.2
+        model.head.weight.zero_()
+        odds = {"\n": 0.5, "a": 0.3, "b": 0.2}
+        model.head.bias.copy_(torch.tensor([odds[chr(s)] for s in vocab.symbols]).log())
+    newline = vocab.index_of("\n")
+    ending = Ending(20, (newline,), min_chars=1)
+    found = beam_search(model, np.array([newline]), 10, ending, want=5)
+    ended = [vocab.decode(h.ids) for h in found if h.ended]
+    assert ended[:5] == ["a", "b", "aa", "ab", "ba"]
+    scores = [h.log_prob for h in found if h.ended]
+    assert scores == sorted(scores, reverse=True)

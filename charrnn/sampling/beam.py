@@ -36,8 +36,13 @@ def beam_search(
     ending: Ending,
     *,
     precision: str = "fp32",
+    want: int = 1,
 ) -> list[Hypothesis]:
-    """The best hypotheses, most likely first: finished ones, else the unfinished."""
+    """The best hypotheses, most likely first: finished ones, else the unfinished.
+
+    The search goes on until ``want`` hypotheses have ended and the ``want``-th best
+    of them is at least as likely as the best one still growing (scores only fall,
+    so no later ending can outrank it): ``-n 5`` gets five items, not one."""
     device = model.head.weight.device
     stop, k = ending.stop, len(ending.stop)
     model.eval()
@@ -71,8 +76,9 @@ def beam_search(
                     alive_scores.append(score)
             if not rows:
                 break
-            best_finished = max((h.log_prob for h in finished), default=-math.inf)
-            if best_finished >= alive_scores[0] or t + 1 >= ending.max_chars + k:
+            ranked = sorted((h.log_prob for h in finished), reverse=True)
+            settled = ranked[want - 1] if len(ranked) >= want else -math.inf
+            if settled >= alive_scores[0] or t + 1 >= ending.max_chars + k:
                 if not finished or t + 1 >= ending.max_chars + k:
                     finished += [
                         Hypothesis((*seqs[r], c)[: ending.max_chars], s, False)

@@ -102,7 +102,9 @@ def shaped_samples(
         prime = np.array([vocab.start_id], dtype=np.int64)
     head = vocab.decode(prime) if request.prime else ""
     if request.beam:
-        found = beam_search(model, prime, request.beam, ending, precision=request.precision)
+        found = beam_search(
+            model, prime, request.beam, ending, precision=request.precision, want=request.count
+        )
         texts = [head + vocab.decode(h.ids) for h in found[: request.count]]
         return Shaped(texts, "\n", _beam_line(found[: request.count]))
     index = val_index = None
@@ -154,7 +156,9 @@ def _items(
     if request.beam:
         ending = Ending(max_chars, (newline,) * Docs(docs).end_length, min_chars)
         starts = np.concatenate([[newline], prime])
-        found = beam_search(model, starts, request.beam, ending, precision=request.precision)
+        found = beam_search(
+            model, starts, request.beam, ending, precision=request.precision, want=request.count
+        )
         texts = [vocab.decode(np.concatenate([prime, h.ids])) for h in found[: request.count]]
         return Shaped(texts, separator, _beam_line(found[: request.count]))
     known = None
