@@ -21,6 +21,8 @@ Layout (``FORMAT_VERSION`` 2)::
     state             list of (N, B, H) tensors: the carried recurrent state
     finished          bool; stopped_by (what ended it: "steps", "time", "patience"...)
     since_best        int: evaluations since the best one (for --patience)
+    best_whole        bool: best_val_loss read the whole validation text (absent: true,
+                      as every evaluation did before 0.4)
     rng               {"torch": ByteTensor, "torch_ranks": [...], "cuda": [...]}
 
 Version 1 (charrnn 0.1.0) kept ``train_loss_sum`` as a 0-d tensor and could lack
@@ -80,6 +82,7 @@ class Checkpoint:
     finished: bool = False
     stopped_by: str | None = None
     since_best: int = 0
+    best_whole: bool = True
     train_loss_sum: float = 0.0
     train_loss_count: int = 0
     rng: dict[str, Any] = field(default_factory=dict)
@@ -107,6 +110,7 @@ class Checkpoint:
             "finished": self.finished,
             "stopped_by": self.stopped_by,
             "since_best": self.since_best,
+            "best_whole": self.best_whole,
             "train_loss_sum": self.train_loss_sum,
             "train_loss_count": self.train_loss_count,
             "rng": self.rng,
@@ -152,6 +156,7 @@ class Checkpoint:
             finished=read.flag("finished", False),
             stopped_by=read.optional_text("stopped_by"),
             since_best=read.count("since_best", 0),
+            best_whole=read.flag("best_whole", True),
             train_loss_sum=read.number("train_loss_sum", 0.0),
             train_loss_count=read.count("train_loss_count", 0),
             rng=read.optional_mapping("rng") or {},

@@ -215,6 +215,10 @@ class TrainConfig:
     epochs: float | None = None
     time_s: float | None = None
     eval_every: int | None = None
+    # Characters each evaluation during training reads (a fixed, seeded subset of the
+    # validation text); None: sized so evaluations take ~8 % of the budget; 0: all.
+    # The final evaluation always reads the whole text.
+    eval_chars: int | None = None
     save_every: int = 500
     patience: int | None = None
     sample_length: int = 200
@@ -253,6 +257,13 @@ class TrainConfig:
         )
         if self.eval_every is not None:
             _positive_int("eval-every", self.eval_every)
+        if self.eval_chars is not None:
+            _require(
+                isinstance(self.eval_chars, int)
+                and not isinstance(self.eval_chars, bool)
+                and self.eval_chars >= 0,
+                f"eval-chars must be a whole number >= 0, got {self.eval_chars!r}",
+            )
         if self.patience is not None:
             _positive_int("patience", self.patience)
         _positive_int("save-every", self.save_every)

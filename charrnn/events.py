@@ -65,6 +65,9 @@ class Evaluation:
     chars_per_s: float
     is_best: bool
     sample: str
+    val_chars: int = 0  # characters the validation figure read
+    val_whole: bool = True  # all of the validation text (the final one always)
+    val_s: float = 0.0  # seconds the validation took
 
     def record(self) -> dict[str, Any]:
         """The metrics line (everything but the sample text)."""

@@ -271,9 +271,9 @@ def test_a_time_budget_is_wall_time_with_evaluations_and_saving_included(
 
     real = training.Trainer.evaluate
 
-    def slow_evaluate(self: training.Trainer) -> float:
+    def slow_evaluate(self: training.Trainer, windows: object = None) -> float:
         clock.sleep(0.4)
-        return real(self)
+        return real(self, windows)  # type: ignore[arg-type]
 
     monkeypatch.setattr(training.Trainer, "evaluate", slow_evaluate)
     config = tiny_config(corpus_file, steps=None, time_s=3.0, eval_every=50, sample_length=0)
@@ -370,3 +370,58 @@ def test_resume_from_a_checkpoint_saved_with_an_unfused_optimizer(
     monkeypatch.undo()
     summary = resume(tmp_path / "run", steps=after.step + 5)
     assert summary.step == after.step + 5 and math.isfinite(summary.last_val_loss)
+
+
+def test_evaluations_during_training_read_a_part_sized_to_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deliberately slow validation (5 µs a character, so the whole 150k-character
+    text takes 0.75 s): ten whole evaluations would be twice a 4-second budget. Before,
+    every evaluation read the whole text."""
+    import time as clock
+
+    import charrnn.training.loop as training
+
+    real = training.validation_loss
+
+    def slow(model, windows, device):  # type: ignore[no-untyped-def]
+        clock.sleep(windows.num_targets * 5e-6)
+        return real(model, windows, device)
+
+    monkeypatch.setattr(training, "validation_loss", slow)
+    corpus = tmp_path / "big.txt"
+    corpus.write_text(make_text(300_000, seed=7), encoding="utf-8")
+    config = tiny_config(
+        corpus, steps=None, time_s=4.0, sample_length=0, batch_size=16, eval_every=None
+    )
+    config = replace(config, data=replace(config.data, val_frac=0.5))
+    summary = train(config, tmp_path / "run")
+    lines = RunDir(tmp_path / "run").read_metrics()
+    during, final = lines[:-1], lines[-1]
+    assert len(during) >= 2
+    assert len({line["val_chars"] for line in during}) == 1  # the same part every time
+    assert all(not line["val_whole"] for line in during) and final["val_whole"]
+    assert during[0]["val_chars"] < final["val_chars"] / 4
+    spent = sum(line["val_s"] for line in during)
+    assert spent <= 0.08 * 4.0 * 1.5, f"evaluations during training took {spent:.2f} s"
+    # The reported figure and best.pt's are the whole text's.
+    from charrnn.data.dataset import batches_for, load_dataset
+
+    model, _, best = load_model(tmp_path / "run")
+    _, windows = batches_for(load_dataset(config), config.train)
+    whole = real(model, windows, torch.device("cpu"))
+    assert best.best_val_loss == pytest.approx(summary.best_val_loss)
+    assert whole == pytest.approx(best.best_val_loss, rel=1e-5)
+
+
+def test_eval_chars_sets_the_part_and_zero_reads_everything(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    train(tiny_config(corpus_file, eval_chars=200), tmp_path / "part")
+    lines = RunDir(tmp_path / "part").read_metrics()
+    assert all(not line["val_whole"] and line["val_chars"] < 300 for line in lines[:-1])
+    assert lines[-1]["val_whole"]
+    train(tiny_config(corpus_file, eval_chars=0), tmp_path / "all")
+    assert all(line["val_whole"] for line in RunDir(tmp_path / "all").read_metrics())
+    with pytest.raises(ConfigError, match="eval-chars"):
+        TrainConfig(eval_chars=-1)

@@ -135,6 +135,13 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
     from charrnn.data.sources import RUN_SOURCES, run_sources
 
     files = len(run_sources(path.parent) or [])
+    # A finished run's figures read the whole validation text (its final evaluation
+    # did); until then, the fixed part evaluations during training read.
+    measured = (
+        " (the whole validation text)"
+        if checkpoint.best_whole
+        else " (the part of the validation text evaluations read during training)"
+    )
     listed = escape(printable(str(path.parent / RUN_SOURCES)))
     t = Table(title=escape(printable(str(path))), title_justify="left", show_header=False)
     t.add_column("setting", style="bold")
@@ -160,7 +167,7 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
         ),
         ("batch x seq-len", f"{train.batch_size} x {train.seq_len}"),
         ("lr, schedule", f"{train.lr}, {train.schedule}"),
-        ("best val loss", _loss(checkpoint.best_val_loss)),
+        ("best val loss", _loss(checkpoint.best_val_loss) + measured),
         ("last val loss", _loss(checkpoint.last_val_loss)),
         ("charrnn version", checkpoint.charrnn_version),
     ]

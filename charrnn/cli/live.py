@@ -156,9 +156,10 @@ class LiveReporter(Quiet):
         if self.task is not None:
             self.bar.update(self.task, bpc=f"{e.val_bpc:.3f}")
         star = " [green]★ best[/]" if e.is_best else ""
+        part = "" if e.val_whole else f" [dim](on {human(e.val_chars)} of its characters)[/]"
         self.console.print(
             f"[bold]step {e.step}[/] epoch {e.epoch:.2f}: train {e.train_loss:.4f}  "
-            f"val {e.val_loss:.4f} nats = [bold]{e.val_bpc:.4f} bpc[/]{star}"
+            f"val {e.val_loss:.4f} nats = [bold]{e.val_bpc:.4f} bpc[/]{star}{part}"
         )
         if e.sample:
             sample = e.sample.replace("\r", "").strip("\n")
@@ -169,7 +170,8 @@ class LiveReporter(Quiet):
         self.console.print(
             f"done after {s.step} steps ({human(s.chars_seen)} characters, "
             f"{duration(s.elapsed_s)}; {stop_reason(s.stopped_by)}): best validation "
-            f"{s.best_val_loss:.4f} nats = {s.best_val_bpc:.4f} bpc\n"
+            f"{s.best_val_loss:.4f} nats = {s.best_val_bpc:.4f} bpc (the whole validation "
+            f"text)\n{too_short(s)}"
             f"time spent: {time_spent(s.time_spent)}\n"
             f"checkpoints in {escape(str(s.run_dir))} — sample with: "
             f"charrnn sample {escape(str(s.run_dir))}"
@@ -217,6 +219,19 @@ def shown(text: str) -> str:
     """Model or corpus text shown to a person: lines and tabs kept, control
     characters escaped (see :func:`printable`)."""
     return printable(text, keep="\n\t")
+
+
+SHORT_RUN_STEPS = 200  # fewer updates than this teach a model little but the alphabet
+
+
+def too_short(s: Summary) -> str:
+    """A plain line when the budget allowed too few steps to learn, else ""."""
+    if s.step >= SHORT_RUN_STEPS:
+        return ""
+    return (
+        f"[yellow]{s.step} steps is too few to learn much: the samples will be mostly "
+        "noise. Give it longer (--time 5m, or more --steps).[/]\n"
+    )
 
 
 def time_spent(spent: dict[str, float]) -> str:

@@ -314,6 +314,19 @@ EvalEveryOpt = Annotated[
 ]
 
 
+EvalCharsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--eval-chars",
+        min=0,
+        help="Characters each validation during training reads: a fixed, seeded part of "
+        "the validation text (0: all of it). The final validation reads all of it. "
+        "[default: sized to take about 8% of the budget]",
+        show_default=False,
+    ),
+]
+
+
 SaveEveryOpt = Annotated[
     int | None,
     typer.Option(

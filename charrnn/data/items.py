@@ -181,6 +181,25 @@ class ItemValidation:
         check_window(items, seq_len, "validation")
         self.items = items
         self.rows = max(1, min(max_rows, len(items)))
+        self.seq_len = seq_len
+        self.whole = True
+
+    def subset(self, max_chars: int, seed: int) -> ItemValidation:
+        """Seeded items (the same ones for the same seed) with about ``max_chars``
+        targets; itself when all of them are no more."""
+        if self.items.num_targets <= max_chars:
+            return self
+        order = np.random.default_rng([seed, 0x5EED]).permutation(len(self.items))
+        sizes = self.items.lengths[order] + Docs(self.items.docs).end_length
+        count = max(1, int(np.searchsorted(np.cumsum(sizes), max_chars)) + 1)
+        chosen = np.sort(order[:count])
+        items = self.items
+        picked = Items(
+            items.ids, items.starts[chosen], items.lengths[chosen], items.newline, items.docs
+        )
+        part = ItemValidation(picked, self.rows, self.seq_len)
+        part.whole = False
+        return part
 
     @property
     def num_targets(self) -> int:

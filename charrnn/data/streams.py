@@ -176,6 +176,23 @@ class ValidationWindows:
         self.rows = max(1, min(max_rows, len(ids) // (seq_len + 1)))
         self.row_len = len(ids) // self.rows
         self.row_starts = np.arange(self.rows, dtype=np.int64) * self.row_len
+        self.whole = True
+
+    def subset(self, max_chars: int, seed: int) -> ValidationWindows:
+        """About ``max_chars`` of the text as the same rows, each a stretch of
+        ``max_chars / rows`` characters at a seeded place in its own part of the text
+        (the same stretches for the same seed: evaluations compare); itself when the
+        whole text is no longer."""
+        row_len = max(self.seq_len + 1, max_chars // self.rows + 1)
+        if row_len >= self.row_len:
+            return self
+        rng = np.random.default_rng([seed, 0x5EED])
+        offsets = rng.integers(0, self.row_len - row_len + 1, size=self.rows)
+        part = ValidationWindows.__new__(ValidationWindows)
+        part.ids, part.seq_len, part.rows, part.row_len = self.ids, self.seq_len, self.rows, row_len
+        part.row_starts = self.row_starts + offsets
+        part.whole = False
+        return part
 
     @property
     def num_targets(self) -> int:

@@ -21,8 +21,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,13 +39,20 @@ from charrnn.checkpoint import (
 )
 from charrnn.config import RunConfig
 from charrnn.data.dataset import Dataset, batches_for
+from charrnn.data.items import ItemValidation
+from charrnn.data.streams import ValidationWindows
 from charrnn.errors import CheckpointError, TrainingDiverged, TrainingInterrupted
 from charrnn.events import Evaluation, Progress, Reporter, RunStart, Summary, for_rank
 from charrnn.hardware import autocast_dtype, select_device, set_threads
 from charrnn.model.network import CharRNN, State, detach_state, new_model
 from charrnn.rundir import RunDir
 from charrnn.training.distributed import Group
-from charrnn.training.evaluation import progress_sample, validation_loss
+from charrnn.training.evaluation import (
+    evaluation_part,
+    loss_of_saved,
+    progress_sample,
+    validation_loss,
+)
 from charrnn.training.schedule import Budget, Cadence, Clock, Rate
 from charrnn.units import to_bits
 
@@ -86,6 +95,9 @@ class Trainer:
         self.autocast = autocast_dtype(tc.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
         self.batches, self.validation = batches_for(dataset, tc)
+        # What evaluations during training read: chosen at the first (see
+        # charrnn.training.evaluation.evaluation_part); the final one reads it all.
+        self.eval_part: ValidationWindows | ItemValidation | None = None
         self.budget = Budget(tc, self.batches.windows_per_epoch)
         self.cold_starts = self.batches.cold_starts()[:, self.rows].to(self.device)
         self.model, self.optimizer = self._build()
@@ -97,6 +109,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.engine = DistributedDataParallel(self.model, device_ids=ids)
         self.step = 0
+        self.start_step = 0  # where this process began (a resumed run: later)
         self.chars_seen = 0
         self.clock = Clock()
         self.best_val_loss = math.inf
@@ -114,6 +127,7 @@ class Trainer:
         self.finished = False  # the budget is used up (saved, so tools can tell)
         self.stopped_by: str | None = None  # which limit ended it
         self.since_best = 0  # evaluations since the best one, for --patience
+        self.best_whole = True  # best_val_loss read the whole validation text
         # What the last evaluation and save took (rank-agreed): the time budget keeps
         # this much back for the final ones.
         self.evaluation_cost = self.save_cost = 0.0
@@ -169,6 +183,7 @@ class Trainer:
             finished=self.finished,
             stopped_by=self.stopped_by,
             since_best=self.since_best,
+            best_whole=self.best_whole,
             # The mean over ranks: the reported train loss is linear in it.
             train_loss_sum=self.group.mean(float(self.loss_sum)),
             train_loss_count=int(self.loss_count.item()),
@@ -194,6 +209,7 @@ class Trainer:
             self.clock.banked = checkpoint.elapsed_s
             self.bad_base = checkpoint.bad_steps
             self.best_val_loss = checkpoint.best_val_loss
+            self.best_whole = checkpoint.best_whole
             self.last_val_loss = checkpoint.last_val_loss
             self.since_best = checkpoint.since_best
             self.loss_sum = torch.tensor(checkpoint.train_loss_sum, device=self.device)
@@ -305,11 +321,42 @@ class Trainer:
 
     # -- evaluation --------------------------------------------------------------------
 
-    def evaluate(self) -> float:
-        """Mean validation loss in nats per character, over the whole validation text."""
-        loss = validation_loss(self.model, self.validation, self.device)
+    def evaluate(self, windows: ValidationWindows | ItemValidation | None = None) -> float:
+        """Mean validation loss in nats per character over ``windows`` (default: the
+        whole validation text)."""
+        loss = validation_loss(self.model, windows or self.validation, self.device)
         self.model.train()
         return loss
+
+    def _part_to_read(self, final: bool, start: tuple[int, float], elapsed: float) -> Any:
+        """The validation windows this evaluation reads: all of them for the final one."""
+        if final:
+            return self.validation
+        if self.eval_part is None:
+            steps = max(self.step - self.start_step, 1)
+            spent = max(elapsed - start[1], 1e-3)
+            total = self.budget.total_steps
+            budget_s = self.config.train.time_s or (spent / steps * (total or self.step))
+            self.eval_part = evaluation_part(
+                self.validation,
+                self.config.train,
+                train_chars_per_s=(self.chars_seen - start[0]) / spent,
+                budget_s=budget_s,
+            )
+        return self.eval_part
+
+    def _settle_best(self, final_loss: float) -> None:
+        """At the final evaluation: best.pt was chosen on the part evaluations read;
+        measure it on the whole text too, so the better of it and the final model is
+        best.pt and its figure is the whole text's."""
+        if self.eval_part is None or self.eval_part.whole or not self.run_dir.best.exists():
+            return
+        saved, loss = loss_of_saved(self.run_dir.best, self.model, self.validation, self.device)
+        if saved.step == self.step:
+            return
+        self.best_val_loss, self.best_whole = loss, True
+        if loss <= final_loss:  # keep best.pt, with the whole text's figure
+            save_checkpoint(self.run_dir.best, replace(saved, best_val_loss=loss, best_whole=True))
 
     def sample_text(self) -> str:
         """A short sample to show how the model writes at this point."""
@@ -323,19 +370,28 @@ class Trainer:
         self.model.train()
         return text
 
-    def _evaluate_and_record(self, lr: float, elapsed: float, chars_per_s: float) -> None:
+    def _evaluate_and_record(
+        self, lr: float, elapsed: float, chars_per_s: float, final: bool, start: tuple[int, float]
+    ) -> None:
         """Validate (rank 0, shared), sample, append the metrics, save a new best."""
         train_loss = self.group.mean(self.mean_train_loss())
         self.loss_sum.zero_()
         self.loss_count.zero_()
+        windows = self._part_to_read(final, start, elapsed)
         with self.clock.spending("evaluating"):
-            val_loss = self.group.from_main(self.evaluate() if self.group.is_main else 0.0)
+            began = self._elapsed()
+            val_loss = self.group.from_main(self.evaluate(windows) if self.group.is_main else 0.0)
+            val_s = self._elapsed() - began
+            if final and self.group.is_main:
+                self._settle_best(val_loss)
+            self.best_val_loss = self.group.from_main(self.best_val_loss)
             sample = self.sample_text() if self.group.is_main else ""
         is_best = val_loss < self.best_val_loss
         self.last_val_loss = val_loss
         self.since_best = 0 if is_best else self.since_best + 1
         if is_best:
             self.best_val_loss = val_loss
+            self.best_whole = bool(windows.whole)
         evaluation = Evaluation(
             step=self.step,
             epoch=round(self.step / self.batches.windows_per_epoch, 4),
@@ -348,6 +404,9 @@ class Trainer:
             chars_per_s=round(chars_per_s, 1),
             is_best=is_best,
             sample=sample,
+            val_chars=windows.num_targets,
+            val_whole=bool(windows.whole),
+            val_s=round(val_s, 3),
         )
         if self.group.is_main:
             self.run_dir.append_metrics(evaluation.record())
@@ -435,6 +494,7 @@ class Trainer:
         since_report, since_eval = Rate(self.chars_seen), Rate(self.chars_seen)
         cadence = Cadence(tc, self.budget.fraction(self.step, self.clock.banked))
         start = (self.chars_seen, self.clock.banked)
+        self.start_step = self.step
         stopped_by = self.budget.stopped_by(self.step, self.clock.banked)
         while stopped_by is None:
             self._stop_if_requested()
@@ -460,22 +520,32 @@ class Trainer:
                 self._report_progress(lr, elapsed, since_report.take(self.chars_seen))
             if evaluate:
                 rate = since_eval.take(self.chars_seen)
-                evaluation = partial(self._evaluate_and_record, lr, elapsed, rate)
+                final = stopped_by is not None
+                evaluation = partial(self._evaluate_and_record, lr, elapsed, rate, final, start)
                 self.evaluation_cost = self._timed(evaluation)
                 cadence.evaluated(fraction, self.evaluation_cost)
                 if stopped_by is None and self._out_of_patience():
                     stopped_by = "patience"
                 if stopped_by is None:
-                    # An evaluation that ran into the time kept for the final one is
-                    # the final one: a second would overrun the budget.
                     stopped_by = self.budget.stopped_by(self.step, self._elapsed())
+                if stopped_by is not None and not final:
+                    # The run ends here (patience, or an evaluation that ran into the
+                    # time kept for the final one): the figure it reports reads the
+                    # whole text, like any final evaluation.
+                    self.finished, self.stopped_by = True, stopped_by
+                    self._timed(partial(self._evaluate_and_record, lr, elapsed, rate, True, start))
                 since_report.reset(self.chars_seen)
                 since_eval.reset(self.chars_seen)
             self.finished = stopped_by is not None
             self.stopped_by = stopped_by
             if self.step % tc.save_every == 0 or self.finished:
                 self.save_cost = self._timed(self.save)
-            evaluation_cost = self.evaluation_cost or self._evaluation_estimate(start, elapsed)
+            evaluation_cost = self._evaluation_estimate(start, elapsed)
+            if self.evaluation_cost and self.eval_part is not None:
+                # The final evaluation reads the whole text: what the part cost, scaled;
+                # twice when best.pt (chosen on the part) is measured on it too.
+                scale = self.validation.num_targets / max(self.eval_part.num_targets, 1)
+                evaluation_cost = self.evaluation_cost * scale * (1 if self.eval_part.whole else 2)
             self.budget.reserve_s = evaluation_cost + self.save_cost
 
         summary = Summary(
