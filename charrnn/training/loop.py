@@ -328,10 +328,9 @@ class Trainer:
         self.model.train()
         return loss
 
-    def _part_to_read(self, final: bool, start: tuple[int, float], elapsed: float) -> Any:
-        """The validation windows this evaluation reads: all of them for the final one."""
-        if final:
-            return self.validation
+    def _part(self, start: tuple[int, float], elapsed: float) -> Any:
+        """The part of the validation text evaluations during training read, chosen at
+        the first from the speed measured so far (then the same every time)."""
         if self.eval_part is None:
             steps = max(self.step - self.start_step, 1)
             spent = max(elapsed - start[1], 1e-3)
@@ -345,18 +344,26 @@ class Trainer:
             )
         return self.eval_part
 
-    def _settle_best(self, final_loss: float) -> None:
-        """At the final evaluation: best.pt was chosen on the part evaluations read;
-        measure it on the whole text too, so the better of it and the final model is
-        best.pt and its figure is the whole text's."""
-        if self.eval_part is None or self.eval_part.whole or not self.run_dir.best.exists():
-            return
-        saved, loss = loss_of_saved(self.run_dir.best, self.model, self.validation, self.device)
-        if saved.step == self.step:
-            return
-        self.best_val_loss, self.best_whole = loss, True
-        if loss <= final_loss:  # keep best.pt, with the whole text's figure
-            save_checkpoint(self.run_dir.best, replace(saved, best_val_loss=loss, best_whole=True))
+    def _validate(
+        self, final: bool, start: tuple[int, float], elapsed: float
+    ) -> tuple[Any, float, bool]:
+        """(windows read, loss, whether it is the new best) of this evaluation.
+
+        During training: the part, compared with the best so far. The final one
+        chooses on the part between the model now and best.pt, then measures the
+        chosen one on the whole text: the figure the run reports and best.pt holds.
+        """
+        part = self._part(start, elapsed)
+        loss = self.evaluate(part)
+        if not final or part.whole:
+            return part, loss, loss < self.best_val_loss
+        if loss < self.best_val_loss or not self.run_dir.best.exists():
+            return self.validation, self.evaluate(self.validation), True
+        # best.pt, from an earlier step, stays the best: its figure on the whole text.
+        saved, whole = loss_of_saved(self.run_dir.best, self.model, self.validation, self.device)
+        save_checkpoint(self.run_dir.best, replace(saved, best_val_loss=whole, best_whole=True))
+        self.best_val_loss, self.best_whole = whole, True
+        return part, loss, False
 
     def sample_text(self) -> str:
         """A short sample to show how the model writes at this point."""
@@ -377,16 +384,16 @@ class Trainer:
         train_loss = self.group.mean(self.mean_train_loss())
         self.loss_sum.zero_()
         self.loss_count.zero_()
-        windows = self._part_to_read(final, start, elapsed)
         with self.clock.spending("evaluating"):
             began = self._elapsed()
-            val_loss = self.group.from_main(self.evaluate(windows) if self.group.is_main else 0.0)
-            val_s = self._elapsed() - began
-            if final and self.group.is_main:
-                self._settle_best(val_loss)
+            windows, val_loss, is_best = self.validation, 0.0, False
+            if self.group.is_main:
+                windows, val_loss, is_best = self._validate(final, start, elapsed)
+            val_loss = self.group.from_main(val_loss)
+            is_best = self.group.from_main(float(is_best)) > 0
             self.best_val_loss = self.group.from_main(self.best_val_loss)
+            val_s = self._elapsed() - began
             sample = self.sample_text() if self.group.is_main else ""
-        is_best = val_loss < self.best_val_loss
         self.last_val_loss = val_loss
         self.since_best = 0 if is_best else self.since_best + 1
         if is_best:
@@ -542,10 +549,10 @@ class Trainer:
                 self.save_cost = self._timed(self.save)
             evaluation_cost = self._evaluation_estimate(start, elapsed)
             if self.evaluation_cost and self.eval_part is not None:
-                # The final evaluation reads the whole text: what the part cost, scaled;
-                # twice when best.pt (chosen on the part) is measured on it too.
+                # The final evaluation reads the part and then, for the model it
+                # chooses, the whole text: what the part cost, scaled.
                 scale = self.validation.num_targets / max(self.eval_part.num_targets, 1)
-                evaluation_cost = self.evaluation_cost * scale * (1 if self.eval_part.whole else 2)
+                evaluation_cost = self.evaluation_cost * (scale + (not self.eval_part.whole))
             self.budget.reserve_s = evaluation_cost + self.save_cost
 
         summary = Summary(
