@@ -128,6 +128,7 @@ ODD_LINES = "\n\nThe cat sat.\nA dog\n\n\nran far away.\n\nOld sky\nx\n\n" * 40 
 def test_a_file_scored_in_small_blocks_equals_the_whole_text(
     docs: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from charrnn.inspection import file_score
     from charrnn.inspection import score as scoring
 
     torch.manual_seed(0)
@@ -136,9 +137,9 @@ def test_a_file_scored_in_small_blocks_equals_the_whole_text(
     path = tmp_path / "t.txt"
     path.write_text(ODD_LINES, encoding="utf-8")
     whole = score_text(model, vocab, ODD_LINES, docs=docs)
-    monkeypatch.setattr(scoring, "BLOCK", 37)  # cuts everywhere, items and lines included
+    monkeypatch.setattr(file_score, "BLOCK", 37)  # cuts everywhere, items and lines included
     monkeypatch.setattr(scoring, "CHUNK", 11)
-    part = scoring.score_file(
+    part = file_score.score_file(
         model, vocab, path, docs=docs, show=50, worst_spots=7, worst_lines=5, every_line=True
     )
     assert (part.characters, part.predicted) == (len(whole.ids), whole.predicted)
@@ -164,14 +165,14 @@ import resource, sys
 from pathlib import Path
 from charrnn.config import ModelConfig
 from charrnn.data.vocab import Vocab
-from charrnn.inspection import score
+from charrnn.inspection import file_score
 from charrnn.model.network import CharRNN
-score.BLOCK = int(sys.argv[2])
+file_score.BLOCK = int(sys.argv[2])
 path = Path(sys.argv[1])
 vocab = Vocab.from_text(path.read_text()[:1000])
 model = CharRNN(len(vocab), ModelConfig(cell="gru", num_layers=1, hidden_size=8)).eval()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-score.score_file(model, vocab, path, show=20_000, worst_spots=20, worst_lines=20)
+file_score.score_file(model, vocab, path, show=20_000, worst_spots=20, worst_lines=20)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
 """
 
