@@ -18,6 +18,7 @@ from charrnn.config import ModelConfig, RunConfig, TrainConfig, layered
 from charrnn.data.streams import COLD_START_CHARS, StreamBatches
 from charrnn.data.vocab import Vocab
 from charrnn.model.network import CharRNN, locked_dropout
+from charrnn.rundir import RunDir
 from charrnn.sampling.sampler import SampleSettings, generate
 from charrnn.training.auto import LADDER, REGULARISATION, choose
 from charrnn.training.launch import train
@@ -179,6 +180,10 @@ def test_patience_ends_a_run_that_stopped_improving(tmp_path: Path, corpus_file:
     assert last.finished and last.stopped_by == "patience"
     result = CliRunner().invoke(app, ["info", str(tmp_path / "run" / "last.pt")])
     assert "early stop" in result.output
+    # The evaluation that ran out of patience read the whole (short) validation text:
+    # it is the final one. Before, the same evaluation ran again at step 15.
+    steps = [record["step"] for record in RunDir(tmp_path / "run").read_metrics()]
+    assert steps == [5, 10, 15]
 
 
 def test_a_run_stopped_by_patience_can_be_resumed_with_a_fresh_count(

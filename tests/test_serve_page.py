@@ -77,10 +77,16 @@ def test_the_page_streams_text_and_appends_a_chosen_character(url: str, browser)
     browser.get(url)
     text = browser.find_element(By.ID, "text")
     text.send_keys("The cat")
-    _wait(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#candidates .candidate")) == 5)
-    shares = [
-        float(c.text.split()[-2]) for c in browser.find_elements(By.CSS_SELECTOR, ".candidate")
-    ]
+    panel = browser.find_element(By.ID, "candidates")
+    # The panel follows the text: on a slow machine it is drawn for "The c" first and
+    # drawn again (its buttons replaced) for "The cat"; wait for that one, and read it
+    # in one call (CI once read a button the next drawing had just removed).
+    _wait(lambda: panel.get_attribute("data-for-length") == str(len("The cat")))
+    labels = browser.execute_script(
+        "return [...document.querySelectorAll('#candidates .candidate')].map(b => b.innerText)"
+    )
+    assert len(labels) == 5
+    shares = [float(label.split()[-2]) for label in labels]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100.01
 
     browser.find_element(By.ID, "length").clear()
@@ -95,7 +101,6 @@ def test_the_page_streams_text_and_appends_a_chosen_character(url: str, browser)
     assert written.startswith("The cat") and len(written) == len("The cat") + 3000
     browser.save_screenshot(str(shots / "serve-page.png"))
 
-    panel = browser.find_element(By.ID, "candidates")
     _wait(lambda: panel.get_attribute("data-for-length") == str(len(written)))
     first = browser.find_elements(By.CSS_SELECTOR, "#candidates .candidate")[0]
     char = first.get_attribute("data-char")

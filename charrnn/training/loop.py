@@ -98,6 +98,7 @@ class Trainer:
         # What evaluations during training read: chosen at the first (see
         # charrnn.training.evaluation.evaluation_part); the final one reads it all.
         self.eval_part: ValidationWindows | ItemValidation | None = None
+        self.part_loss = (-1, math.inf)  # (step, loss) of the last read of the part
         self.budget = Budget(tc, self.batches.windows_per_epoch)
         self.cold_starts = self.batches.cold_starts()[:, self.rows].to(self.device)
         self.model, self.optimizer = self._build()
@@ -354,7 +355,11 @@ class Trainer:
         chosen one on the whole text: the figure the run reports and best.pt holds.
         """
         part = self._part(start, elapsed)
-        loss = self.evaluate(part)
+        # A final evaluation right after one at the same step reads the part once.
+        step, loss = self.part_loss
+        if step != self.step:
+            loss = self.evaluate(part)
+            self.part_loss = (self.step, loss)
         if not final or part.whole:
             return part, loss, loss < self.best_val_loss
         if loss < self.best_val_loss or not self.run_dir.best.exists():
@@ -420,6 +425,19 @@ class Trainer:
         self.reporter.evaluated(evaluation)
         if is_best:
             self.save(best=True, last=False)
+
+    def _finish_evaluation(
+        self, lr: float, elapsed: float, chars_per_s: float, start: tuple[int, float]
+    ) -> None:
+        """Make the evaluation just done at this step the final one."""
+        if self.eval_part is not None and self.eval_part.whole:
+            # It read the whole text: its figure is final already (reading it again
+            # cost a whole evaluation past the budget); a best.pt saved by it is
+            # saved again to say the run is finished.
+            if self.since_best == 0:  # every rank: the checkpoint gathers their state
+                self.save(best=True, last=False)
+            return
+        self._evaluate_and_record(lr, elapsed, chars_per_s, True, start)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -540,7 +558,7 @@ class Trainer:
                     # time kept for the final one): the figure it reports reads the
                     # whole text, like any final evaluation.
                     self.finished, self.stopped_by = True, stopped_by
-                    self._timed(partial(self._evaluate_and_record, lr, elapsed, rate, True, start))
+                    self._timed(partial(self._finish_evaluation, lr, elapsed, rate, start))
                 since_report.reset(self.chars_seen)
                 since_eval.reset(self.chars_seen)
             self.finished = stopped_by is not None
