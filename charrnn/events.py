@@ -48,6 +48,7 @@ class Progress:
     chars_per_s: float
     elapsed_s: float
     val_bpc: float | None
+    evaluating: bool = False  # an evaluation starts now (the bar would seem stuck)
 
 
 @dataclass(frozen=True)

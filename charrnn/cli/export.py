@@ -37,7 +37,9 @@ def export(
 ) -> None:
     """Export one step of the model (ids and state in, logits and state out) to run
     without charrnn; the vocabulary travels inside the file."""
+    from charrnn.cli.live import working
     from charrnn.serving.export import export as write
 
-    target = write(checkpoint, out, fmt.value, overwrite=overwrite)
+    with working(f"exporting to {fmt.value} (tracing the model takes a while)"):
+        target = write(checkpoint, out, fmt.value, overwrite=overwrite)
     typer.echo(f"wrote {target} ({human(target.stat().st_size)}B)", err=True)

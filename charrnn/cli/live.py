@@ -17,7 +17,10 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    SpinnerColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
@@ -51,6 +54,8 @@ def duration(seconds: float) -> str:
 
 # Work on a file shorter than this is over before a bar would be worth drawing.
 PROGRESS_FROM_BYTES = 4 * 2**20
+# Drawing fewer characters than this takes seconds at most (thousands a second).
+PROGRESS_FROM_CHARS = 50_000
 
 
 @contextmanager
@@ -63,21 +68,53 @@ def byte_progress(
         size = path.stat().st_size
     except OSError:
         size = 0
-    if quiet or size < PROGRESS_FROM_BYTES:
+    columns = (DownloadColumn(), TransferSpeedColumn())
+    with counted_progress(size, what, columns, quiet=quiet or size < PROGRESS_FROM_BYTES) as bar:
+        yield bar
+
+
+@contextmanager
+def char_progress(
+    total: int, what: str, *, quiet: bool = False
+) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr for drawing ``total`` characters (None when few)."""
+    columns = (MofNCompleteColumn(), TextColumn("chars"))
+    with counted_progress(total, what, columns, quiet=quiet or total < PROGRESS_FROM_CHARS) as bar:
+        yield bar
+
+
+@contextmanager
+def counted_progress(
+    total: int, what: str, counts: tuple[ProgressColumn, ...], *, quiet: bool
+) -> Iterator[Callable[[int], None] | None]:
+    """A transient bar towards ``total`` (``counts`` say how far in its unit), on
+    stderr when it is a terminal; yields the callback that advances it (None: no bar)."""
+    if quiet:
         yield None
         return
-    columns = (
-        TextColumn(what),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-    )
+    columns = (TextColumn(what), BarColumn(), *counts, TimeRemainingColumn())
     console = stderr_console()
     drawn = console.is_terminal  # elsewhere Rich's transient bar leaves a blank line
     with Progress(*columns, console=console, transient=True, disable=not drawn) as bar:
-        task = bar.add_task(what, total=size)
-        yield lambda done: bar.advance(task, done)
+        task = bar.add_task(what, total=total)
+        bar.refresh()  # drawn at once, not at the next tick of Rich's clock
+        # Called every few hundred milliseconds at most: each call may redraw.
+        yield lambda done: bar.update(task, advance=done, refresh=True)
+
+
+@contextmanager
+def working(what: str) -> Iterator[None]:
+    """A spinner with the seconds so far on stderr (a terminal) for work of unknown
+    length, such as tracing a model for export."""
+    console = stderr_console()
+    if not console.is_terminal:
+        yield
+        return
+    columns = (SpinnerColumn(), TextColumn(what), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        bar.add_task(what, total=None)
+        bar.refresh()
+        yield
 
 
 class Quiet(Silent):
@@ -104,7 +141,7 @@ class LiveReporter(Quiet):
             TextColumn("val bpc {task.fields[bpc]}"),
             TextColumn("{task.fields[speed]} char/s"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
+            TextColumn("{task.fields[doing]}"),
             TimeRemainingColumn(compact=True),
             console=self.console,
             transient=False,
@@ -134,6 +171,7 @@ class LiveReporter(Quiet):
             loss="-",
             bpc="-",
             speed="-",
+            doing="ETA",
         )
 
     def _steps(self, step: int) -> str:
@@ -150,11 +188,13 @@ class LiveReporter(Quiet):
             loss=f"{p.train_loss:.3f}",
             bpc=f"{p.val_bpc:.3f}" if p.val_bpc is not None else "-",
             speed=human(p.chars_per_s),
+            # The bar stands still while the model is evaluated: say so.
+            doing="[yellow]evaluating[/] ETA" if p.evaluating else "ETA",
         )
 
     def evaluated(self, e: Evaluation) -> None:
         if self.task is not None:
-            self.bar.update(self.task, bpc=f"{e.val_bpc:.3f}")
+            self.bar.update(self.task, bpc=f"{e.val_bpc:.3f}", doing="ETA")
         star = " [green]★ best[/]" if e.is_best else ""
         part = "" if e.val_whole else f" [dim](on {human(e.val_chars)} of its characters)[/]"
         self.console.print(

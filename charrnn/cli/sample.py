@@ -220,7 +220,7 @@ def sample(
     --min-chars, --novel, --beam and --out print each sample once it is finished.
     """
     from charrnn.checkpoint import load_model
-    from charrnn.cli.live import Quiet
+    from charrnn.cli.live import Quiet, char_progress
     from charrnn.hardware import select_device
     from charrnn.sampling.request import Request, shaped_samples, wants_shaping
     from charrnn.sampling.sampler import SampleSettings, fresh_seed
@@ -261,7 +261,13 @@ def sample(
     if out_file is None and not wants_shaping(request, saved):
         _stream(model, vocab, request, prime_given=prime)
         return
-    shaped = shaped_samples(model, saved, request, cache_dir=cache_dir, reporter=Quiet())
+    # Drawn whole before anything is written: a long draw shows how far it has got (the
+    # rows of a batch are drawn side by side, so in characters of each sample).
+    quiet = items or request.beam is not None  # counted in items, or a search: no bar
+    with char_progress(request.length, "drawing", quiet=quiet) as advance:
+        shaped = shaped_samples(
+            model, saved, request, cache_dir=cache_dir, reporter=Quiet(), on_progress=advance
+        )
     text = shaped.separator.join(shaped.texts) + "\n"
     if out_file is not None:
         from charrnn.sampling.request import write_samples

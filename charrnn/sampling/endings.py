@@ -11,6 +11,7 @@ training text; a row whose every character is forbidden draws freely and is coun
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from charrnn.sampling.novelty import ItemSets, NgramIndex
 from charrnn.sampling.sampler import SampleSettings, choose, primed
 
 MAX_ITEM_BATCH = 1000  # items drawn together
+PROGRESS_EVERY = 1024  # steps between calls of draw_until's on_progress
 ITEM_DRAW_FACTOR = 20  # --novel gives up after drawing this many times the items asked for
 
 
@@ -64,8 +66,11 @@ def draw_until(
     *,
     precision: str = "fp32",
     novel: NgramIndex | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Drawn:
-    """Draw ``rows`` samples after ``prime_ids``, each until its end."""
+    """Draw ``rows`` samples after ``prime_ids``, each until its end; ``on_progress``
+    is told every :data:`PROGRESS_EVERY` steps how many characters a row has gained
+    (at most ``ending.max_chars`` in all)."""
     device = model.head.weight.device
     stop, k = ending.stop, len(ending.stop)
     drawn = torch.zeros(rows, ending.max_chars + k, dtype=torch.long)
@@ -106,6 +111,8 @@ def draw_until(
                 hit = ~done & (drawn[:, t - k + 1 : t + 1] == stop_ids).all(dim=1)
                 length = torch.where(hit, t - k + 1, length)
                 done |= hit
+            if on_progress is not None and (t + 1) % PROGRESS_EVERY == 0:
+                on_progress(PROGRESS_EVERY)
             if t >= ending.max_chars - 1 and not stop:
                 break
             if bool(done.all()):

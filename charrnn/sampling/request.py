@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,8 +77,11 @@ def shaped_samples(
     *,
     cache_dir: Path | None = None,
     reporter: Reporter = SILENT,
+    on_progress: Callable[[int], None] | None = None,
 ) -> Shaped:
-    """Draw what ``request`` asks from the model of ``checkpoint``."""
+    """Draw what ``request`` asks from the model of ``checkpoint``; ``on_progress``
+    (streams drawn at random) hears the characters each sample has gained, up to
+    ``request.length``."""
     vocab = checkpoint.vocab
     docs = checkpoint.config.data.docs
     if request.beam is not None and not 1 <= request.beam <= MAX_BEAM:
@@ -112,7 +116,7 @@ def shaped_samples(
         index, val_index = _span_indexes(checkpoint, request.novel, cache_dir, reporter)
     drawn = draw_until(
         model, prime, request.count, ending, request.settings, generator,
-        precision=request.precision, novel=index,
+        precision=request.precision, novel=index, on_progress=on_progress,
     )  # fmt: skip
     texts = [head + vocab.decode(ids) for ids in drawn.samples]
     report = None

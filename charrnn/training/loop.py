@@ -459,7 +459,9 @@ class Trainer:
                 getattr(self.stop, "signal", 2),
             )
 
-    def _report_progress(self, lr: float, elapsed: float, chars_per_s: float) -> None:
+    def _report_progress(
+        self, lr: float, elapsed: float, chars_per_s: float, *, evaluating: bool = False
+    ) -> None:
         last = self.last_val_loss
         self.reporter.progress(
             Progress(
@@ -471,6 +473,7 @@ class Trainer:
                 chars_per_s=chars_per_s,
                 elapsed_s=elapsed,
                 val_bpc=to_bits(last) if math.isfinite(last) else None,
+                evaluating=evaluating,
             )
         )
 
@@ -542,7 +545,8 @@ class Trainer:
             # Set before the final evaluation, so a best.pt saved there says it is final.
             self.finished, self.stopped_by = stopped_by is not None, stopped_by
             if evaluate or since_report.seconds() >= _REPORT_INTERVAL_S:
-                self._report_progress(lr, elapsed, since_report.take(self.chars_seen))
+                speed = since_report.take(self.chars_seen)
+                self._report_progress(lr, elapsed, speed, evaluating=evaluate)
             if evaluate:
                 rate = since_eval.take(self.chars_seen)
                 final = stopped_by is not None
