@@ -95,3 +95,15 @@ class Recorder(Silent):
 
     def warning(self, text: str) -> None:
         self.warnings.append(text)
+
+
+def tiny_run(folder: Path, *, steps: int = 10, chars: int = 4000) -> Path:
+    """A run of the tiny model trained ``steps`` steps on our own text, in ``folder``."""
+    from charrnn.training.launch import train
+
+    corpus = folder / "t.txt"
+    corpus.write_text(make_text(chars), encoding="utf-8")
+    out = folder / "run"
+    config = tiny_config(corpus, steps=steps, eval_every=steps, save_every=steps)
+    train(config, out, reporter=Silent(), cache_dir=folder / "cache")
+    return out

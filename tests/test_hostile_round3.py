@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_text, tiny_cli
+from conftest import make_text, tiny_cli, tiny_run
 from typer.testing import CliRunner
 
 from charrnn.cli.app import app
@@ -56,17 +56,8 @@ def test_sample_stdout_stays_the_raw_text(trained_on_escapes: tuple[Path, str]) 
     assert result.exit_code == 0 and result.stdout.startswith("\x1b[2J")  # the data itself
 
 
-def _trained(tmp_path: Path) -> Path:
-    corpus = tmp_path / "t.txt"
-    corpus.write_text(make_text(4000), encoding="utf-8")
-    out = tmp_path / "run"
-    options = ["--steps", "10", "--out", str(out), "-q", *tiny_cli()]
-    assert runner.invoke(app, ["train", str(corpus), *options]).exit_code == 0
-    return out
-
-
 def test_a_crafted_optimizer_state_is_refused_on_resume(tmp_path: Path) -> None:
-    run = _trained(tmp_path)
+    run = tiny_run(tmp_path)
     raw = torch.load(run / "last.pt", weights_only=True)
     moments = next(iter(raw["optimizer"]["state"].values()))
     moments["exp_avg"] = torch.zeros(4096, 1)  # broadcast at every step: grew to 4.3 GB
@@ -80,7 +71,7 @@ def test_a_crafted_optimizer_state_is_refused_on_resume(tmp_path: Path) -> None:
 
 
 def test_a_nan_carried_state_is_refused_on_resume(tmp_path: Path) -> None:
-    run = _trained(tmp_path)
+    run = tiny_run(tmp_path)
     raw = torch.load(run / "last.pt", weights_only=True)
     raw["state"] = [torch.full_like(s, float("nan")) for s in raw["state"]]  # was accepted
     torch.save(raw, run / "last.pt")

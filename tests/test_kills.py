@@ -24,7 +24,7 @@ from conftest import TINY_CLI
 from charrnn.checkpoint import load_checkpoint
 from charrnn.rundir import RunDir
 
-KILL_POINTS = 20
+KILL_POINTS = 12  # each a process start: 20 cost 143 s of a 10-minute suite
 SETTINGS = [
     *TINY_CLI,
     "--sample-length",
@@ -108,7 +108,7 @@ def test_sigkill_at_many_moments(tmp_path: Path, corpus_file: Path) -> None:
         RunDir(run).read_metrics()  # readable; a torn last line is skipped
 
     assert kills >= KILL_POINTS - 2, f"only {kills} kills landed"
-    assert in_save >= 3, f"only {in_save} of {kills} kills landed inside a save"
+    assert in_save >= 2, f"only {in_save} of {kills} kills landed inside a save"
     final = subprocess.run(
         [sys.executable, "-m", "charrnn", "train", "--resume", str(run), "-q"],
         capture_output=True,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import make_text, tiny_cli
+from conftest import tiny_run
 from typer.testing import CliRunner
 
 from charrnn.cli.app import app
@@ -26,13 +26,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("writers")
-    corpus = folder / "t.txt"
-    corpus.write_text(make_text(4000), encoding="utf-8")
-    out = folder / "run"
-    options = ["--steps", "10", "--out", str(out), "-q", *tiny_cli()]
-    assert runner.invoke(app, ["train", str(corpus), *options]).exit_code == 0
-    return out
+    return tiny_run(tmp_path_factory.mktemp("writers"))
 
 
 # Each writer as the arguments that write TARGET, and a check that what it wrote is
