@@ -73,6 +73,10 @@ def test_terminal_view_and_bad_input(run: Path, tmp_path: Path) -> None:
                                 "--unit", "2:cell:3"])  # fmt: skip
     assert shown.exit_code == 0, shown.output
     assert "layer 2 cell unit 3" in shown.stdout and "the cat sat." in shown.stdout
+    # 13 characters: no unit is offered as a finding, and the page and stderr say why
+    assert "too short to correlate" in shown.stderr and "r = " not in shown.stderr
+    page = (run / "inspect.html").read_text()
+    assert 'id="matches-note"' in page and "too short to correlate" in page
     cases = [
         (["--text", "x", str(tmp_path)], 2, "not both"),
         (["--text", "ΩΩ"], 1, "Ω"),

@@ -13,6 +13,7 @@ from charrnn.config import ModelConfig
 from charrnn.data.generators import generate
 from charrnn.data.vocab import Vocab
 from charrnn.inspection.measures import (
+    MIN_CORRELATION_CHARS,
     correlations,
     feature_table,
     gradient_flow,
@@ -21,7 +22,7 @@ from charrnn.inspection.measures import (
 )
 from charrnn.model.network import CharRNN
 
-TEXT = 'def f(x):\n    return "a(b)" + x\n\nclass A:\n    pass\n' * 3
+TEXT = 'def f(x):\n    return "a(b)" + x\n\nclass A:\n    pass\n' * 4  # > 200: correlated
 
 
 @pytest.mark.parametrize(("cell", "embed"), [("lstm", 6), ("gru", 6), ("rnn", 0)])
@@ -64,6 +65,16 @@ def test_features_and_the_units_that_follow_them() -> None:
     )
     assert (best.layer, best.state, best.unit) == (0, "hidden", 3)
     assert best.r == pytest.approx(1.0)
+
+
+def test_a_text_too_short_to_correlate_gets_no_findings_and_says_so() -> None:
+    # An untrained model finds |r| near 0.9 on 30 characters: chance, not a finding.
+    short = TEXT[:30]
+    vocab = Vocab.from_text(TEXT)
+    torch.manual_seed(0)
+    model = CharRNN(len(vocab), ModelConfig(cell="lstm", num_layers=1, hidden_size=64))
+    assert correlations(trace(model, vocab, short)) == []
+    assert correlations(trace(model, vocab, TEXT[:MIN_CORRELATION_CHARS]))  # long enough
 
 
 def _trained(cell: str, text: str, vocab: Vocab, steps: int = 150) -> CharRNN:

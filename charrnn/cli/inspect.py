@@ -102,6 +102,8 @@ def inspect(
     if terminal:
         show_inspection(found, chosen)
     typer.echo(printable(found.summary), err=True)
+    if found.correlation_note:
+        typer.echo(found.correlation_note, err=True)
     best = sorted(found.matches, key=lambda m: -abs(m.r))[:3]
     for m in best:
         typer.echo(

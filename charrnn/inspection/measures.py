@@ -151,9 +151,29 @@ class UnitMatch:
     r: float  # Pearson correlation over the text
 
 
+# Below this many characters a correlation is no finding: with hundreds of units to
+# choose from, some unit follows a feature of a 30-character text with |r| near 0.9
+# by chance alone (an untrained 1x512 LSTM: |r| = 0.88 for "space").
+MIN_CORRELATION_CHARS = 200
+
+
+def too_short_to_correlate(length: int) -> str | None:
+    """Why a text of ``length`` characters gets no feature correlations (None: it does)."""
+    if length >= MIN_CORRELATION_CHARS:
+        return None
+    return (
+        f"The text is too short to correlate ({length:,} characters; at least "
+        f"{MIN_CORRELATION_CHARS} are needed): among hundreds of units some follow any "
+        "feature of a short text by chance."
+    )
+
+
 def correlations(trace: Trace, per_feature: int = 5) -> list[UnitMatch]:
     """For each feature, the units (hidden and cell state, every layer) whose value
-    over the text correlates with it most strongly (by |r|)."""
+    over the text correlates with it most strongly (by |r|); none for a text shorter
+    than :data:`MIN_CORRELATION_CHARS`."""
+    if too_short_to_correlate(len(trace.text)):
+        return []
     features = feature_table(trace.text)
     blocks = [("hidden", k, a) for k, a in enumerate(trace.hidden)]
     blocks += [("cell", k, a) for k, a in enumerate(trace.cell)]

@@ -86,7 +86,7 @@ def saturation_svg(layers: Sequence[dict[str, tuple[np.ndarray, np.ndarray]]]) -
     is below LEFT, y above RIGHT (as in the 2015 paper's figure 3)."""
     if not layers or not layers[0]:
         return "<p>A vanilla RNN has no gates: its state is all it has.</p>"
-    size, pad = 170, 28
+    size, pad = 170, 34
     blocks = []
     for k, gates in enumerate(layers):
         for name, (left, right) in gates.items():
@@ -98,14 +98,30 @@ def saturation_svg(layers: Sequence[dict[str, tuple[np.ndarray, np.ndarray]]]) -
                 f'<svg class="sat" width="{size + 2 * pad}" height="{size + 2 * pad + 8}" '
                 f'role="img"><title>layer {k + 1} {name} gate</title>'
                 f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" class="frame"/>'
-                f'<g class="dots">{dots}</g>'
+                f'<g class="dots">{dots}</g>{_saturation_ticks(size, pad)}'
                 f'<text x="{pad + size / 2}" y="16" class="head">layer {k + 1}: {name}</text>'
                 f'<text x="{pad + size / 2}" y="{size + 2 * pad}" class="axis">'
                 f"time &lt; {LEFT} (left-saturated)</text>"
-                f'<text x="12" y="{pad + size / 2}" class="axis" transform="rotate(-90 12 '
+                f'<text x="9" y="{pad + size / 2}" class="axis" transform="rotate(-90 9 '
                 f'{pad + size / 2})">time &gt; {RIGHT}</text></svg>'
             )
     return "".join(blocks)
+
+
+def _saturation_ticks(size: int, pad: int) -> str:
+    """0, 0.5 and 1 along both axes of a saturation scatter (fractions of the time)."""
+    marks = []
+    for value in (0.0, 0.5, 1.0):
+        x, y = pad + value * size, pad + (1 - value) * size
+        bottom = pad + size
+        label = f"{value:g}"
+        marks.append(
+            f'<line x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}" class="tick"/>'
+            f'<text x="{x:.1f}" y="{bottom + 13}" class="tick">{label}</text>'
+            f'<line x1="{pad - 4}" y1="{y:.1f}" x2="{pad}" y2="{y:.1f}" class="tick"/>'
+            f'<text x="{pad - 6}" y="{y + 3:.1f}" class="tick" text-anchor="end">{label}</text>'
+        )
+    return "".join(marks)
 
 
 def flow_svg(curves: dict[str, np.ndarray], width: int = 640, height: int = 300) -> str:
@@ -184,6 +200,7 @@ def render(
     saturation: str,
     flow: str,
     flow_note: str,
+    matches_note: str = "",
 ) -> str:
     """The whole page as one string."""
     payload = inert_json(data)
@@ -214,6 +231,7 @@ simple features of the whole text; click one.</p>
 <h3>Units that track a feature</h3>
 <table class="matches"><thead><tr><th>feature</th><th>where</th><th>unit</th>
 <th>correlation</th></tr></thead><tbody id="matches"></tbody></table>
+{f'<p class="note" id="matches-note">{html.escape(matches_note)}</p>' if matches_note else ""}
 <ul class="note">{features}</ul>
 <h2>Gate saturation</h2>
 <p>Each dot is a unit: how often its gate is almost shut (&lt; {LEFT}, x) or wide open

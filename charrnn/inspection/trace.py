@@ -21,6 +21,7 @@ from charrnn.inspection.measures import (
     flow_summary,
     gradient_flow,
     saturation,
+    too_short_to_correlate,
     trace,
 )
 from charrnn.inspection.page import flow_svg, page_data, printable_vocab, render, saturation_svg
@@ -38,6 +39,7 @@ class Inspection:
     matches: list[UnitMatch]
     flow: np.ndarray | None
     summary: str
+    correlation_note: str | None = None  # why there are no matches (a short text)
 
 
 def _text_of(
@@ -122,6 +124,7 @@ def inspect_run(
         raise CorpusError(f"{source}: nothing to inspect (no characters of the vocabulary)")
     found = trace(model, vocab, content)
     matches = correlations(found)
+    correlation_note = too_short_to_correlate(len(found.text))
     flow = gradient_flow(model, found.ids, MAX_LAG) if len(found.ids) >= 3 else None
     m = checkpoint.config.model
     described = f"{m.num_layers}x{m.hidden_size} {m.cell.upper()}"
@@ -140,6 +143,7 @@ def inspect_run(
         saturation=saturation_svg(saturation(found)),
         flow=flow_svg({described: flow}) if flow is not None else "",
         flow_note=note,
+        matches_note=correlation_note or "",
     )
     write_output(target, page, overwrite=overwrite)
-    return Inspection(target, found, matches, flow, summary)
+    return Inspection(target, found, matches, flow, summary, correlation_note)
