@@ -58,23 +58,19 @@ def vocab(
     from charrnn.cli.live import Quiet
     from charrnn.data.catalog import resolve_corpus
     from charrnn.data.sources import resolve_inputs
-    from charrnn.data.text import load_corpus
+    from charrnn.data.text import vocabulary_of
 
     file = resolve_inputs(
         files or [], encoding=encoding or "utf-8", strict=strict, cache_dir=cache_dir,
         reporter=Quiet(),
     )  # fmt: skip
     path, name = resolve_corpus(file, max_mb=max_mb or opt._DATA.max_mb, cache_dir=cache_dir)
-    corpus = load_corpus(
-        path,
-        encoding=encoding or "utf-8",
-        byte_level=bool(byte_level),
-        cache_dir=cache_dir,
-        name=name,
+    symbols, counts = vocabulary_of(
+        path, encoding=encoding or "utf-8", byte_level=bool(byte_level), cache_dir=cache_dir
     )
     console = stdout_console()
     label = name if not files else " ".join(str(f) for f in files)
-    for part in vocab_table(corpus.vocab, corpus.counts, label, show=show, rarest=rarest):
+    for part in vocab_table(symbols, counts, label, show=show, rarest=rarest):
         console.print(part)
 
 

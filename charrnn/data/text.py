@@ -340,6 +340,32 @@ def load_corpus(
     return _from_meta(name, path, folder, meta)
 
 
+def vocabulary_of(
+    path: Path,
+    *,
+    encoding: str = "utf-8",
+    byte_level: bool = False,
+    cache_dir: Path | None = None,
+) -> tuple[Vocab, np.ndarray]:
+    """The vocabulary of ``path`` and each symbol's count, without encoding it.
+
+    From the corpus cache when it is fresh, else one reading pass (``charrnn vocab``
+    on a 100 MB text: the speed and memory of counting, with no encoded copy written).
+    """
+    path = Path(path)
+    st = check_readable(path)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise CorpusError(f"unknown encoding {encoding!r}") from None
+    folder = (cache_dir or default_cache_dir()) / "encoded" / _cache_key(path, encoding, byte_level)
+    meta = _read_meta(folder)
+    if meta and meta["size"] == st.st_size and meta["mtime_ns"] == st.st_mtime_ns:
+        return Vocab.from_dict(meta["vocab"]), np.asarray(meta["counts"], dtype=np.int64)
+    vocab, counts, _, _ = _scan(path, encoding, byte_level)
+    return vocab, counts
+
+
 # -- train / validation split -----------------------------------------------------
 
 
