@@ -15,12 +15,12 @@ Here each layer is two autograd functions:
   preallocated buffers; its backward keeps only ``dh @ W_hh`` in the time loop and
   computes the weight and bias gradients afterwards, as one product over all rows.
 
-Measured gain (``python -m benchmarks.run``): 1.04-1.2x the stock modules at 2x512,
-batch 64, depending on the machine's load; below batch x hidden 16,384 the stock
-C++ loop is faster and is kept. The maths is exactly that of ``nn.GRU``/``nn.RNN``
-(tests compare outputs and gradients in float64, and run ``gradcheck``), and the
-parameters keep their names, so checkpoints load either way. Autocast, CUDA and
-other devices use the stock modules.
+Measured gain (``python -m benchmarks.run``): 1.04-1.63x the stock modules on an
+AVX-512 CPU, 0.83-0.92x on an AVX2 one at the same shapes; so which one runs is
+measured on the machine, once per shape (:mod:`charrnn.model.kernels`). The maths is
+exactly that of ``nn.GRU``/``nn.RNN`` (tests compare outputs and gradients in
+float64, and run ``gradcheck``), and the parameters keep their names, so checkpoints
+load either way. Autocast, CUDA and other devices use the stock modules.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import _VF, nn
+
+from charrnn.model import kernels
 
 
 def _grad_input(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -218,11 +220,12 @@ _RECURRENCES: dict[str, type[torch.autograd.Function]] = {
 }
 
 
-# Below this batch x hidden size the per-step Python work of the hand-written
-# recurrence costs more than it saves, and the stock C++ loop is faster (measured:
-# a 2x256 GRU at batch 8-16 ran 0.86-0.91x stock; at batch 32-64 with 512 hidden
-# units, 1.10-1.16x).
-_FAST_MIN_BATCH_X_HIDDEN = 16384
+def _run_either(module: nn.RNNBase, x: torch.Tensor, fast: bool) -> tuple[torch.Tensor, Any]:
+    """``module`` over ``x`` by the hand-written recurrence or PyTorch's own, for
+    :func:`charrnn.model.kernels.hand_written_wins` to time."""
+    if fast:
+        return module._run_fast(x, None)  # type: ignore[operator]
+    return super(_FastStack, module).forward(x)  # type: ignore[misc]
 
 
 class _FastStack:
@@ -240,12 +243,13 @@ class _FastStack:
             and inputs.device.type == "cpu"
             and inputs.dtype == torch.float32
             and inputs.dim() == 3
-            and inputs.shape[0] * module.hidden_size >= _FAST_MIN_BATCH_X_HIDDEN
             and module.batch_first
             and not module.bidirectional
             and module.bias
             and not torch.is_autocast_enabled("cpu")
             and (hx is None or hx.dtype == torch.float32)
+            # Whichever is faster on this machine at this shape, measured once.
+            and kernels.hand_written_wins(module, inputs.shape[0], _run_either)
         )
 
     def forward(
