@@ -29,7 +29,7 @@ from benchmarks.speed import EMBED, VOCAB, PlainLoop, charrnn_trainer, flops_per
 from charrnn.config import ModelConfig
 from charrnn.data.vocab import Vocab
 from charrnn.model.network import CharRNN
-from charrnn.sampling.sampler import stream
+from charrnn.sampling.sampler import Request, stream
 
 RESULTS = Path(__file__).with_name("gpu_results.json")
 # layers, hidden, T, B: the CPU suite's shape, then shapes that fill a GPU better.
@@ -103,7 +103,7 @@ def sampling(length: int) -> list[dict[str, Any]]:
             for seed in range(3):
                 _sync()
                 start = time.perf_counter()
-                for _ in stream(model, vocab, length=length, num_samples=batch, seed=seed):
+                for _ in stream(model, vocab, Request(count=batch, length=length, seed=seed)):
                     pass
                 _sync()
                 times.append(time.perf_counter() - start)

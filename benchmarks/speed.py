@@ -26,7 +26,7 @@ from charrnn.hardware import bf16_supported
 from charrnn.model.network import CharRNN
 from charrnn.model.stepper import Stepper
 from charrnn.rundir import RunDir
-from charrnn.sampling.sampler import stream
+from charrnn.sampling.sampler import Request, stream
 from charrnn.training.loop import Trainer
 
 VOCAB = 65  # Tiny Shakespeare's
@@ -270,9 +270,8 @@ def _end_to_end(model: CharRNN, batch: int, precision: str, steps: int) -> float
     times = []
     for seed in range(3):
         start = time.perf_counter()
-        for _ in stream(
-            model, vocab, length=length, num_samples=batch, seed=seed, precision=precision
-        ):
+        request = Request(count=batch, length=length, seed=seed, precision=precision)
+        for _ in stream(model, vocab, request):
             pass
         times.append(time.perf_counter() - start)
     return batch * length / statistics.median(times)

@@ -9,7 +9,7 @@ from charrnn.data.vocab import Vocab
 from charrnn.errors import ConfigError, VocabError
 from charrnn.model.network import CharRNN
 from charrnn.model.stepper import Stepper
-from charrnn.sampling.sampler import SampleSettings, choose, generate, stream
+from charrnn.sampling.sampler import Request, SampleSettings, choose, generate, stream
 
 VOCAB = Vocab.from_text("abcdefg\n ")
 
@@ -95,14 +95,14 @@ def test_invalid_settings(settings: dict[str, float]) -> None:
 
 def test_invalid_length_and_count(model: CharRNN) -> None:
     with pytest.raises(ConfigError, match="length"):
-        stream(model, VOCAB, length=-1)
+        stream(model, VOCAB, Request(length=-1))
     with pytest.raises(ConfigError, match="num-samples"):
-        stream(model, VOCAB, length=3, num_samples=0)
+        stream(model, VOCAB, Request(length=3, count=0))
 
 
 def test_unknown_priming_characters(model: CharRNN) -> None:
     with pytest.raises(VocabError, match="'z' \\(U\\+007A\\)"):
-        stream(model, VOCAB, length=3, prime="abz")  # raised at once, before any drawing
+        stream(model, VOCAB, Request(length=3, prime="abz"))  # at once, before any drawing
     recorder = Recorder()
     warnings = recorder.warnings
     out = generate(model, VOCAB, length=3, prime="abz", skip_unknown=True, reporter=recorder)
@@ -132,6 +132,6 @@ def test_prefix_is_run_once_then_one_step_at_a_time(
 
 
 def test_generation_is_lazy(model: CharRNN) -> None:
-    steps = stream(model, VOCAB, length=10**9, seed=0)
+    steps = stream(model, VOCAB, Request(length=10**9, seed=0))
     first = [next(steps) for _ in range(5)]
     assert all(t.shape == (1,) for t in first)

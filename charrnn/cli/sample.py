@@ -259,7 +259,7 @@ def sample(
         precision=precision.value,
     )
     if out_file is None and not wants_shaping(request, saved):
-        _stream(model, vocab, request, prime_given=prime)
+        _stream(model, vocab, request)
         return
     # Drawn whole before anything is written: a long draw shows how far it has got (the
     # rows of a batch are drawn side by side, so in characters of each sample).
@@ -303,28 +303,17 @@ def _quiet_stdout() -> None:
         pass
 
 
-def _stream(model: CharRNN, vocab: Vocab, request: Request, *, prime_given: str) -> None:
+def _stream(model: CharRNN, vocab: Vocab, request: Request) -> None:
     """Print the samples of a plain request as they are drawn."""
     from charrnn.cli.live import Quiet
     from charrnn.sampling.sampler import encoded_samples, stream
 
     num_samples = request.count
-    steps = stream(
-        model,
-        vocab,
-        length=request.length,
-        prime=prime_given,
-        settings=request.settings,
-        num_samples=num_samples,
-        seed=request.seed,
-        skip_unknown=request.skip_unknown,
-        reporter=Quiet(),
-        precision=request.precision,
-    )
+    steps = stream(model, vocab, request, reporter=Quiet())
     out = _Throttled(typer.get_binary_stream("stdout"))
-    head = prime_given.encode("utf-8", "surrogateescape")
+    head = request.prime.encode("utf-8", "surrogateescape")
     if request.skip_unknown:  # the priming text the model saw, without dropped characters
-        head = vocab.decode_bytes(vocab.encode(prime_given, on_unknown="drop"))
+        head = "".join(ch for ch in request.prime if ch in vocab).encode("utf-8", "surrogateescape")
     current = 0
     try:
         for number, chunk in encoded_samples(steps, vocab, num_samples):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,27 +27,9 @@ from charrnn.model.network import CharRNN
 from charrnn.sampling.beam import MAX_BEAM, Hypothesis, beam_search
 from charrnn.sampling.endings import Ending, draw_items, draw_until
 from charrnn.sampling.novelty import MAX_SPAN, ItemSets, NgramIndex
-from charrnn.sampling.sampler import MAX_SAMPLES, SampleSettings
+from charrnn.sampling.sampler import Request
 
 ITEM_WINDOWS = 2  # an item may run to twice the training window before it is cut
-
-
-@dataclass(frozen=True)
-class Request:
-    """What to draw. ``count`` is items for a ``--docs`` run, else samples of up to
-    ``length`` characters; ``novel`` is on/off for items, a span length for streams."""
-
-    count: int = 1
-    length: int = 500
-    prime: str = ""
-    settings: SampleSettings = field(default_factory=SampleSettings)
-    seed: int = 0
-    stop: str | None = None
-    min_chars: int = 0
-    novel: int | None = None
-    beam: int | None = None
-    skip_unknown: bool = False
-    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -86,14 +68,7 @@ def shaped_samples(
     docs = checkpoint.config.data.docs
     if request.beam is not None and not 1 <= request.beam <= MAX_BEAM:
         raise ConfigError(f"--beam must be 1 to {MAX_BEAM}, got {request.beam}")
-    if not 1 <= request.count <= MAX_SAMPLES:
-        raise ConfigError(f"the number of samples must be 1 to {MAX_SAMPLES:,}")
-    prime = vocab.encode(
-        request.prime,
-        what="priming text",
-        on_unknown="drop" if request.skip_unknown else "error",
-        reporter=reporter,
-    ).astype(np.int64)
+    prime = request.prime_ids(vocab, reporter)
     generator = torch.Generator(device=model.head.weight.device)
     generator.manual_seed(request.seed)
     if Docs(docs).on:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -52,6 +52,50 @@ class SampleSettings:
             raise ConfigError(f"top-p must be in (0, 1], got {p!r}")
 
 
+@dataclass(frozen=True)
+class Request:
+    """What to draw: the one input of every way of drawing (a plain stream, items,
+    stop strings, beam search, novelty; :func:`stream` and
+    :func:`charrnn.sampling.request.shaped_samples`), checked once when it is made.
+
+    ``count`` is items for a ``--docs`` run, else samples of up to ``length``
+    characters drawn together as one batch; ``novel`` is on/off for items, a span
+    length for streams.
+    """
+
+    count: int = 1
+    length: int = 500
+    prime: str = ""
+    settings: SampleSettings = field(default_factory=SampleSettings)
+    seed: int = 0
+    stop: str | None = None
+    min_chars: int = 0
+    novel: int | None = None
+    beam: int | None = None
+    skip_unknown: bool = False
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.length, int) and self.length >= 0):
+            raise ConfigError(f"length must be >= 0, got {self.length!r}")
+        if not (isinstance(self.count, int) and 1 <= self.count <= MAX_SAMPLES):
+            raise ConfigError(f"num-samples must be 1 to {MAX_SAMPLES:,}, got {self.count!r}")
+
+    def prime_ids(self, vocab: Vocab, reporter: Reporter = SILENT) -> np.ndarray:
+        """The priming text as ids (int64; empty for no priming text): characters
+        outside ``vocab`` are dropped with a warning under ``skip_unknown``, else a
+        :class:`VocabError`."""
+        ids = vocab.encode(
+            self.prime,
+            what="priming text",
+            on_unknown="drop" if self.skip_unknown else "error",
+            reporter=reporter,
+        ).astype(np.int64)
+        if len(ids) == 0 and self.prime and not self.skip_unknown:
+            raise VocabError("priming text has no characters of the vocabulary")
+        return ids
+
+
 def choose(
     logits: torch.Tensor, settings: SampleSettings, generator: torch.Generator
 ) -> torch.Tensor:
@@ -84,55 +128,27 @@ def fresh_seed() -> int:
 
 
 def stream(
-    model: CharRNN,
-    vocab: Vocab,
-    *,
-    length: int,
-    prime: str = "",
-    settings: SampleSettings | None = None,
-    num_samples: int = 1,
-    seed: int | None = None,
-    skip_unknown: bool = False,
-    reporter: Reporter = SILENT,
-    precision: str = "fp32",
+    model: CharRNN, vocab: Vocab, request: Request, *, reporter: Reporter = SILENT
 ) -> Iterator[torch.Tensor]:
-    """Yield ``length`` steps of ``num_samples`` drawn ids, each (num_samples,) on CPU.
-
-    Args:
-        model: a trained model (put in eval mode here).
-        vocab: its vocabulary.
-        length: characters to draw after the priming text (0 draws none).
-        prime: text to condition on (not yielded); empty starts from a newline.
-        settings: temperature / top-k / top-p.
-        num_samples: samples drawn together as one batch.
-        seed: for reproducible samples; None draws a fresh seed.
-        skip_unknown: drop priming characters outside the vocabulary (with a warning)
-            instead of raising :class:`VocabError`.
-        precision: ``bf16`` steps with bfloat16 weights: faster where the CPU has
-            bf16 instructions, but the draws differ from fp32's for the same seed.
+    """Yield ``request.length`` steps of ``request.count`` drawn ids, each (count,) on
+    CPU: the samples of a plain request, drawn together as one batch after the
+    priming text (not yielded; none starts from a newline). ``request.precision``
+    ``bf16`` steps with bfloat16 weights: faster where the CPU has bf16 instructions,
+    but the draws differ from fp32's for the same seed. The model is put in eval mode.
     """
-    settings = settings or SampleSettings()
-    sampling_dtype(precision, model.head.weight.device)  # a bad precision fails here
-    if length < 0:
-        raise ConfigError(f"length must be >= 0, got {length}")
-    if not 1 <= num_samples <= MAX_SAMPLES:
-        raise ConfigError(f"num-samples must be 1 to {MAX_SAMPLES:,}, got {num_samples}")
-    prime_ids = vocab.encode(
-        prime,
-        what="priming text",
-        on_unknown="drop" if skip_unknown else "error",
-        reporter=reporter,
-    )
+    sampling_dtype(request.precision, model.head.weight.device)  # a bad precision fails here
+    prime_ids = request.prime_ids(vocab, reporter)
     if len(prime_ids) == 0:
-        if prime and not skip_unknown:
-            raise VocabError("priming text has no characters of the vocabulary")
         prime_ids = np.array([vocab.start_id], dtype=np.int64)
     device = model.head.weight.device
     generator = torch.Generator(device=device)
-    generator.manual_seed(seed if seed is not None else fresh_seed())
+    generator.manual_seed(request.seed)
     model.eval()
     # Checks above run now; drawing below runs lazily, as the caller consumes it.
-    return _draw(model, prime_ids, length, settings, num_samples, generator, precision)
+    return _draw(
+        model, prime_ids, request.length, request.settings, request.count, generator,
+        request.precision,
+    )  # fmt: skip
 
 
 def _draw(
@@ -185,21 +201,18 @@ def generate(
     reporter: Reporter = SILENT,
     precision: str = "fp32",
 ) -> list[str]:
-    """Like :func:`stream`, but returns the ``num_samples`` finished samples as text."""
-    steps = list(
-        stream(
-            model,
-            vocab,
-            length=length,
-            prime=prime,
-            settings=settings,
-            num_samples=num_samples,
-            seed=seed,
-            skip_unknown=skip_unknown,
-            reporter=reporter,
-            precision=precision,
-        )
+    """The ``num_samples`` finished samples of a plain :class:`Request` as text (the
+    library's short way: ``seed`` None draws a fresh one)."""
+    request = Request(
+        count=num_samples,
+        length=length,
+        prime=prime,
+        settings=settings or SampleSettings(),
+        seed=seed if seed is not None else fresh_seed(),
+        skip_unknown=skip_unknown,
+        precision=precision,
     )
+    steps = list(stream(model, vocab, request, reporter=reporter))
     if not steps:
         return [""] * num_samples
     drawn = torch.stack(steps, dim=1)  # (M, length)
