@@ -17,7 +17,7 @@ from benchmarks.quality import SHAKESPEARE, train_command
 
 def final_loss(corpus: Path, precision: str, steps: int, batch: int) -> tuple[float, float]:
     """Validation loss after ``steps`` steps, and the wall time of the run."""
-    evaluations, wall, _ = train_command(
+    evaluations, wall, _, _ = train_command(
         corpus,
         "--cell", "lstm", "--layers", "2", "--hidden", "512", "--embed", "128",
         "--batch-size", str(batch), "--seq-len", "100", "--lr", "2e-3",

@@ -30,6 +30,8 @@ _EXPORTS = {
     "TrainConfig": "charrnn.config",
     "CharRNNError": "charrnn.errors",
     "CharRNN": "charrnn.model.network",
+    "Layers": "charrnn.layering",
+    "Request": "charrnn.sampling.sampler",
     "SampleSettings": "charrnn.sampling.sampler",
     "generate": "charrnn.sampling.sampler",
     "stream": "charrnn.sampling.sampler",
@@ -44,7 +46,8 @@ if TYPE_CHECKING:
     from charrnn.data.vocab import Vocab
     from charrnn.errors import CharRNNError
     from charrnn.model.network import CharRNN
-    from charrnn.sampling.sampler import SampleSettings, generate, stream
+    from charrnn.layering import Layers
+    from charrnn.sampling.sampler import Request, SampleSettings, generate, stream
     from charrnn.training.launch import resume, train
 
 
@@ -58,8 +61,10 @@ __all__ = [
     "CharRNN",
     "CharRNNError",
     "DataConfig",
+    "Layers",
     "ModelConfig",
     "RunConfig",
+    "Request",
     "SampleSettings",
     "TrainConfig",
     "Vocab",

@@ -23,6 +23,8 @@ Layout (``FORMAT_VERSION`` 2)::
     since_best        int: evaluations since the best one (for --patience)
     best_whole        bool: best_val_loss read the whole validation text (absent: true,
                       as every evaluation did before 0.4)
+    averaged          {"updates": int, "weights": state_dict}: the running weight
+                      average (absent: none kept, or a run from before 0.4)
     rng               {"torch": ByteTensor, "torch_ranks": [...], "cuda": [...]}
 
 Version 1 (charrnn 0.1.0) kept ``train_loss_sum`` as a 0-d tensor and could lack
@@ -83,6 +85,8 @@ class Checkpoint:
     stopped_by: str | None = None
     since_best: int = 0
     best_whole: bool = True
+    averaged: dict[str, torch.Tensor] | None = None  # the running weight average
+    averaged_updates: int = 0
     train_loss_sum: float = 0.0
     train_loss_count: int = 0
     rng: dict[str, Any] = field(default_factory=dict)
@@ -111,6 +115,11 @@ class Checkpoint:
             "stopped_by": self.stopped_by,
             "since_best": self.since_best,
             "best_whole": self.best_whole,
+            **(
+                {"averaged": {"updates": self.averaged_updates, "weights": self.averaged}}
+                if self.averaged is not None
+                else {}
+            ),
             "train_loss_sum": self.train_loss_sum,
             "train_loss_count": self.train_loss_count,
             "rng": self.rng,
@@ -132,6 +141,8 @@ class Checkpoint:
             raise CheckpointError(f"{path}: damaged checkpoint (model weights are not floats)")
         corpus = read.optional_mapping("corpus")
         corpus_read = _Reader(corpus or {}, path, "corpus.")
+        averaged = read.optional_mapping("averaged")
+        average_read = _Reader(averaged or {}, path, "averaged.")
         checkpoint = cls(
             config=config,
             vocab=vocab,
@@ -157,6 +168,8 @@ class Checkpoint:
             stopped_by=read.optional_text("stopped_by"),
             since_best=read.count("since_best", 0),
             best_whole=read.flag("best_whole", True),
+            averaged=None if averaged is None else _averaged_weights(average_read, weights, path),
+            averaged_updates=0 if averaged is None else average_read.count("updates"),
             train_loss_sum=read.number("train_loss_sum", 0.0),
             train_loss_count=read.count("train_loss_count", 0),
             rng=read.optional_mapping("rng") or {},
@@ -180,6 +193,27 @@ class Checkpoint:
                 f"{path}: damaged checkpoint: carried state {shapes} is not finite or does "
                 f"not fit a {m.cell} of {m.num_layers}x{m.hidden_size} at batch {batch}"
             )
+
+
+def _averaged_weights(
+    read: _Reader, weights: dict[str, torch.Tensor], path: Path
+) -> dict[str, torch.Tensor]:
+    """The weight average: finite floats, each shaped like the weight it averages."""
+    averaged = read.mapping("weights")
+    for name, tensor in averaged.items():
+        own = weights.get(name)
+        if (
+            own is None
+            or not isinstance(tensor, torch.Tensor)
+            or not tensor.is_floating_point()
+            or tuple(tensor.shape) != tuple(own.shape)
+            or not torch.isfinite(tensor).all()
+        ):
+            raise CheckpointError(
+                f"{path}: damaged checkpoint: averaged weight {name!r} is not a finite "
+                "float tensor shaped like the model's"
+            )
+    return averaged
 
 
 class _Reader:

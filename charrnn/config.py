@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import codecs
 import math
-import tomllib
 from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, TypeVar
 
 import tomli_w
 
 from charrnn.errors import ConfigError
-from charrnn.presets import AUTO, preset_tables
 
 
 # The choices, defined once: the dataclasses validate against them and the CLI's
@@ -96,7 +93,7 @@ WINDOWS = tuple(Windows)
 DOCS = tuple(Docs)
 PRECISIONS = tuple(Precision)
 SAMPLE_PRECISIONS = tuple(SamplePrecision)
-_BUDGET = ("steps", "epochs", "time_s")
+BUDGET_KEYS = ("steps", "epochs", "time_s")
 
 
 def text_codec(encoding: str) -> bool:
@@ -219,6 +216,9 @@ class TrainConfig:
     # validation text); None: sized so evaluations take ~8 % of the budget; 0: all.
     # The final evaluation always reads the whole text.
     eval_chars: int | None = None
+    # Keep a running average of the weights and keep it when it validates better (see
+    # charrnn.training.averaging); off: the weights the run ends with, or best.pt.
+    average: bool = True
     save_every: int = 500
     patience: int | None = None
     sample_length: int = 200
@@ -264,6 +264,9 @@ class TrainConfig:
                 and self.eval_chars >= 0,
                 f"eval-chars must be a whole number >= 0, got {self.eval_chars!r}",
             )
+        _require(
+            isinstance(self.average, bool), f"average must be true or false, got {self.average!r}"
+        )
         if self.patience is not None:
             _positive_int("patience", self.patience)
         _positive_int("save-every", self.save_every)
@@ -311,9 +314,9 @@ class RunConfig:
         unknown = set(data) - {"data", "model", "train"}
         _require(not unknown, f"unknown config table(s): {', '.join(sorted(unknown))}")
         train = dict(data.get("train", {}))
-        if any(key in train for key in _BUDGET):
+        if any(key in train for key in BUDGET_KEYS):
             # A stated budget is the whole budget: the default step count does not apply.
-            for key in _BUDGET:
+            for key in BUDGET_KEYS:
                 train.setdefault(key, None)
         return cls(
             data=build(DataConfig, data.get("data", {}), "data"),
@@ -337,97 +340,9 @@ def build(kind: type[T], values: dict[str, Any], section: str = "") -> T:
         raise ConfigError(f"bad settings {where}{exc}") from None
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """The tables of a TOML settings file (validated later by :meth:`RunConfig.from_dict`)."""
-    try:
-        with Path(path).open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
-        ) from None
-
-
 def to_toml(config: RunConfig) -> str:
     """``config.toml`` text for a run directory."""
     return tomli_w.dumps(config.to_dict())
-
-
-Tables = dict[str, dict[str, Any]]
-
-# Where each command-line option goes in the settings tables.
-_OPTION_KEYS: dict[str, tuple[str, str]] = {
-    "encoding": ("data", "encoding"),
-    "byte_level": ("data", "byte_level"),
-    "docs": ("data", "docs"),
-    "val_frac": ("data", "val_frac"),
-    "val_file": ("data", "val_file"),
-    "max_mb": ("data", "max_mb"),
-    "cell": ("model", "cell"),
-    "layers": ("model", "num_layers"),
-    "hidden": ("model", "hidden_size"),
-    "embed": ("model", "embed_size"),
-    **{
-        name: ("model", name)
-        for name in ("dropout", "input_dropout", "embed_dropout", "weight_drop", "forget_bias")
-    },
-    **{name: ("train", name) for name in (f.name for f in fields(TrainConfig))},
-}
-
-
-def overrides(**options: Any) -> Tables:
-    """Settings tables from options named as on the command line (``layers``,
-    ``hidden``, ``time_s``...); None means "not given" and is left out."""
-    tables: Tables = {"data": {}, "model": {}, "train": {}}
-    for name, value in options.items():
-        section, key = _OPTION_KEYS[name]  # a KeyError here is a bug in the caller
-        if value is None:
-            continue
-        if isinstance(value, StrEnum):
-            value = value.value
-        elif isinstance(value, Path):
-            value = str(value)
-        tables[section][key] = value
-    return tables
-
-
-def layered(
-    *,
-    file: Path | str | None = None,
-    config_file: Path | None = None,
-    preset: str | None = None,
-    given: Tables | None = None,
-    chosen: Tables | None = None,
-) -> RunConfig:
-    """Settings, each layer overriding the one before: the defaults, ``preset`` (or the
-    tables ``chosen`` by :mod:`charrnn.training.auto`), the ``config_file`` (TOML), then ``given``
-    (from :func:`overrides`) and the corpus ``file``.
-
-    A budget (steps, epochs or time) in ``given`` replaces the file's budget entirely.
-    """
-    tables: Tables = {"data": {}, "model": {}, "train": {}}
-    base = preset_tables(preset) if preset not in (None, AUTO) else chosen or {}
-    for name, table in base.items():
-        tables[name].update(table)
-    if config_file is not None:
-        for name, table in read_toml(config_file).items():
-            if not isinstance(table, dict):
-                raise ConfigError(f"{config_file}: [{name}] must be a table")
-            tables.setdefault(name, {}).update(table)
-    for name, values in (given or {}).items():
-        if name == "train" and any(k in values for k in _BUDGET):
-            for key in _BUDGET:
-                tables["train"].pop(key, None)
-        tables[name].update(values)
-    if file is not None:
-        tables["data"]["path"] = str(file)
-    return RunConfig.from_dict(tables)
 
 
 def parse_duration(text: str) -> float:

@@ -69,6 +69,7 @@ class Evaluation:
     val_chars: int = 0  # characters the validation figure read
     val_whole: bool = True  # all of the validation text (the final one always)
     val_s: float = 0.0  # seconds the validation took
+    averaged: bool = False  # the figure is the weight average's (it beat the weights)
 
     def record(self) -> dict[str, Any]:
         """The metrics line (everything but the sample text)."""
@@ -91,6 +92,9 @@ class Summary:
     bad_steps: int
     # This process's seconds by activity: training, evaluating, saving.
     time_spent: dict[str, float] = field(default_factory=dict)
+    # Characters per second while training (this process), and what auto planned for.
+    chars_per_s: float = 0.0
+    planned_chars_per_s: float | None = None
 
     @property
     def best_val_bpc(self) -> float:

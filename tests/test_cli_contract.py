@@ -16,6 +16,7 @@ from charrnn.cli.app import app
 from charrnn.compare import run as comparison
 from charrnn.compare.report import RunResult
 from charrnn.errors import CorpusError
+from charrnn.layering import Layers
 from charrnn.training import launch
 
 runner = CliRunner()
@@ -80,8 +81,10 @@ def test_train_passes_the_layered_settings(trained: Calls, tmp_path: Path) -> No
         ],
     )
     assert result.exit_code == 0, result.output
-    config, out = trained.args
+    layers, out = trained.args
     assert out == tmp_path / "r" and trained.kwargs["overwrite"] is True
+    assert isinstance(layers, Layers) and layers.auto  # auto chooses the rest, in the library
+    config = layers.settle()
     assert config.model.cell == "gru" and config.model.num_layers == 3
     assert config.train.time_s == 90.0 and config.train.steps is None and config.train.lr == 0.01
     assert config.data.path == "t.txt"
@@ -90,7 +93,20 @@ def test_train_passes_the_layered_settings(trained: Calls, tmp_path: Path) -> No
 def test_train_names_the_run_after_corpus_and_cell(trained: Calls) -> None:
     result = runner.invoke(app, ["train", "some/poems.txt", "--cell", "rnn", "-q"])
     assert result.exit_code == 0, result.output
-    assert trained.args[1].parent == Path("runs") and trained.args[1].name.startswith("poems-rnn")
+    layers, out = trained.args
+    assert out is None, "no --out: the library names the run"
+    named = launch.default_out(layers.settle())
+    assert named.parent == Path("runs") and named.name.startswith("poems-rnn")
+
+
+def test_init_from_is_passed_to_the_library_which_merges_its_shape(
+    trained: Calls, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["train", "t.txt", "--init-from", str(tmp_path / "r0"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert trained.kwargs["init_from"] == tmp_path / "r0"
+    layers, _ = trained.args
+    assert "init_from" not in layers.given.get("train", {}), "the CLI merges no tables"
 
 
 def test_resume_passes_only_the_new_budget(monkeypatch: pytest.MonkeyPatch) -> None:

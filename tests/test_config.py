@@ -11,13 +11,11 @@ from charrnn.config import (
     ModelConfig,
     RunConfig,
     TrainConfig,
-    layered,
-    overrides,
     parse_duration,
-    read_toml,
     to_toml,
 )
 from charrnn.errors import ConfigError
+from charrnn.layering import layered, overrides, read_toml
 from charrnn.presets import PRESETS, preset_tables
 
 

@@ -19,12 +19,13 @@ from typer.testing import CliRunner
 
 from charrnn.checkpoint import CorpusRecord, load_checkpoint, save_checkpoint
 from charrnn.cli.app import app
-from charrnn.config import ModelConfig, RunConfig, read_toml
+from charrnn.config import ModelConfig, RunConfig
 from charrnn.data import text as corpus_module
 from charrnn.data.dataset import load_dataset
 from charrnn.data.text import load_corpus
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CharRNNError, ConfigError, CorpusError, VocabError
+from charrnn.layering import read_toml
 from charrnn.model.network import CharRNN
 from charrnn.sampling.sampler import SampleSettings, choose, generate
 from charrnn.training.launch import train

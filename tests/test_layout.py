@@ -17,7 +17,17 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "charrnn"
 
-GROUND = {"_version", "config", "presets", "errors", "files", "units", "events", "hardware"}
+GROUND = {
+    "_version",
+    "config",
+    "layering",
+    "presets",
+    "errors",
+    "files",
+    "units",
+    "events",
+    "hardware",
+}
 STORE = {"checkpoint", "rundir"}
 FLOORS = {
     "ground": 0,

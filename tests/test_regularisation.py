@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli.app import app
-from charrnn.config import ModelConfig, RunConfig, TrainConfig, layered
+from charrnn.config import ModelConfig, RunConfig, TrainConfig
 from charrnn.data.streams import COLD_START_CHARS, StreamBatches
 from charrnn.data.vocab import Vocab
+from charrnn.layering import layered
 from charrnn.model.network import CharRNN, locked_dropout
 from charrnn.rundir import RunDir
 from charrnn.sampling.sampler import SampleSettings, generate

@@ -10,7 +10,7 @@ import torch
 from conftest import make_text, tiny_config
 
 from charrnn.checkpoint import load_checkpoint, load_model
-from charrnn.config import RunConfig, TrainConfig, read_toml
+from charrnn.config import RunConfig, TrainConfig
 from charrnn.errors import (
     ConfigError,
     CorpusError,
@@ -19,6 +19,7 @@ from charrnn.errors import (
     TrainingInterrupted,
 )
 from charrnn.events import Evaluation
+from charrnn.layering import read_toml
 from charrnn.rundir import RunDir
 from charrnn.sampling.sampler import SampleSettings, generate
 from charrnn.training.launch import resume, train

@@ -23,9 +23,9 @@ from charrnn.cli.live import (
     stderr_console,
     stdout_console,
 )
-from charrnn.config import layered, overrides
 from charrnn.events import Progress as TrainProgress
 from charrnn.events import Summary
+from charrnn.layering import layered, overrides
 from charrnn.units import human
 
 if TYPE_CHECKING:

@@ -212,7 +212,7 @@ class LiveReporter(Quiet):
             f"{duration(s.elapsed_s)}; {stop_reason(s.stopped_by)}): best validation "
             f"{s.best_val_loss:.4f} nats = {s.best_val_bpc:.4f} bpc (the whole validation "
             f"text)\n{too_short(s)}"
-            f"time spent: {time_spent(s.time_spent)}\n"
+            f"time spent: {time_spent(s.time_spent)}\n{speeds(s)}"
             f"checkpoints in {escape(str(s.run_dir))} — sample with: "
             f"charrnn sample {escape(str(s.run_dir))}"
         )
@@ -272,6 +272,14 @@ def too_short(s: Summary) -> str:
         f"[yellow]{s.step} steps is too few to learn much: the samples will be mostly "
         "noise. Give it longer (--time 5m, or more --steps).[/]\n"
     )
+
+
+def speeds(s: Summary) -> str:
+    """``"speed: 8.1k characters/s training (auto planned for 9.0k)\n"``, or ""."""
+    if s.chars_per_s <= 0:
+        return ""
+    planned = f" (auto planned for {human(s.planned_chars_per_s)})" if s.planned_chars_per_s else ""
+    return f"speed: {human(s.chars_per_s)} characters/s training{planned}\n"
 
 
 def time_spent(spent: dict[str, float]) -> str:

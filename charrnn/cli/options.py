@@ -327,6 +327,17 @@ EvalCharsOpt = Annotated[
 ]
 
 
+AverageOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--average/--no-average",
+        help="Keep a running average of the weights over about the last tenth of the "
+        "steps, validate it beside them and keep whichever is better. [default: on]",
+        show_default=False,
+    ),
+]
+
+
 SaveEveryOpt = Annotated[
     int | None,
     typer.Option(

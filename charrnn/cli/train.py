@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from charrnn.cli import options as opt
 from charrnn.cli.errors import UsageError, friendly_errors
-from charrnn.config import RunConfig, Tables, layered, overrides
 from charrnn.events import Reporter
-from charrnn.presets import AUTO
-
-if TYPE_CHECKING:
-    pass
-
+from charrnn.layering import Layers, overrides
 
 InitFromOpt = Annotated[
     Path | None,
@@ -69,6 +64,7 @@ def train(
     time_s: opt.TimeBudgetOpt = None,
     eval_every: opt.EvalEveryOpt = None,
     eval_chars: opt.EvalCharsOpt = None,
+    average: opt.AverageOpt = None,
     patience: opt.PatienceOpt = None,
     save_every: opt.SaveEveryOpt = None,
     sample_length: opt.SampleLengthOpt = None,
@@ -98,10 +94,7 @@ def train(
     apply under a named --preset.
     """
     from charrnn.cli.live import JsonReporter, LiveReporter, Quiet
-    from charrnn.data.catalog import corpus_name
-    from charrnn.rundir import default_run_name
     from charrnn.training import launch
-    from charrnn.training.finetune import Start, source_tables
 
     if resume is not None:
         model = [dropout, input_dropout, embed_dropout, weight_drop, forget_bias]
@@ -172,6 +165,7 @@ def train(
             time_s=time_s,
             eval_every=eval_every,
             eval_chars=eval_chars,
+            average=average,
             patience=patience,
             save_every=save_every,
             sample_length=sample_length,
@@ -190,40 +184,21 @@ def train(
             cache_dir=cache_dir,
             reporter=reporter,
         )
-        start = None
-        if init_from is not None:
-            if any(v is not None for v in (cell, layers, hidden, embed, byte_level)):
-                raise UsageError(
-                    "--init-from keeps the run's model shape and vocabulary kind: drop "
-                    "--cell, --layers, --hidden, --embed and --bytes/--chars"
-                )
-            start = Start.load(init_from)
-            given = {
-                **given,
-                **{
-                    k: {**given.get(k, {}), **v} for k, v in source_tables(start.checkpoint).items()
-                },
-            }
-            given["train"] = {**given.get("train", {}), "init_from": str(start.run)}
-        settings = layered(file=file, config_file=config, preset=preset, given=given)
-        settle = None
-        if preset in (None, AUTO):
-
-            def settle(chosen: Tables) -> RunConfig:
-                return layered(file=file, config_file=config, chosen=chosen, given=given)
-
-        if out is None:
-            name = corpus_name(settings.data.path)
-            out = Path("runs") / default_run_name(name, settings.model.cell)
+        if init_from is not None and any(
+            v is not None for v in (cell, layers, hidden, embed, byte_level)
+        ):
+            raise UsageError(
+                "--init-from keeps the run's model shape and vocabulary kind: drop "
+                "--cell, --layers, --hidden, --embed and --bytes/--chars"
+            )
         launch.train(
-            settings,
+            Layers(file=file, config_file=config, preset=preset, given=given),
             out,
             overwrite=overwrite,
             reporter=reporter,
             cache_dir=cache_dir,
             skip_unknown=skip_unknown,
-            settle=settle,
-            start=start,
+            init_from=init_from,
         )
     finally:
         if isinstance(shown, LiveReporter):

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from charrnn.config import RunConfig, Tables
+from charrnn.config import RunConfig
 from charrnn.hardware import autocast_dtype
+from charrnn.layering import Tables
 from charrnn.model.network import count_parameters, new_model
 from charrnn.units import human
 
@@ -78,6 +79,9 @@ class Choice:
 
     tables: Tables
     reason: str
+    # Characters per second measured here for the chosen model (a time budget), so
+    # the run can say when it gets another speed (charrnn.training.schedule.PlanWatch).
+    planned_chars_per_s: float | None = None
 
 
 def _tables(rung: Rung, regularisation: tuple[float, float, float], train_chars: int) -> Tables:
@@ -184,4 +188,4 @@ def choose(
         f"lr {tc.lr:g}, {regularised}, {tc.precision}: about {human(chars)} characters in "
         f"{how} = {epochs:.1f} passes over {human(train_chars)} training characters"
     )
-    return Choice(tables, reason)
+    return Choice(tables, reason, speeds.get(rung))

@@ -82,18 +82,20 @@ def evaluation_part(
     *,
     train_chars_per_s: float,
     budget_s: float,
+    reads: int = 1,
 ) -> ValidationWindows | ItemValidation:
     """The fixed, seeded part of the validation text each evaluation during training
     reads: ``--eval-chars`` when given, else as much as keeps the ~10 evaluations
-    within :data:`~charrnn.training.schedule.MAX_EVALUATION_SHARE` of ``budget_s`` at
-    the speed measured so far (``train_chars_per_s``); never less than
+    (each reading it ``reads`` times: the weights and their average) within
+    :data:`~charrnn.training.schedule.MAX_EVALUATION_SHARE` of ``budget_s`` at the
+    speed measured so far (``train_chars_per_s``); never less than
     :data:`MIN_EVAL_CHARS`, never more than the whole text."""
     if config.eval_chars is not None:
         return whole if config.eval_chars == 0 else whole.subset(config.eval_chars, config.seed)
     evaluations = EVALUATIONS
     if config.eval_every is not None and config.steps is not None:
         evaluations = max(1, config.steps // config.eval_every)
-    seconds = MAX_EVALUATION_SHARE * budget_s / evaluations
+    seconds = MAX_EVALUATION_SHARE * budget_s / evaluations / reads
     chars = int(seconds * train_chars_per_s * FORWARD_SPEEDUP)
     return whole.subset(max(chars, MIN_EVAL_CHARS), config.seed)
 

@@ -20,6 +20,7 @@ import torch
 from charrnn.checkpoint import Checkpoint, load_model
 from charrnn.config import RunConfig
 from charrnn.data.vocab import Vocab
+from charrnn.layering import Layers, Tables
 from charrnn.model.network import CharRNN
 
 # What the new run takes from the old one: the network's shape.
@@ -41,13 +42,26 @@ class Start:
         return cls(Path(run).resolve(), model, checkpoint)
 
 
-def source_tables(checkpoint: Checkpoint) -> dict[str, dict[str, object]]:
+def source_tables(checkpoint: Checkpoint) -> Tables:
     """Settings the new run must share with the old: shape and how text is read."""
     model = checkpoint.config.model
     return {
         "model": {name: getattr(model, name) for name in ARCHITECTURE},
         "data": {"byte_level": checkpoint.vocab.byte_level},
     }
+
+
+def fine_tuning(settings: RunConfig | Layers, start: Start) -> RunConfig | Layers:
+    """``settings`` for a run that starts from ``start``: its shape and how it reads
+    text replace whatever was given, and the new run records where it started."""
+    tables = source_tables(start.checkpoint)
+    tables["train"] = {"init_from": str(start.run)}
+    if isinstance(settings, Layers):
+        return settings.under(tables)
+    merged = settings.to_dict()
+    for section, values in tables.items():
+        merged[section] = {**merged.get(section, {}), **values}
+    return RunConfig.from_dict(merged)
 
 
 def transplant(source: CharRNN, old: Vocab, target: CharRNN, new: Vocab) -> int:

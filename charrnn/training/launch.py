@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from charrnn.checkpoint import Checkpoint, check_weights, load_checkpoint
-from charrnn.config import RunConfig, Tables
-from charrnn.data.catalog import PREFIX
+from charrnn.config import RunConfig
+from charrnn.data.catalog import PREFIX, corpus_name
 from charrnn.data.dataset import Dataset, load_dataset, with_absolute_paths
 from charrnn.data.download import sha256_of
 from charrnn.data.items import ItemBatches
@@ -34,34 +34,35 @@ from charrnn.data.text import check_readable
 from charrnn.errors import CheckpointError, CorpusError
 from charrnn.events import Reporter, Summary, for_rank
 from charrnn.hardware import select_device, set_threads
-from charrnn.rundir import RunDir
+from charrnn.layering import Layers, Tables
+from charrnn.rundir import RunDir, default_run_name
 from charrnn.training.auto import Choice, choose, measure_speed
 from charrnn.training.distributed import Group, holding, main_first, on_main, session
-from charrnn.training.finetune import Start, describe, transplant
+from charrnn.training.finetune import Start, describe, fine_tuning, transplant
 from charrnn.training.loop import Trainer
 
 
 def train(
-    config: RunConfig,
-    out: Path,
+    settings: RunConfig | Layers,
+    out: Path | None = None,
     *,
     overwrite: bool = False,
     reporter: Reporter | None = None,
     cache_dir: Path | None = None,
     skip_unknown: bool = False,
     stop: Callable[[], bool] | None = None,
-    settle: Callable[[Tables], RunConfig] | None = None,
-    start: Start | None = None,
+    init_from: Path | None = None,
 ) -> Summary:
-    """Train a new model as ``config`` says, keeping its files in ``out``.
+    """Train a new model, keeping its files in ``out`` (default ``runs/NAME``).
 
-    With ``start`` (``--init-from``), the model starts from that run's weights and
-    the text is read with both vocabularies (:mod:`charrnn.training.finetune`); ``config``
-    must have its shape (:func:`charrnn.training.finetune.source_tables`).
+    ``settings`` is a whole :class:`RunConfig`, or the :class:`Layers` a person gave:
+    then, under ``--preset auto``, what they did not give is chosen for this corpus,
+    budget and machine (:mod:`charrnn.training.auto`) once the corpus is read, and
+    layered under what they gave.
 
-    With ``settle``, the settings are chosen for this corpus, budget and machine
-    (:mod:`charrnn.training.auto`) once the corpus is read: ``settle(tables)`` layers the
-    chosen tables under what the user gave.
+    With ``init_from`` (``--init-from``), the model starts from that run's weights, keeps
+    its shape and reads the text with both vocabularies
+    (:mod:`charrnn.training.finetune`).
 
     Under torchrun every process calls this; rank 0 alone writes ``out`` and speaks.
 
@@ -69,7 +70,12 @@ def train(
         CharRNNError: for bad input or files (never leaves a half-written run).
         TrainingInterrupted: after Ctrl-C (or ``stop()``), once ``last.pt`` is saved.
     """
-    config = with_absolute_paths(config)
+    start = Start.load(init_from) if init_from is not None else None
+    if start is not None:
+        settings = fine_tuning(settings, start)
+    layers = settings if isinstance(settings, Layers) else None
+    config = with_absolute_paths(settings.settle() if isinstance(settings, Layers) else settings)
+    out = out if out is not None else default_out(config)
     device = select_device(config.train.device)  # chosen once for the run, passed down
     with session(device.type) as group:
         device = group.place(device)
@@ -86,13 +92,20 @@ def train(
             ),
         )
         chosen = None
-        if settle is not None:
-            chosen = _auto_settings(dataset, group, device, settle)
-            config = with_absolute_paths(settle(chosen.tables))
+        if layers is not None and layers.auto:
+            chosen = _auto_settings(dataset, group, device, layers)
+            config = with_absolute_paths(layers.settle(chosen.tables))
         run_dir = RunDir(out)
         # Build the trainer first: bad settings fail before the run directory is touched.
         trainer = Trainer(
-            config, dataset, run_dir, reporter=speaker, stop=stop, group=group, device=device
+            config,
+            dataset,
+            run_dir,
+            reporter=speaker,
+            stop=stop,
+            group=group,
+            device=device,
+            planned_chars_per_s=chosen.planned_chars_per_s if chosen else None,
         )
         if chosen is not None:
             speaker.notice(chosen.reason)
@@ -103,6 +116,11 @@ def train(
             on_main(group, lambda: run_dir.write_config(config))
             on_main(group, lambda: record_sources(dataset.corpus.source, run_dir.path))
             return _run(trainer, stop)
+
+
+def default_out(config: RunConfig) -> Path:
+    """Where a new run keeps its files when none is named: ``runs/CORPUS-CELL-...``."""
+    return Path("runs") / default_run_name(corpus_name(config.data.path), config.model.cell)
 
 
 def resume(
@@ -178,12 +196,7 @@ def resume(
             return _run(trainer, stop)
 
 
-def _auto_settings(
-    dataset: Dataset,
-    group: Group,
-    device: torch.device,
-    settle: Callable[[Tables], RunConfig],
-) -> Choice:
+def _auto_settings(dataset: Dataset, group: Group, device: torch.device, layers: Layers) -> Choice:
     """The settings :func:`charrnn.training.auto.choose` picks for this corpus and machine."""
     items = dataset.train_items
 
@@ -211,8 +224,8 @@ def _auto_settings(
         return measured * items.num_targets / len(items) / tc.seq_len
 
     vocab = len(dataset.corpus.vocab)
-    choice = choose(lambda tables: settle(fit(tables)), dataset.train_chars, vocab, speed)
-    return Choice(fit(choice.tables), choice.reason)
+    choice = choose(lambda tables: layers.settle(fit(tables)), dataset.train_chars, vocab, speed)
+    return Choice(fit(choice.tables), choice.reason, choice.planned_chars_per_s)
 
 
 def _check_corpus_unchanged(checkpoint: Checkpoint, config: RunConfig) -> None:

@@ -46,6 +46,7 @@ from charrnn.events import Evaluation, Progress, Reporter, RunStart, Summary, fo
 from charrnn.hardware import autocast_dtype, select_device, set_threads
 from charrnn.model.network import CharRNN, State, detach_state, new_model
 from charrnn.rundir import RunDir
+from charrnn.training.averaging import AVERAGE_EVERY, WeightAverage
 from charrnn.training.distributed import Group
 from charrnn.training.evaluation import (
     evaluation_part,
@@ -53,7 +54,7 @@ from charrnn.training.evaluation import (
     progress_sample,
     validation_loss,
 )
-from charrnn.training.schedule import Budget, Cadence, Clock, Rate
+from charrnn.training.schedule import Budget, Cadence, Clock, PlanWatch, Rate
 from charrnn.units import to_bits
 
 _REPORT_INTERVAL_S = 0.2
@@ -76,6 +77,7 @@ class Trainer:
         stop: Callable[[], bool] | None = None,
         group: Group | None = None,
         device: torch.device | None = None,
+        planned_chars_per_s: float | None = None,
     ) -> None:
         self.config = config
         self.dataset = dataset
@@ -98,10 +100,16 @@ class Trainer:
         # What evaluations during training read: chosen at the first (see
         # charrnn.training.evaluation.evaluation_part); the final one reads it all.
         self.eval_part: ValidationWindows | ItemValidation | None = None
-        self.part_loss = (-1, math.inf)  # (step, loss) of the last read of the part
+        # (step, loss, averaged) of the last read of the part: the better of the
+        # weights and their average, and whether it was the average.
+        self.part_loss: tuple[int, float, bool] = (-1, math.inf, False)
         self.budget = Budget(tc, self.batches.windows_per_epoch)
+        self.plan = PlanWatch(planned_chars_per_s, tc.time_s)
         self.cold_starts = self.batches.cold_starts()[:, self.rows].to(self.device)
         self.model, self.optimizer = self._build()
+        # A running average of the weights, validated beside them (see
+        # charrnn.training.averaging): best.pt holds whichever validates better.
+        self.average = WeightAverage(self.model) if tc.average else None
         # The model itself (saved, evaluated, sampled) and what trains it: under torchrun,
         # DistributedDataParallel, which starts every rank from rank 0's weights and
         # averages the gradients.
@@ -158,11 +166,12 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------
 
-    def checkpoint(self) -> Checkpoint:
+    def checkpoint(self, *, averaged: bool = False) -> Checkpoint:
         """Everything that decides what happens next — weights, optimizer, step, carried
-        state, counters, random-generator states — so a resumed run continues exactly as
-        if it had never stopped. Every rank must call it at the same step: it gathers
-        the ranks' state.
+        state, counters, random-generator states, the weight average — so a resumed run
+        continues exactly as if it had never stopped. Every rank must call it at the
+        same step: it gathers the ranks' state. With ``averaged`` its weights are the
+        average's (a best.pt the average won).
         """
         corpus = self.dataset.corpus
         rng = self.group.rng_states(self.device)
@@ -170,7 +179,7 @@ class Trainer:
         return Checkpoint(
             config=self.config,
             vocab=self.vocab,
-            model=self.model.state_dict(),
+            model=self._weights(averaged),
             optimizer=self.optimizer.state_dict(),
             step=self.step,
             chars_seen=self.chars_seen,
@@ -185,12 +194,21 @@ class Trainer:
             stopped_by=self.stopped_by,
             since_best=self.since_best,
             best_whole=self.best_whole,
+            averaged=None if self.average is None else self.average.state_dict(),
+            averaged_updates=0 if self.average is None else self.average.updates,
             # The mean over ranks: the reported train loss is linear in it.
             train_loss_sum=self.group.mean(float(self.loss_sum)),
             train_loss_count=int(self.loss_count.item()),
             rng=rng,
             charrnn_version=__version__,
         )
+
+    def _weights(self, averaged: bool) -> dict[str, torch.Tensor]:
+        """The model's weights, or with ``averaged`` the average in their place."""
+        own = self.model.state_dict()
+        if not averaged or self.average is None:
+            return own
+        return own | self.average.state_dict()
 
     def restore(self, checkpoint: Checkpoint, path: Path) -> None:
         """Put ``checkpoint`` back into this trainer; a CheckpointError if it does not fit."""
@@ -221,11 +239,16 @@ class Trainer:
                 else None
             )
             self.group.restore_rng(checkpoint.rng, self.device)
+            if self.average is not None and checkpoint.averaged is not None:
+                self.average.load(checkpoint.averaged, checkpoint.averaged_updates)
+            elif self.average is not None:  # a run from before 0.4: average from here on
+                self.average = WeightAverage(self.model)
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: cannot resume from this checkpoint: {exc}") from None
 
-    def save(self, *, best: bool = False, last: bool = True) -> None:
-        """Save on rank 0 (every rank must call it: the checkpoint gathers their state)."""
+    def save(self, *, best: bool = False, last: bool = True, averaged: bool = False) -> None:
+        """Save on rank 0 (every rank must call it: the checkpoint gathers their state);
+        a best.pt the weight average won (``averaged``) holds the average's weights."""
         with self.clock.spending("saving"):
             checkpoint = self.checkpoint()
             if not self.group.is_main:
@@ -233,7 +256,8 @@ class Trainer:
             if last:
                 save_checkpoint(self.run_dir.last, checkpoint)
             if best:
-                save_checkpoint(self.run_dir.best, checkpoint)
+                weights = self._weights(averaged) if averaged else checkpoint.model
+                save_checkpoint(self.run_dir.best, replace(checkpoint, model=weights))
 
     def release(self) -> None:
         """Drop the DistributedDataParallel wrapper while the process group still exists.
@@ -329,6 +353,33 @@ class Trainer:
         self.model.train()
         return loss
 
+    def _better_on(self, part: Any) -> tuple[float, bool]:
+        """(loss, averaged) on ``part`` of the better of the weights and their average,
+        read once per step."""
+        step, loss, averaged = self.part_loss
+        if step == self.step:
+            return loss, averaged
+        loss, averaged = self.evaluate(part), False
+        if self.average is not None and self.average.updates:
+            with self.average.swapped_in(self.model):
+                of_average = self.evaluate(part)
+            if of_average < loss:
+                loss, averaged = of_average, True
+        self.part_loss = (self.step, loss, averaged)
+        return loss, averaged
+
+    def _whole_loss(self, averaged: bool) -> float:
+        """The loss on the whole validation text of the weights, or their average."""
+        if not averaged or self.average is None:
+            return self.evaluate(self.validation)
+        with self.average.swapped_in(self.model):
+            return self.evaluate(self.validation)
+
+    @property
+    def _reads(self) -> int:
+        """Weights each evaluation reads the validation part with: 2 with an average."""
+        return 1 if self.average is None else 2
+
     def _part(self, start: tuple[int, float], elapsed: float) -> Any:
         """The part of the validation text evaluations during training read, chosen at
         the first from the speed measured so far (then the same every time)."""
@@ -342,33 +393,32 @@ class Trainer:
                 self.config.train,
                 train_chars_per_s=(self.chars_seen - start[0]) / spent,
                 budget_s=budget_s,
+                reads=self._reads,
             )
         return self.eval_part
 
     def _validate(
         self, final: bool, start: tuple[int, float], elapsed: float
-    ) -> tuple[Any, float, bool]:
-        """(windows read, loss, whether it is the new best) of this evaluation.
+    ) -> tuple[Any, float, bool, bool]:
+        """(windows read, loss, whether it is the new best, whether the weight average
+        gave it) of this evaluation.
 
-        During training: the part, compared with the best so far. The final one
-        chooses on the part between the model now and best.pt, then measures the
-        chosen one on the whole text: the figure the run reports and best.pt holds.
+        During training: the better of the weights and their average on the part,
+        compared with the best so far. The final one chooses on the part between
+        those and best.pt, then measures the chosen one on the whole text: the figure
+        the run reports and best.pt holds.
         """
         part = self._part(start, elapsed)
-        # A final evaluation right after one at the same step reads the part once.
-        step, loss = self.part_loss
-        if step != self.step:
-            loss = self.evaluate(part)
-            self.part_loss = (self.step, loss)
+        loss, averaged = self._better_on(part)  # a final right after one: read once
         if not final or part.whole:
-            return part, loss, loss < self.best_val_loss
+            return part, loss, loss < self.best_val_loss, averaged
         if loss < self.best_val_loss or not self.run_dir.best.exists():
-            return self.validation, self.evaluate(self.validation), True
+            return self.validation, self._whole_loss(averaged), True, averaged
         # best.pt, from an earlier step, stays the best: its figure on the whole text.
         saved, whole = loss_of_saved(self.run_dir.best, self.model, self.validation, self.device)
         save_checkpoint(self.run_dir.best, replace(saved, best_val_loss=whole, best_whole=True))
         self.best_val_loss, self.best_whole = whole, True
-        return part, loss, False
+        return part, loss, False, averaged
 
     def sample_text(self) -> str:
         """A short sample to show how the model writes at this point."""
@@ -391,11 +441,12 @@ class Trainer:
         self.loss_count.zero_()
         with self.clock.spending("evaluating"):
             began = self._elapsed()
-            windows, val_loss, is_best = self.validation, 0.0, False
+            windows, val_loss, is_best, averaged = self.validation, 0.0, False, False
             if self.group.is_main:
-                windows, val_loss, is_best = self._validate(final, start, elapsed)
+                windows, val_loss, is_best, averaged = self._validate(final, start, elapsed)
             val_loss = self.group.from_main(val_loss)
             is_best = self.group.from_main(float(is_best)) > 0
+            averaged = self.group.from_main(float(averaged)) > 0
             self.best_val_loss = self.group.from_main(self.best_val_loss)
             val_s = self._elapsed() - began
             sample = self.sample_text() if self.group.is_main else ""
@@ -419,12 +470,13 @@ class Trainer:
             val_chars=windows.num_targets,
             val_whole=bool(windows.whole),
             val_s=round(val_s, 3),
+            averaged=averaged,
         )
         if self.group.is_main:
             self.run_dir.append_metrics(evaluation.record())
         self.reporter.evaluated(evaluation)
         if is_best:
-            self.save(best=True, last=False)
+            self.save(best=True, last=False, averaged=averaged)
 
     def _finish_evaluation(
         self, lr: float, elapsed: float, chars_per_s: float, start: tuple[int, float]
@@ -435,7 +487,7 @@ class Trainer:
             # cost a whole evaluation past the budget); a best.pt saved by it is
             # saved again to say the run is finished.
             if self.since_best == 0:  # every rank: the checkpoint gathers their state
-                self.save(best=True, last=False)
+                self.save(best=True, last=False, averaged=self.part_loss[2])
             return
         self._evaluate_and_record(lr, elapsed, chars_per_s, True, start)
 
@@ -510,7 +562,7 @@ class Trainer:
         """Seconds the first evaluation will take, from the training speed so far: a
         forward pass costs about a third of a training step per character."""
         speed = (self.chars_seen - start[0]) / max(elapsed - start[1], 1e-3)
-        return self.validation.num_targets / max(speed, 1.0) / 2
+        return self.validation.num_targets / max(speed, 1.0) / 2 * self._reads
 
     def run(self) -> Summary:
         """Train until the budget is used up (or patience runs out); save and return
@@ -532,6 +584,8 @@ class Trainer:
 
             self.train_step()
             self.step += 1
+            if self.average is not None and self.step % AVERAGE_EVERY == 0:
+                self.average.update(self.model)
             self.chars_seen += self.batches.chars_per_window
             if self.step % tc.max_bad_steps == 0:
                 # A read every few steps, not every step; at a step number, not a time,
@@ -545,8 +599,12 @@ class Trainer:
             # Set before the final evaluation, so a best.pt saved there says it is final.
             self.finished, self.stopped_by = stopped_by is not None, stopped_by
             if evaluate or since_report.seconds() >= _REPORT_INTERVAL_S:
+                seconds = since_report.seconds()
                 speed = since_report.take(self.chars_seen)
                 self._report_progress(lr, elapsed, speed, evaluating=evaluate)
+                drifted = self.plan.observe(speed, seconds, elapsed, self.chars_seen)
+                if drifted:
+                    self.reporter.warning(drifted)
             if evaluate:
                 rate = since_eval.take(self.chars_seen)
                 final = stopped_by is not None
@@ -571,12 +629,16 @@ class Trainer:
                 self.save_cost = self._timed(self.save)
             evaluation_cost = self._evaluation_estimate(start, elapsed)
             if self.evaluation_cost and self.eval_part is not None:
-                # The final evaluation reads the part and then, for the model it
-                # chooses, the whole text: what the part cost, scaled.
+                # The final evaluation reads the part (with the weights and their
+                # average) and then, for the ones it chooses, the whole text: what
+                # one read of the part cost, scaled.
                 scale = self.validation.num_targets / max(self.eval_part.num_targets, 1)
-                evaluation_cost = self.evaluation_cost * (scale + (not self.eval_part.whole))
+                evaluation_cost = self.evaluation_cost * (
+                    1 if self.eval_part.whole else 1 + scale / self._reads
+                )
             self.budget.reserve_s = evaluation_cost + self.save_cost
 
+        spent = self.clock.breakdown()
         summary = Summary(
             run_dir=self.run_dir.path,
             step=self.step,
@@ -586,7 +648,9 @@ class Trainer:
             last_val_loss=self.last_val_loss,
             stopped_by=stopped_by,
             bad_steps=self.bad_steps,
-            time_spent=self.clock.breakdown(),
+            time_spent=spent,
+            chars_per_s=(self.chars_seen - start[0]) / max(spent["training"], 1e-9),
+            planned_chars_per_s=self.plan.planned,
         )
         self.reporter.finish(summary)
         return summary

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from charrnn.config import TrainConfig
+from charrnn.units import human
 
 
 def learning_rate(config: TrainConfig, fraction: float) -> float:
@@ -166,3 +167,66 @@ class Rate:
         speed = (chars - self.chars) / max(self.seconds(), 1e-9)
         self.reset(chars)
         return speed
+
+
+PLAN_DRIFT = 1.5  # achieved / planned speed beyond this, either way, is worth a word
+PLAN_HOLD_S = 10.0  # ... when it lasts this long (or a tenth of the budget, if longer)
+PLAN_SMOOTHING_S = 5.0  # the achieved speed is averaged over about this much training
+
+
+class PlanWatch:
+    """The training speed a run gets against the one ``--preset auto`` planned for.
+
+    auto chose the model for the characters the run would get through at the speed it
+    measured in a few steps at the start. When another program then takes the CPU (or
+    leaves it), the run goes on with a plan for a machine it no longer has: said once,
+    when the two part by more than :data:`PLAN_DRIFT` for a sustained stretch. The
+    learning-rate schedule follows the time left either way (:class:`Budget`).
+    """
+
+    def __init__(self, planned: float | None, time_s: float | None) -> None:
+        self.planned = planned  # characters per second; None: nothing was planned
+        self.time_s = time_s
+        self.hold_s = max(PLAN_HOLD_S, 0.1 * time_s) if time_s else math.inf
+        self.smoothed: float | None = None
+        self.drift_since: float | None = None
+        self.drift = [0.0, 0.0]  # characters and seconds trained since the drift began
+        self.said = False
+
+    def observe(self, chars_per_s: float, seconds: float, at: float, chars: int) -> str | None:
+        """Fold in ``chars_per_s`` trained over the last ``seconds`` (evaluations left
+        out), ``at`` seconds into the run with ``chars`` characters seen; the warning
+        to give, once."""
+        if self.planned is None or self.time_s is None or self.said or seconds <= 0:
+            return None
+        weight = min(1.0, seconds / PLAN_SMOOTHING_S)  # one 0.2 s report is noise
+        last = self.smoothed if self.smoothed is not None else chars_per_s
+        self.smoothed = last + weight * (chars_per_s - last)
+        ratio = self.smoothed / self.planned
+        if 1 / PLAN_DRIFT <= ratio <= PLAN_DRIFT:
+            self.drift_since, self.drift = None, [0.0, 0.0]
+            return None
+        if self.drift_since is None:
+            self.drift_since = at
+        self.drift[0] += chars_per_s * seconds
+        self.drift[1] += seconds
+        if at - self.drift_since < self.hold_s:
+            return None
+        self.said = True
+        speed = self.drift[0] / self.drift[1]  # over the drifted stretch
+        ratio = speed / self.planned
+        left = max(self.time_s - at, 0.0)
+        expected = chars + speed * left
+        planned_total = chars + self.planned * left
+        why = (
+            "another program may be using the CPU, or it was busy when auto measured"
+            if ratio < 1
+            else "the machine was busy when auto measured"
+        )
+        return (
+            f"training has run at {human(speed)} characters/s for {self.drift[1]:.0f} s, "
+            f"{ratio:.2g}x the "
+            f"{human(self.planned)} auto planned for ({why}); the settings stay, the "
+            f"learning rate follows the time left: about {human(expected)} characters "
+            f"in this budget instead of {human(planned_total)}"
+        )
