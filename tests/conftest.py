@@ -107,3 +107,22 @@ def tiny_run(folder: Path, *, steps: int = 10, chars: int = 4000) -> Path:
     config = tiny_config(corpus, steps=steps, eval_every=steps, save_every=steps)
     train(config, out, reporter=Silent(), cache_dir=folder / "cache")
     return out
+
+
+@pytest.fixture(scope="session")
+def lstm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2x16 LSTM trained 60 steps on our text (with quotes and brackets in it), shared
+    by the inspect command's tests and the page's browser test: trained once."""
+    from typer.testing import CliRunner
+
+    from charrnn.cli.app import app
+
+    folder = tmp_path_factory.mktemp("lstm-run")
+    corpus = folder / "t.txt"
+    corpus.write_text(make_text(6000) + '\nsay "hello (there)" twice\n', encoding="utf-8")
+    out = folder / "run"
+    options = ["--cell", "lstm", "--steps", "60", "--out", str(out), "-q", *tiny_cli(layers=2)]
+    options += ["--cache-dir", str(folder / "cache")]
+    result = CliRunner().invoke(app, ["train", str(corpus), *options])
+    assert result.exit_code == 0, result.output
+    return out

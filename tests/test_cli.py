@@ -107,9 +107,12 @@ def test_corpus_errors_are_one_line_without_traceback(
     assert not (tmp_path / "run").exists(), "no run directory for a failed start"
 
 
-def test_vocab_errors_and_table(tmp_path: Path, corpus_file: Path) -> None:
+def test_vocab_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
     result = run("vocab", str(tmp_path / "missing.txt"))
     assert result.exit_code == 1 and "no such file" in result.stderr
+
+
+def test_vocab_table_lists_the_commonest_and_rarest(corpus_file: Path) -> None:
     result = run("vocab", str(corpus_file), "--show", "3", "--rarest", "2")
     assert result.exit_code == 0, result.output
     assert "the 3 most frequent" in result.stdout and "the 2 rarest" in result.stdout
@@ -158,10 +161,14 @@ def test_train_sample_info_round_trip(tmp_path: Path, corpus_file: Path) -> None
     assert as_json["step"] == 20 and as_json["best_val_bpc"] > 0
 
 
-def test_sample_from_stdin_and_errors(tmp_path: Path, corpus_file: Path) -> None:
+def test_sample_primes_from_stdin(tmp_path: Path, corpus_file: Path) -> None:
     out = trained(tmp_path, corpus_file)
     result = run("sample", str(out), "-n", "5", "--prime", "-", "--seed", "0", input="The cat")
     assert result.exit_code == 0 and result.stdout.startswith("The cat")
+
+
+def test_sample_errors_are_one_line(tmp_path: Path, corpus_file: Path) -> None:
+    out = trained(tmp_path, corpus_file)
     bad = run("sample", str(out), "--prime", "Zebra€")
     assert bad.exit_code == 1 and "'€'" in bad.stderr and bad.stdout == ""
     skipped = run("sample", str(out), "--prime", "Zebra€", "--skip-unknown", "-n", "5")
@@ -183,7 +190,7 @@ def test_sample_from_stdin_and_errors(tmp_path: Path, corpus_file: Path) -> None
     assert corrupt.exit_code == 1 and "Traceback" not in corrupt.output
 
 
-def test_json_lines_and_quiet(tmp_path: Path, corpus_file: Path) -> None:
+def test_json_writes_one_line_per_evaluation(tmp_path: Path, corpus_file: Path) -> None:
     out = tmp_path / "j"
     result = run(
         "train",
@@ -200,6 +207,9 @@ def test_json_lines_and_quiet(tmp_path: Path, corpus_file: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["step"] for line in lines] == [10, 20]
+
+
+def test_quiet_prints_nothing(tmp_path: Path, corpus_file: Path) -> None:
     quiet = run(
         "train", str(corpus_file), "--out", str(tmp_path / "q"), "--steps", "5", "-q", *TINY
     )
@@ -264,12 +274,16 @@ def test_time_budget_replaces_the_default_steps(tmp_path: Path, corpus_file: Pat
     assert bad.exit_code == 2 and "invalid duration" in bad.stderr
 
 
-def test_existing_run_and_resume(tmp_path: Path, corpus_file: Path) -> None:
+def test_an_existing_run_is_never_trained_over(tmp_path: Path, corpus_file: Path) -> None:
     out = trained(tmp_path, corpus_file)
     again = run("train", str(corpus_file), "--out", str(out), "--steps", "20", *TINY)
     assert again.exit_code == 1 and "already holds a run" in again.stderr
     conflict = run("train", "--resume", str(out), "--hidden", "99")
     assert conflict.exit_code == 2 and "--resume takes" in conflict.stderr
+
+
+def test_resume_continues_to_a_new_budget_and_no_further(tmp_path: Path, corpus_file: Path) -> None:
+    out = trained(tmp_path, corpus_file)
     more = run("train", "--resume", str(out), "--steps", "30", "-q")
     assert more.exit_code == 0, more.output
     assert [r["step"] for r in RunDir(out).read_metrics()] == [10, 20, 30]

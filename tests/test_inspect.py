@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import make_text, tiny_cli
+from conftest import make_text
 from typer.testing import CliRunner
 
 from charrnn.cli.app import app
@@ -17,15 +17,10 @@ from charrnn.inspection.page import NEURON_BUDGET
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("inspect")
-    corpus = folder / "t.txt"
-    corpus.write_text(make_text(5000) + '\nsay "hi" (twice)\n', encoding="utf-8")
-    out = folder / "run"
-    options = ["--cell", "lstm", "--steps", "30", "--out", str(out), "-q", *tiny_cli(layers=2)]
-    assert runner.invoke(app, ["train", str(corpus), *options]).exit_code == 0
-    return out
+@pytest.fixture
+def run(lstm_run: Path) -> Path:
+    """The shared 2x16 LSTM run (conftest), trained once for these and the page test."""
+    return lstm_run
 
 
 def embedded(page: Path) -> dict[str, object]:
@@ -68,15 +63,23 @@ def test_a_big_text_is_capped_and_the_default_is_the_validation_text(
     assert default.exit_code == 0 and "the run's validation text" in default.stderr
 
 
-def test_terminal_view_and_bad_input(run: Path, tmp_path: Path) -> None:
+def test_the_terminal_view_shows_the_text_and_the_unit_asked_for(run: Path) -> None:
     shown = runner.invoke(app, ["inspect", str(run), "--text", "the cat sat.\n", "--terminal",
                                 "--unit", "2:cell:3"])  # fmt: skip
     assert shown.exit_code == 0, shown.output
     assert "layer 2 cell unit 3" in shown.stdout and "the cat sat." in shown.stdout
+
+
+def test_a_text_too_short_to_correlate_offers_no_unit_and_says_why(run: Path) -> None:
+    shown = runner.invoke(app, ["inspect", str(run), "--text", "the cat sat.\n"])
+    assert shown.exit_code == 0, shown.output
     # 13 characters: no unit is offered as a finding, and the page and stderr say why
     assert "too short to correlate" in shown.stderr and "r = " not in shown.stderr
     page = (run / "inspect.html").read_text()
     assert 'id="matches-note"' in page and "too short to correlate" in page
+
+
+def test_bad_inspect_input_is_one_line_with_the_right_exit_code(run: Path, tmp_path: Path) -> None:
     cases = [
         (["--text", "x", str(tmp_path)], 2, "not both"),
         (["--text", "ΩΩ"], 1, "Ω"),
@@ -88,6 +91,9 @@ def test_terminal_view_and_bad_input(run: Path, tmp_path: Path) -> None:
         result = runner.invoke(app, ["inspect", str(run), *options])
         assert result.exit_code == code, (options, result.output)
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_skip_unknown_drops_characters_the_model_does_not_know(run: Path) -> None:
     skipped = runner.invoke(app, ["inspect", str(run), "--text", "catΩ sat", "--skip-unknown"])
     assert skipped.exit_code == 0 and len(embedded(run / "inspect.html")["bits"]) == 7
 

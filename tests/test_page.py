@@ -29,16 +29,15 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("page")
-    corpus = folder / "code.txt"
-    corpus.write_text(make_text(6000) + '\nsay "hello (there)" twice\n', encoding="utf-8")
-    run = folder / "run"
-    options = ["--steps", "60", "--out", str(run), "-q", *tiny_cli(hidden=24)]
-    assert runner.invoke(app, ["train", str(corpus), "--cell", "lstm", *options]).exit_code == 0
-    result = runner.invoke(app, ["inspect", str(run), str(corpus), "--max-chars", "800"])
+def page(lstm_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The page of the shared 2x16 LSTM run (conftest) over its own training text."""
+    out = tmp_path_factory.mktemp("page") / "inspect.html"
+    corpus = lstm_run.parent / "t.txt"
+    result = runner.invoke(
+        app, ["inspect", str(lstm_run), str(corpus), "--max-chars", "800", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
-    return run / "inspect.html"
+    return out
 
 
 @pytest.fixture(scope="module")
