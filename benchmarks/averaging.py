@@ -52,15 +52,16 @@ def _ride_along(log: Path) -> None:
         evaluate(self, *args)
         final = args[3]
         began = time.perf_counter()
-        row: dict[str, Any] = {"step": self.step, "final": final, "raw_part": self.part_loss[1]}
-        windows = [("part", self.eval_part)] + ([("whole", self.validation)] if final else [])
+        validator = self.validator
+        row: dict[str, Any] = {"step": self.step, "final": final, "raw_part": validator.last[1]}
+        windows = [("part", validator.part)] + ([("whole", self.validation)] if final else [])
         if final:
-            row["raw_whole"] = self.evaluate(self.validation)
+            row["raw_whole"] = validator.evaluate(self.validation)
             row["best_whole"] = self.best_val_loss
         for name, part in windows:
             for width, average in averages.items():
                 with average.swapped_in(self.model):
-                    row[f"avg{width}_{name}"] = self.evaluate(part)
+                    row[f"avg{width}_{name}"] = validator.evaluate(part)
         self.clock.started += time.perf_counter() - began  # not the run's time
         with log.open("a") as handle:
             handle.write(json.dumps(row) + "\n")

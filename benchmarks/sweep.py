@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -127,7 +126,7 @@ def sweep(texts: list[str], budgets: list[str], configs: list[str], repeat: int)
                         else:
                             result = charrnn_run(path, budget, CONFIGS[config])
                         row = {"text": text, "budget": budget, "config": config, **result}
-                        row["machine"] = platform.processor() or platform.machine()
+                        row["machine"] = machine()
                         row["date"] = time.strftime("%Y-%m-%d %H:%M")
                         print(json.dumps(row), flush=True)
                         with RESULTS.open("a") as handle:
@@ -139,18 +138,36 @@ def _short(settings: str) -> str:
     return settings.removeprefix("auto settings: ").split(": about")[0]
 
 
-def table() -> None:
-    """Markdown: best validation loss per text, budget and config, auto beside the plain loop."""
+def table(since: str = "") -> None:
+    """Markdown: best validation loss per text, budget and config (runs dated ``since``
+    or later; several runs of one are listed together), with the machine they ran on."""
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["text"], row["budget"], row["config"]), []).append(row)
-    print("| text | `--time` | what ran | best val loss (nats) | whole command |")
-    print("|---|---|---|---|---|")
-    for (text, budget, config), runs in sorted(groups.items()):
-        loss = " / ".join(f"{r['best_val_loss']:.3f}" for r in runs)
+        if row.get("date", "") >= since:
+            groups.setdefault((row["text"], row["budget"], row["config"]), []).append(row)
+    print("| text | `--time` | what ran | best val loss (nats) | whole command | evaluating |")
+    print("|---|---|---|---|---|---|")
+    order = {"75s": 0, "5m": 1, "30m": 2}
+    for (text, budget, config), runs in sorted(
+        groups.items(), key=lambda g: (g[0][0], order.get(g[0][1], 9), g[0][2])
+    ):
+        loss = " / ".join(f"{r['best_val_loss']:.4f}" for r in runs)
         what = f"{config}: {_short(runs[-1]['settings'])}"
-        print(f"| {text} | {budget} | {what} | {loss} | {max(r['wall_s'] for r in runs):.0f} s |")
+        wall = max(r["wall_s"] for r in runs)
+        share = max((r.get("eval_s", 0.0) / r["wall_s"] for r in runs), default=0.0)
+        shown = f"{100 * share:.1f} %" if any("eval_s" in r for r in runs) else "-"
+        print(f"| {text} | {budget} | {what} | {loss} | {wall:.0f} s | {shown} |")
+    machines = sorted({r.get("machine", "?") for runs in groups.values() for r in runs})
+    print(f"\nmachine: {'; '.join(machines)}")
+
+
+def machine() -> str:
+    """The CPU, its cores and whether it has bf16: what a figure was measured on."""
+    from benchmarks.run import machine as facts
+
+    found = facts()
+    return f"{found['cpu']}, {found['cores']} cores, bf16 {'yes' if found['cpu_bf16'] else 'no'}"
 
 
 def main() -> None:
@@ -160,9 +177,10 @@ def main() -> None:
     parser.add_argument("--configs", default="auto,plain")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--table", action="store_true", help="print the table and stop")
+    parser.add_argument("--since", default="", help="the table: runs from this date on")
     args = parser.parse_args()
     if args.table:
-        table()
+        table(args.since)
         return
     sweep(args.texts.split(","), args.budgets.split(","), args.configs.split(","), args.repeat)
 

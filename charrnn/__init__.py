@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from charrnn.data.vocab import Vocab
     from charrnn.errors import CharRNNError
-    from charrnn.model.network import CharRNN
     from charrnn.layering import Layers
+    from charrnn.model.network import CharRNN
     from charrnn.sampling.sampler import Request, SampleSettings, generate, stream
     from charrnn.training.launch import resume, train
 
@@ -63,8 +63,8 @@ __all__ = [
     "DataConfig",
     "Layers",
     "ModelConfig",
-    "RunConfig",
     "Request",
+    "RunConfig",
     "SampleSettings",
     "TrainConfig",
     "Vocab",

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import Recorder, make_text, tiny_config
+from test_training import stop_after
 
 from charrnn.checkpoint import load_checkpoint, save_checkpoint
 from charrnn.config import ModelConfig
@@ -24,8 +26,6 @@ from charrnn.training.evaluation import validation_loss
 from charrnn.training.launch import resume, train
 from charrnn.training.loop import Trainer
 from charrnn.training.schedule import PlanWatch
-from tests.conftest import Recorder, make_text, tiny_config
-from tests.test_training import stop_after
 
 
 def _model(seed: int) -> CharRNN:

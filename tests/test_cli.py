@@ -133,6 +133,18 @@ def test_vocab_counts_without_writing_an_encoded_copy(tmp_path: Path, corpus_fil
     assert f"{text.count(top):,}" in result.stdout  # the commonest symbol's count
 
 
+def test_vocab_never_loads_torch(corpus_file: Path) -> None:
+    # Every command's error wrapper imported torch (1.4 s, 200 MB) to learn its rank.
+    code = (
+        "import sys\nfrom charrnn.cli.app import main\n"
+        f"sys.argv = ['charrnn', 'vocab', {str(corpus_file)!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('torch loaded' if 'torch' in sys.modules else 'no torch', file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "symbols" in done.stdout and done.stderr.strip().endswith("no torch"), done.stderr
+
+
 def test_vocab_of_the_default_corpus() -> None:
     result = run("vocab", "--max-mb", "0.1")
     assert result.exit_code == 0, result.output

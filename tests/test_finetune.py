@@ -37,6 +37,38 @@ def test_transplant_keeps_every_known_prediction(embed: int) -> None:
     assert after[..., c].max() <= before.max()  # a new character starts unlikely
 
 
+def test_fine_tuning_settings_take_the_source_shape_over_what_was_given(tmp_path: Path) -> None:
+    # The merge the CLI used to write inline: shape and vocabulary kind from the source,
+    # everything else from the new run's settings, for layers and whole configs alike.
+    from dataclasses import replace
+
+    from conftest import tiny_config
+
+    from charrnn.checkpoint import Checkpoint
+    from charrnn.layering import Layers
+    from charrnn.training.finetune import Start, fine_tuning
+
+    source_config = tiny_config(None)
+    source_config = replace(
+        source_config, model=replace(source_config.model, cell="lstm", hidden_size=12)
+    )
+    vocab = Vocab.from_text("abc\n")
+    model = CharRNN(len(vocab), source_config.model)
+    checkpoint = Checkpoint(config=source_config, vocab=vocab, model=model.state_dict(), step=5)
+    start = Start(tmp_path / "source", model, checkpoint)
+    given = {"model": {"hidden_size": 99}, "train": {"lr": 0.05, "steps": 7}}
+    layers = fine_tuning(Layers(file="new.txt", given=given), start)
+    assert isinstance(layers, Layers)
+    settled = layers.settle()
+    assert (settled.model.cell, settled.model.hidden_size) == ("lstm", 12)
+    assert settled.train.lr == 0.05 and settled.train.steps == 7
+    assert settled.train.init_from == str(tmp_path / "source")
+    whole = fine_tuning(tiny_config(tmp_path / "new.txt", lr=0.05), start)
+    assert not isinstance(whole, Layers)
+    assert whole.model.hidden_size == 12 and whole.train.lr == 0.05
+    assert whole.train.init_from == str(tmp_path / "source")
+
+
 def best(run: Path) -> float:
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return min(json.loads(line)["val_loss"] for line in lines)

@@ -115,13 +115,14 @@ def test_a_hostile_text_run_and_name_leave_the_page_working(  # type: ignore[no-
     run = tmp_path / "run <!--<script>"
     options = ["--steps", "10", "--out", str(run), "-q", *tiny_cli()]
     assert runner.invoke(app, ["train", str(corpus), "--cell", "lstm", *options]).exit_code == 0
-    result = runner.invoke(app, ["inspect", str(run), "--text", HOSTILE * 4])
+    # Seven times: over the 200 characters below which no unit is offered (too short).
+    result = runner.invoke(app, ["inspect", str(run), "--text", HOSTILE * 7])
     assert result.exit_code == 0, result.output
     browser.get((run / "inspect.html").as_uri())
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     # Before: the view, the neurons and the feature table were all empty.
     spans = browser.find_elements(By.CSS_SELECTOR, "#surprisal span")
-    assert len(spans) == len(HOSTILE) * 4  # one per character
+    assert len(spans) == len(HOSTILE) * 7  # one per character
     assert browser.find_elements(By.CSS_SELECTOR, "#neurons span")
     assert browser.find_elements(By.CSS_SELECTOR, "#matches tr")
     assert "<!--<script>" in browser.find_element(By.TAG_NAME, "h1").text

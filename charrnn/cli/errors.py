@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -70,16 +71,16 @@ def friendly_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         # Under torchrun every process runs the command: rank 0 speaks for the run, and
-        # another rank only for a failure of its own, saying which rank it is.
-        from charrnn.training.distributed import (  # loads torch: not at start
-            PeerFailed,
-            from_environment,
-        )
+        # another rank only for a failure of its own, saying which rank it is. Outside
+        # it, torch is not loaded here (vocab, corpus, info do without it).
+        rank = 0
+        if "RANK" in os.environ:
+            from charrnn.training.distributed import from_environment
 
-        try:
-            rank = from_environment().rank
-        except CharRNNError:  # malformed torchrun variables: the command itself says so
-            rank = 0
+            try:
+                rank = from_environment().rank
+            except CharRNNError:  # malformed torchrun variables: the command says so
+                rank = 0
         prefix = f"rank {rank}: " if rank else ""
         try:
             return command(*args, **kwargs)
@@ -88,7 +89,7 @@ def friendly_errors(command: F) -> F:
                 typer.echo(printable(str(exc), keep="\n"), err=True)
             raise typer.Exit(code=exc.exit_code) from None
         except CharRNNError as exc:
-            if not prefix or not isinstance(exc, PeerFailed):
+            if not prefix or not _peer_failed(exc):
                 typer.echo(f"{prefix}error: {printable(str(exc), keep=chr(10))}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt as exc:  # Ctrl-C, or a StopSignal (TERM, HUP, QUIT)
@@ -96,3 +97,10 @@ def friendly_errors(command: F) -> F:
             raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _peer_failed(exc: CharRNNError) -> bool:
+    """Whether another rank's failure stopped this one (that rank says why)."""
+    from charrnn.training.distributed import PeerFailed
+
+    return isinstance(exc, PeerFailed)

@@ -93,6 +93,7 @@ def train(
     and this machine (--preset auto, said in one line at start); the defaults below
     apply under a named --preset.
     """
+    from charrnn.cli import STARTED
     from charrnn.cli.live import JsonReporter, LiveReporter, Quiet
     from charrnn.training import launch
 
@@ -134,6 +135,7 @@ def train(
                 reporter=reporter,
                 cache_dir=cache_dir,
                 skip_unknown=skip_unknown,
+                started=STARTED,
             )
             return
         given = overrides(
@@ -199,6 +201,7 @@ def train(
             cache_dir=cache_dir,
             skip_unknown=skip_unknown,
             init_from=init_from,
+            started=STARTED,
         )
     finally:
         if isinstance(shown, LiveReporter):

@@ -9,13 +9,15 @@ a third of a 75-second budget on a slow CPU.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charrnn.checkpoint import Checkpoint, load_checkpoint
+from charrnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from charrnn.config import Docs, TrainConfig
 from charrnn.data.items import ItemValidation
 from charrnn.data.streams import ValidationWindows
@@ -23,6 +25,7 @@ from charrnn.data.vocab import Vocab
 from charrnn.model.network import CharRNN, State
 from charrnn.sampling.endings import draw_items
 from charrnn.sampling.sampler import SampleSettings, generate
+from charrnn.training.averaging import WeightAverage
 from charrnn.training.schedule import EVALUATIONS, MAX_EVALUATION_SHARE
 
 
@@ -115,3 +118,118 @@ def loss_of_saved(
         model.load_state_dict(own)
         model.train()
     return checkpoint, loss
+
+
+Windows = ValidationWindows | ItemValidation
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one evaluation found: the windows it read, the loss, whether that is a new
+    best, and whether the weight average (not the weights) gave it; ``kept_best`` is
+    best.pt's whole-text figure when the final evaluation kept it."""
+
+    windows: Windows
+    loss: float
+    is_best: bool
+    averaged: bool
+    kept_best: float | None = None
+
+
+class Validator:
+    """What each evaluation reads and which weights it keeps.
+
+    During training: a fixed part of the validation text (chosen at the first
+    evaluation from the speed measured so far, then the same every time), read with
+    the weights and with their running average; the better counts. The final
+    evaluation chooses on that part between those and ``best.pt`` from an earlier
+    step, then reads the whole text for the chosen one: the figure a run reports.
+    """
+
+    def __init__(
+        self,
+        model: CharRNN,
+        validation: Windows,
+        device: torch.device,
+        config: TrainConfig,
+        average: WeightAverage | None,
+    ) -> None:
+        self.model, self.validation, self.device = model, validation, device
+        self.config, self.average = config, average
+        self.part: Windows | None = None
+        # (step, loss, averaged) of the last read of the part: a final evaluation right
+        # after one at the same step reads it once.
+        self.last: tuple[int, float, bool] = (-1, math.inf, False)
+
+    @property
+    def reads(self) -> int:
+        """Weights each evaluation reads the part with: 2 with an average."""
+        return 1 if self.average is None else 2
+
+    def evaluate(self, windows: Windows | None = None) -> float:
+        """Mean validation loss in nats per character over ``windows`` (default: the
+        whole validation text); the model is back in training mode after."""
+        loss = validation_loss(self.model, windows or self.validation, self.device)
+        self.model.train()
+        return loss
+
+    def choose_part(self, *, train_chars_per_s: float, budget_s: float) -> Windows:
+        """The part evaluations during training read (chosen once)."""
+        if self.part is None:
+            self.part = evaluation_part(
+                self.validation,
+                self.config,
+                train_chars_per_s=train_chars_per_s,
+                budget_s=budget_s,
+                reads=self.reads,
+            )
+        return self.part
+
+    def better_on_part(self, step: int) -> tuple[float, bool]:
+        """(loss, averaged) on the part of the better of the weights and their
+        average at ``step``, read once per step."""
+        assert self.part is not None, "choose_part first"
+        at, loss, averaged = self.last
+        if at == step:
+            return loss, averaged
+        loss, averaged = self.evaluate(self.part), False
+        if self.average is not None and self.average.updates:
+            with self.average.swapped_in(self.model):
+                of_average = self.evaluate(self.part)
+            if of_average < loss:
+                loss, averaged = of_average, True
+        self.last = (step, loss, averaged)
+        return loss, averaged
+
+    def whole_loss(self, averaged: bool) -> float:
+        """The loss on the whole validation text of the weights, or their average."""
+        if not averaged or self.average is None:
+            return self.evaluate(self.validation)
+        with self.average.swapped_in(self.model):
+            return self.evaluate(self.validation)
+
+    def read(self, step: int, *, final: bool, best_loss: float, best_path: Path) -> Reading:
+        """This evaluation, against the best loss so far (``best_loss``, best.pt's).
+        When the final one keeps best.pt from an earlier step, best.pt is rewritten
+        with its figure on the whole text (:attr:`Reading.kept_best`)."""
+        assert self.part is not None, "choose_part first"
+        loss, averaged = self.better_on_part(step)
+        if not final or self.part.whole:
+            return Reading(self.part, loss, loss < best_loss, averaged)
+        if loss < best_loss or not best_path.exists():
+            return Reading(self.validation, self.whole_loss(averaged), True, averaged)
+        # best.pt, from an earlier step, stays the best: its figure on the whole text.
+        saved, whole = loss_of_saved(best_path, self.model, self.validation, self.device)
+        save_checkpoint(best_path, replace(saved, best_val_loss=whole, best_whole=True))
+        return Reading(self.part, loss, False, averaged, kept_best=whole)
+
+    def final_cost(self, evaluation_s: float, first_guess_s: float) -> float:
+        """Seconds to keep back for the final evaluation: what the last one took
+        (``evaluation_s``, its reads of the part) plus one read of the whole text,
+        scaled; before any, ``first_guess_s``."""
+        if not evaluation_s or self.part is None:
+            return first_guess_s * self.reads
+        if self.part.whole:
+            return evaluation_s
+        scale = self.validation.num_targets / max(self.part.num_targets, 1)
+        return evaluation_s * (1 + scale / self.reads)

@@ -52,6 +52,7 @@ def train(
     skip_unknown: bool = False,
     stop: Callable[[], bool] | None = None,
     init_from: Path | None = None,
+    started: float | None = None,
 ) -> Summary:
     """Train a new model, keeping its files in ``out`` (default ``runs/NAME``).
 
@@ -63,6 +64,9 @@ def train(
     With ``init_from`` (``--init-from``), the model starts from that run's weights, keeps
     its shape and reads the text with both vocabularies
     (:mod:`charrnn.training.finetune`).
+
+    ``started`` (a :func:`time.monotonic` reading) is when the command began: a time
+    budget then counts its start-up too, so the command ends on time.
 
     Under torchrun every process calls this; rank 0 alone writes ``out`` and speaks.
 
@@ -115,7 +119,7 @@ def train(
         with holding(group, run_dir, claim=lambda: run_dir.claim(overwrite=overwrite)):
             on_main(group, lambda: run_dir.write_config(config))
             on_main(group, lambda: record_sources(dataset.corpus.source, run_dir.path))
-            return _run(trainer, stop)
+            return _run(trainer, stop, started)
 
 
 def default_out(config: RunConfig) -> Path:
@@ -133,8 +137,10 @@ def resume(
     cache_dir: Path | None = None,
     skip_unknown: bool = False,
     stop: Callable[[], bool] | None = None,
+    started: float | None = None,
 ) -> Summary:
-    """Continue the run in ``run_path`` from its ``last.pt``, optionally with a new budget."""
+    """Continue the run in ``run_path`` from its ``last.pt``, optionally with a new budget
+    (``started``: as for :func:`train`)."""
     run_dir = RunDir(run_path)
     if not run_dir.path.is_dir():
         raise CheckpointError(f"{run_dir.path}: no such run directory")
@@ -193,7 +199,7 @@ def resume(
                 run_dir.write_config(config)
 
             on_main(group, rewrite)
-            return _run(trainer, stop)
+            return _run(trainer, stop, started)
 
 
 def _auto_settings(dataset: Dataset, group: Group, device: torch.device, layers: Layers) -> Choice:
@@ -244,8 +250,11 @@ def _check_corpus_unchanged(checkpoint: Checkpoint, config: RunConfig) -> None:
         )
 
 
-def _run(trainer: Trainer, stop: Callable[[], bool] | None) -> Summary:
-    """Run with Ctrl-C turned into a clean stop, unless the caller handles stopping."""
+def _run(trainer: Trainer, stop: Callable[[], bool] | None, started: float | None) -> Summary:
+    """Run with Ctrl-C turned into a clean stop, unless the caller handles stopping;
+    the start-up since ``started`` comes out of a time budget."""
+    if started is not None:
+        trainer.budget.startup_s = max(time.monotonic() - started, 0.0)
     try:
         if stop is not None:
             return trainer.run()

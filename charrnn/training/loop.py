@@ -24,7 +24,6 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +38,6 @@ from charrnn.checkpoint import (
 )
 from charrnn.config import RunConfig
 from charrnn.data.dataset import Dataset, batches_for
-from charrnn.data.items import ItemValidation
-from charrnn.data.streams import ValidationWindows
 from charrnn.errors import CheckpointError, TrainingDiverged, TrainingInterrupted
 from charrnn.events import Evaluation, Progress, Reporter, RunStart, Summary, for_rank
 from charrnn.hardware import autocast_dtype, select_device, set_threads
@@ -48,12 +45,7 @@ from charrnn.model.network import CharRNN, State, detach_state, new_model
 from charrnn.rundir import RunDir
 from charrnn.training.averaging import AVERAGE_EVERY, WeightAverage
 from charrnn.training.distributed import Group
-from charrnn.training.evaluation import (
-    evaluation_part,
-    loss_of_saved,
-    progress_sample,
-    validation_loss,
-)
+from charrnn.training.evaluation import Reading, Validator, progress_sample
 from charrnn.training.schedule import Budget, Cadence, Clock, PlanWatch, Rate
 from charrnn.units import to_bits
 
@@ -97,12 +89,6 @@ class Trainer:
         self.autocast = autocast_dtype(tc.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
         self.batches, self.validation = batches_for(dataset, tc)
-        # What evaluations during training read: chosen at the first (see
-        # charrnn.training.evaluation.evaluation_part); the final one reads it all.
-        self.eval_part: ValidationWindows | ItemValidation | None = None
-        # (step, loss, averaged) of the last read of the part: the better of the
-        # weights and their average, and whether it was the average.
-        self.part_loss: tuple[int, float, bool] = (-1, math.inf, False)
         self.budget = Budget(tc, self.batches.windows_per_epoch)
         self.plan = PlanWatch(planned_chars_per_s, tc.time_s)
         self.cold_starts = self.batches.cold_starts()[:, self.rows].to(self.device)
@@ -110,6 +96,8 @@ class Trainer:
         # A running average of the weights, validated beside them (see
         # charrnn.training.averaging): best.pt holds whichever validates better.
         self.average = WeightAverage(self.model) if tc.average else None
+        # What each evaluation reads, and which weights it keeps.
+        self.validator = Validator(self.model, self.validation, self.device, tc, self.average)
         # The model itself (saved, evaluated, sampled) and what trains it: under torchrun,
         # DistributedDataParallel, which starts every rank from rank 0's weights and
         # averages the gradients.
@@ -239,10 +227,9 @@ class Trainer:
                 else None
             )
             self.group.restore_rng(checkpoint.rng, self.device)
+            # A run from before 0.4 has no average: it starts from here on (updates 0).
             if self.average is not None and checkpoint.averaged is not None:
                 self.average.load(checkpoint.averaged, checkpoint.averaged_updates)
-            elif self.average is not None:  # a run from before 0.4: average from here on
-                self.average = WeightAverage(self.model)
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise CheckpointError(f"{path}: cannot resume from this checkpoint: {exc}") from None
 
@@ -346,79 +333,19 @@ class Trainer:
 
     # -- evaluation --------------------------------------------------------------------
 
-    def evaluate(self, windows: ValidationWindows | ItemValidation | None = None) -> float:
-        """Mean validation loss in nats per character over ``windows`` (default: the
-        whole validation text)."""
-        loss = validation_loss(self.model, windows or self.validation, self.device)
-        self.model.train()
-        return loss
-
-    def _better_on(self, part: Any) -> tuple[float, bool]:
-        """(loss, averaged) on ``part`` of the better of the weights and their average,
-        read once per step."""
-        step, loss, averaged = self.part_loss
-        if step == self.step:
-            return loss, averaged
-        loss, averaged = self.evaluate(part), False
-        if self.average is not None and self.average.updates:
-            with self.average.swapped_in(self.model):
-                of_average = self.evaluate(part)
-            if of_average < loss:
-                loss, averaged = of_average, True
-        self.part_loss = (self.step, loss, averaged)
-        return loss, averaged
-
-    def _whole_loss(self, averaged: bool) -> float:
-        """The loss on the whole validation text of the weights, or their average."""
-        if not averaged or self.average is None:
-            return self.evaluate(self.validation)
-        with self.average.swapped_in(self.model):
-            return self.evaluate(self.validation)
-
-    @property
-    def _reads(self) -> int:
-        """Weights each evaluation reads the validation part with: 2 with an average."""
-        return 1 if self.average is None else 2
-
-    def _part(self, start: tuple[int, float], elapsed: float) -> Any:
-        """The part of the validation text evaluations during training read, chosen at
-        the first from the speed measured so far (then the same every time)."""
-        if self.eval_part is None:
-            steps = max(self.step - self.start_step, 1)
-            spent = max(elapsed - start[1], 1e-3)
-            total = self.budget.total_steps
-            budget_s = self.config.train.time_s or (spent / steps * (total or self.step))
-            self.eval_part = evaluation_part(
-                self.validation,
-                self.config.train,
-                train_chars_per_s=(self.chars_seen - start[0]) / spent,
-                budget_s=budget_s,
-                reads=self._reads,
-            )
-        return self.eval_part
-
-    def _validate(
-        self, final: bool, start: tuple[int, float], elapsed: float
-    ) -> tuple[Any, float, bool, bool]:
-        """(windows read, loss, whether it is the new best, whether the weight average
-        gave it) of this evaluation.
-
-        During training: the better of the weights and their average on the part,
-        compared with the best so far. The final one chooses on the part between
-        those and best.pt, then measures the chosen one on the whole text: the figure
-        the run reports and best.pt holds.
-        """
-        part = self._part(start, elapsed)
-        loss, averaged = self._better_on(part)  # a final right after one: read once
-        if not final or part.whole:
-            return part, loss, loss < self.best_val_loss, averaged
-        if loss < self.best_val_loss or not self.run_dir.best.exists():
-            return self.validation, self._whole_loss(averaged), True, averaged
-        # best.pt, from an earlier step, stays the best: its figure on the whole text.
-        saved, whole = loss_of_saved(self.run_dir.best, self.model, self.validation, self.device)
-        save_checkpoint(self.run_dir.best, replace(saved, best_val_loss=whole, best_whole=True))
-        self.best_val_loss, self.best_whole = whole, True
-        return part, loss, False, averaged
+    def _read(self, final: bool, start: tuple[int, float], elapsed: float) -> Reading:
+        """This evaluation (see :class:`~charrnn.training.evaluation.Validator`); the
+        part it reads is sized at the first from the training speed so far."""
+        steps = max(self.step - self.start_step, 1)
+        spent = max(elapsed - start[1], 1e-3)
+        self.validator.choose_part(
+            train_chars_per_s=(self.chars_seen - start[0]) / spent,
+            budget_s=self.config.train.time_s
+            or (spent / steps * (self.budget.total_steps or self.step)),
+        )
+        return self.validator.read(
+            self.step, final=final, best_loss=self.best_val_loss, best_path=self.run_dir.best
+        )
 
     def sample_text(self) -> str:
         """A short sample to show how the model writes at this point."""
@@ -443,7 +370,11 @@ class Trainer:
             began = self._elapsed()
             windows, val_loss, is_best, averaged = self.validation, 0.0, False, False
             if self.group.is_main:
-                windows, val_loss, is_best, averaged = self._validate(final, start, elapsed)
+                reading = self._read(final, start, elapsed)
+                windows, val_loss, is_best = reading.windows, reading.loss, reading.is_best
+                averaged = reading.averaged
+                if reading.kept_best is not None:  # best.pt stays, measured on it all
+                    self.best_val_loss, self.best_whole = reading.kept_best, True
             val_loss = self.group.from_main(val_loss)
             is_best = self.group.from_main(float(is_best)) > 0
             averaged = self.group.from_main(float(averaged)) > 0
@@ -482,12 +413,13 @@ class Trainer:
         self, lr: float, elapsed: float, chars_per_s: float, start: tuple[int, float]
     ) -> None:
         """Make the evaluation just done at this step the final one."""
-        if self.eval_part is not None and self.eval_part.whole:
+        part = self.validator.part
+        if part is not None and part.whole:
             # It read the whole text: its figure is final already (reading it again
             # cost a whole evaluation past the budget); a best.pt saved by it is
             # saved again to say the run is finished.
             if self.since_best == 0:  # every rank: the checkpoint gathers their state
-                self.save(best=True, last=False, averaged=self.part_loss[2])
+                self.save(best=True, last=False, averaged=self.validator.last[2])
             return
         self._evaluate_and_record(lr, elapsed, chars_per_s, True, start)
 
@@ -559,10 +491,11 @@ class Trainer:
         return self._elapsed() - before
 
     def _evaluation_estimate(self, start: tuple[int, float], elapsed: float) -> float:
-        """Seconds the first evaluation will take, from the training speed so far: a
-        forward pass costs about a third of a training step per character."""
+        """Seconds one read of the whole validation text will take, from the training
+        speed so far: a forward pass costs about a third of a training step per
+        character."""
         speed = (self.chars_seen - start[0]) / max(elapsed - start[1], 1e-3)
-        return self.validation.num_targets / max(speed, 1.0) / 2 * self._reads
+        return self.validation.num_targets / max(speed, 1.0) / 2
 
     def run(self) -> Summary:
         """Train until the budget is used up (or patience runs out); save and return
@@ -627,16 +560,10 @@ class Trainer:
             self.stopped_by = stopped_by
             if self.step % tc.save_every == 0 or self.finished:
                 self.save_cost = self._timed(self.save)
-            evaluation_cost = self._evaluation_estimate(start, elapsed)
-            if self.evaluation_cost and self.eval_part is not None:
-                # The final evaluation reads the part (with the weights and their
-                # average) and then, for the ones it chooses, the whole text: what
-                # one read of the part cost, scaled.
-                scale = self.validation.num_targets / max(self.eval_part.num_targets, 1)
-                evaluation_cost = self.evaluation_cost * (
-                    1 if self.eval_part.whole else 1 + scale / self._reads
-                )
-            self.budget.reserve_s = evaluation_cost + self.save_cost
+            final_cost = self.validator.final_cost(
+                self.evaluation_cost, self._evaluation_estimate(start, elapsed)
+            )
+            self.budget.reserve_s = final_cost + self.save_cost
 
         spent = self.clock.breakdown()
         summary = Summary(
@@ -648,7 +575,9 @@ class Trainer:
             last_val_loss=self.last_val_loss,
             stopped_by=stopped_by,
             bad_steps=self.bad_steps,
-            time_spent=spent,
+            time_spent={"starting": round(self.budget.startup_s, 2), **spent}
+            if self.budget.startup_s
+            else spent,
             chars_per_s=(self.chars_seen - start[0]) / max(spent["training"], 1e-9),
             planned_chars_per_s=self.plan.planned,
         )

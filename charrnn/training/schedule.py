@@ -48,9 +48,9 @@ def total_steps(config: TrainConfig, windows_per_epoch: int) -> int | None:
 class Budget:
     """A run's budget in steps, epochs and seconds, whichever ends first.
 
-    Seconds are the run's whole wall time, as a person reads a clock: evaluating and
-    saving count. Training stops early enough for the final evaluation and save to
-    fit: ``reserve_s`` (what the last ones took) is kept back for them.
+    Seconds are the run's whole wall time, as a person reads a clock: start-up,
+    evaluating and saving count. Training stops early enough for the final evaluation
+    and save to fit: ``reserve_s`` (what the last ones took) is kept back for them.
     """
 
     def __init__(self, config: TrainConfig, windows_per_epoch: int) -> None:
@@ -58,10 +58,15 @@ class Budget:
         self.windows_per_epoch = windows_per_epoch
         self.total_steps = total_steps(config, windows_per_epoch)
         self.reserve_s = 0.0
+        # Seconds the command spent before training began (imports, reading the text,
+        # auto's measurement): they come out of a time budget too.
+        self.startup_s = 0.0
 
     def _training_seconds(self) -> float | None:
         time_s = self.config.time_s
-        return None if time_s is None else max(time_s - self.reserve_s, 0.5 * time_s)
+        if time_s is None:
+            return None
+        return max(time_s - self.reserve_s - self.startup_s, 0.5 * time_s)
 
     def fraction(self, step: int, elapsed: float) -> float:
         """Share of the budget used after ``step`` steps and ``elapsed`` seconds."""
