@@ -52,6 +52,8 @@ CONFIGS: dict[str, list[str]] = {
     "2x512-b16x100": _fixed(2, 512, 16, 100, 3e-3, 0.0),
     "2x512-b16x100-d0.2": _fixed(2, 512, 16, 100, 3e-3, 0.2),
     "3x512-b16x100-d0.2": _fixed(3, 512, 16, 100, 3e-3, 0.2),
+    # The 30-minute rung with less dropout: is 0.2 too much at 6 passes?
+    "2x768-d0.1": _fixed(2, 768, 32, 64, 3e-3, 0.1),
 }
 
 

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 from charrnn.errors import ConfigError
+
+
+def cpu_name() -> str:
+    """The CPU's model name ("AMD EPYC", "Intel(R) Xeon(R) ..."): what a speed was
+    measured on."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def select_device(name: str = "auto") -> torch.device:

@@ -278,6 +278,19 @@ def _from_meta(name: str, path: Path, folder: Path, meta: dict[str, Any]) -> Cor
     )
 
 
+def _cached(
+    path: Path, encoding: str, byte_level: bool, cache_dir: Path | None
+) -> tuple[os.stat_result, Path, dict[str, Any] | None]:
+    """The readable file's status, its cache folder and the cache's record (if any)."""
+    st = check_readable(path)
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise CorpusError(f"unknown encoding {encoding!r}") from None
+    folder = (cache_dir or default_cache_dir()) / "encoded" / _cache_key(path, encoding, byte_level)
+    return st, folder, _read_meta(folder)
+
+
 def load_corpus(
     path: Path,
     *,
@@ -294,14 +307,8 @@ def load_corpus(
     the user knows why there is a pause (about 50 ms per MB).
     """
     path = Path(path)
-    st = check_readable(path)
+    st, folder, meta = _cached(path, encoding, byte_level, cache_dir)
     name = name or path.stem or "corpus"
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise CorpusError(f"unknown encoding {encoding!r}") from None
-    folder = (cache_dir or default_cache_dir()) / "encoded" / _cache_key(path, encoding, byte_level)
-    meta = _read_meta(folder)
     if meta and meta["size"] == st.st_size and meta["mtime_ns"] == st.st_mtime_ns:
         return _from_meta(name, path, folder, meta)
 
@@ -352,14 +359,7 @@ def vocabulary_of(
     From the corpus cache when it is fresh, else one reading pass (``charrnn vocab``
     on a 100 MB text: the speed and memory of counting, with no encoded copy written).
     """
-    path = Path(path)
-    st = check_readable(path)
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise CorpusError(f"unknown encoding {encoding!r}") from None
-    folder = (cache_dir or default_cache_dir()) / "encoded" / _cache_key(path, encoding, byte_level)
-    meta = _read_meta(folder)
+    st, _, meta = _cached(Path(path), encoding, byte_level, cache_dir)
     if meta and meta["size"] == st.st_size and meta["mtime_ns"] == st.st_mtime_ns:
         return Vocab.from_dict(meta["vocab"]), np.asarray(meta["counts"], dtype=np.int64)
     vocab, counts, _, _ = _scan(path, encoding, byte_level)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch import nn
 
 from charrnn.data.text import default_cache_dir
 from charrnn.files import atomic_write_text
+from charrnn.hardware import cpu_name
 
 # Below this batch x hidden size a step's matrices are tiny, the hand-written loop's
 # per-step Python work dominates everywhere, and measuring would cost more than any
@@ -44,15 +44,7 @@ Runner = Callable[[nn.RNNBase, torch.Tensor, bool], tuple[torch.Tensor, torch.Te
 
 def machine_key() -> str:
     """This CPU and torch build: what a remembered choice is valid for."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu} | torch {torch.__version__}"
+    return f"{cpu_name()} | torch {torch.__version__}"
 
 
 def shape_key(module: nn.RNNBase, batch: int) -> str:

@@ -154,12 +154,11 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------
 
-    def checkpoint(self, *, averaged: bool = False) -> Checkpoint:
+    def checkpoint(self) -> Checkpoint:
         """Everything that decides what happens next — weights, optimizer, step, carried
         state, counters, random-generator states, the weight average — so a resumed run
         continues exactly as if it had never stopped. Every rank must call it at the
-        same step: it gathers the ranks' state. With ``averaged`` its weights are the
-        average's (a best.pt the average won).
+        same step: it gathers the ranks' state.
         """
         corpus = self.dataset.corpus
         rng = self.group.rng_states(self.device)
@@ -167,7 +166,7 @@ class Trainer:
         return Checkpoint(
             config=self.config,
             vocab=self.vocab,
-            model=self._weights(averaged),
+            model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
             step=self.step,
             chars_seen=self.chars_seen,
@@ -243,8 +242,9 @@ class Trainer:
             if last:
                 save_checkpoint(self.run_dir.last, checkpoint)
             if best:
-                weights = self._weights(averaged) if averaged else checkpoint.model
-                save_checkpoint(self.run_dir.best, replace(checkpoint, model=weights))
+                save_checkpoint(
+                    self.run_dir.best, replace(checkpoint, model=self._weights(averaged))
+                )
 
     def release(self) -> None:
         """Drop the DistributedDataParallel wrapper while the process group still exists.
