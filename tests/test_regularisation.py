@@ -222,6 +222,18 @@ def test_slow_evaluations_are_spread_out_to_stay_under_a_share_of_a_time_budget(
     assert cadence.due(0, 0.61)
 
 
+def test_the_final_evaluation_comes_out_of_the_same_share() -> None:
+    # The final one reads the whole validation text: 3 s of the 8 s (8 % of 100 s)
+    # leaves 5 s for 1-second evaluations during training: every 20 s, not every 12.5.
+    cadence = Cadence(TrainConfig(steps=None, time_s=100.0, eval_every=None))
+    cadence.evaluated(0.1, cost_s=1.0, final_s=3.0)
+    assert not cadence.due(0, 0.29) and cadence.due(0, 0.31)
+    # A final one estimated at more than the share takes three quarters of it: 2 s of
+    # room for the evaluations during training.
+    cadence.evaluated(0.3, cost_s=1.0, final_s=9.0)
+    assert not cadence.due(0, 0.79) and cadence.due(0, 0.81)
+
+
 def _settle(given: dict[str, dict[str, object]]):
     def settle(chosen: dict[str, dict[str, object]]) -> RunConfig:
         return layered(chosen=chosen, given=given)

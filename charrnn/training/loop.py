@@ -128,6 +128,7 @@ class Trainer:
         # What the last evaluation and save took (rank-agreed): the time budget keeps
         # this much back for the final ones.
         self.evaluation_cost = self.save_cost = 0.0
+        self.reading_cost = 0.0  # of that evaluation, reading the validation text
 
     def _build(self) -> tuple[CharRNN, torch.optim.Optimizer]:
         """The model on this device and AdamW over it (weight decay on matrices only)."""
@@ -380,6 +381,7 @@ class Trainer:
             averaged = self.group.from_main(float(averaged)) > 0
             self.best_val_loss = self.group.from_main(self.best_val_loss)
             val_s = self._elapsed() - began
+            self.reading_cost = val_s
             sample = self.sample_text() if self.group.is_main else ""
         self.last_val_loss = val_loss
         self.since_best = 0 if is_best else self.since_best + 1
@@ -490,6 +492,16 @@ class Trainer:
         action()
         return self._elapsed() - before
 
+    def _final_cost(self, start: tuple[int, float], elapsed: float) -> float:
+        """Seconds the final evaluation will take: its reads of the validation text
+        scaled from the last evaluation's (only the reading scales with the text: a
+        best.pt saved inside the evaluation, scaled 100-fold, once kept a tenth of a
+        4-second budget back), plus the rest of that evaluation once."""
+        reads = self.validator.final_cost(
+            self.reading_cost, self._evaluation_estimate(start, elapsed)
+        )
+        return reads + max(self.evaluation_cost - self.reading_cost, 0.0)
+
     def _evaluation_estimate(self, start: tuple[int, float], elapsed: float) -> float:
         """Seconds one read of the whole validation text will take, from the training
         speed so far: a forward pass costs about a third of a training step per
@@ -543,7 +555,7 @@ class Trainer:
                 final = stopped_by is not None
                 evaluation = partial(self._evaluate_and_record, lr, elapsed, rate, final, start)
                 self.evaluation_cost = self._timed(evaluation)
-                cadence.evaluated(fraction, self.evaluation_cost)
+                cadence.evaluated(fraction, self.evaluation_cost, self._final_cost(start, elapsed))
                 if stopped_by is None and self._out_of_patience():
                     stopped_by = "patience"
                 if stopped_by is None:
@@ -560,10 +572,7 @@ class Trainer:
             self.stopped_by = stopped_by
             if self.step % tc.save_every == 0 or self.finished:
                 self.save_cost = self._timed(self.save)
-            final_cost = self.validator.final_cost(
-                self.evaluation_cost, self._evaluation_estimate(start, elapsed)
-            )
-            self.budget.reserve_s = final_cost + self.save_cost
+            self.budget.reserve_s = self._final_cost(start, elapsed) + self.save_cost
 
         spent = self.clock.breakdown()
         summary = Summary(
