@@ -54,6 +54,10 @@ CONFIGS: dict[str, list[str]] = {
     "3x512-b16x100-d0.2": _fixed(3, 512, 16, 100, 3e-3, 0.2),
     # The 30-minute rung with less dropout: is 0.2 too much at 6 passes?
     "2x768-d0.1": _fixed(2, 768, 32, 64, 3e-3, 0.1),
+    # Many passes over a small text: is the top row's 0.3 enough?
+    "1x512-d0.2": _fixed(1, 512, 32, 32, 1e-2, 0.2),
+    "1x512-d0.5": _fixed(1, 512, 32, 32, 1e-2, 0.5),
+    "2x512-d0.5": _fixed(2, 512, 32, 64, 4e-3, 0.5),
 }
 
 
