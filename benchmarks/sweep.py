@@ -146,20 +146,23 @@ def _short(settings: str) -> str:
 
 def table(since: str = "") -> None:
     """Markdown: best validation loss per text, budget and config (runs dated ``since``
-    or later; several runs of one are listed together), with the machine they ran on."""
+    or later; several runs of the same settings are listed together: auto's choice
+    changes with its rule, so its runs are grouped by what it chose), with the machine
+    they ran on."""
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         if row.get("date", "") >= since:
-            groups.setdefault((row["text"], row["budget"], row["config"]), []).append(row)
+            key = (row["text"], row["budget"], row["config"], _short(row["settings"]))
+            groups.setdefault(key, []).append(row)
     print("| text | `--time` | what ran | best val loss (nats) | whole command | evaluating |")
     print("|---|---|---|---|---|---|")
     order = {"75s": 0, "5m": 1, "30m": 2}
-    for (text, budget, config), runs in sorted(
-        groups.items(), key=lambda g: (g[0][0], order.get(g[0][1], 9), g[0][2])
+    for (text, budget, config, chosen), runs in sorted(
+        groups.items(), key=lambda g: (g[0][0], order.get(g[0][1], 9), g[0][2], g[0][3])
     ):
         loss = " / ".join(f"{r['best_val_loss']:.4f}" for r in runs)
-        what = f"{config}: {_short(runs[-1]['settings'])}"
+        what = f"{config}: {chosen}"
         wall = max(r["wall_s"] for r in runs)
         share = max((r.get("eval_s", 0.0) / r["wall_s"] for r in runs), default=0.0)
         shown = f"{100 * share:.1f} %" if any("eval_s" in r for r in runs) else "-"
