@@ -44,16 +44,16 @@ def any_work(monkeypatch: pytest.MonkeyPatch, trained: Calls) -> list[str]:
     command imports them when it runs, so a patched module attribute is what it gets)."""
     import charrnn.checkpoint
     import charrnn.compare.run
-    import charrnn.inspection.hello
-    import charrnn.inspection.trace
+    import charrnn.inspection.run
+    import charrnn.lecture.hello
     import charrnn.serving.export
 
     ran: list[str] = []
     entries = [
         (launch, "train"), (launch, "resume"), (charrnn.checkpoint, "load_model"),
         (charrnn.checkpoint, "load_checkpoint"), (charrnn.serving.export, "export"),
-        (charrnn.inspection.trace, "inspect_run"), (charrnn.compare.run, "compare"),
-        (charrnn.inspection.hello, "run_hello"),
+        (charrnn.inspection.run, "inspect_run"), (charrnn.compare.run, "compare"),
+        (charrnn.lecture.hello, "run_hello"),
     ]  # fmt: skip
     for module, name in entries:
         monkeypatch.setattr(module, name, lambda *a, _n=name, **k: ran.append(_n))

@@ -5,7 +5,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from charrnn.cli.app import app
-from charrnn.inspection.hello import run_hello
+from charrnn.lecture.hello import run_hello
 
 
 def test_lecture_example_learns_hello() -> None:

@@ -1,9 +1,9 @@
 """The floor plan: which wing may import which, checked on the source itself.
 
-Imports run one way, from the top floor down (the README draws it):
+Imports run one way, from the top floor down (docs/design.md draws it):
 
-    cli  >  compare, serving  >  inspection  >  training  >  sampling  >  store
-         >  model  >  data  >  ground
+    cli  >  compare, serving  >  inspection, lecture  >  training  >  sampling, scoring
+         >  store  >  model  >  data  >  ground
 
 A module may import its own wing and any wing below it, never one above or beside
 it; type-only and function-local imports count too, so no import circle can hide
@@ -35,8 +35,10 @@ FLOORS = {
     "model": 2,
     "store": 3,
     "sampling": 4,
+    "scoring": 4,
     "training": 5,
     "inspection": 6,
+    "lecture": 6,
     "compare": 7,
     "serving": 7,
     "cli": 8,

@@ -18,8 +18,8 @@ from charrnn.cli.score import coloured_text
 from charrnn.config import ModelConfig
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError, VocabError
-from charrnn.inspection.score import CHUNK, score_text
 from charrnn.model.network import CharRNN
+from charrnn.scoring.text import CHUNK, score_text
 from charrnn.training.launch import train
 
 runner = CliRunner()
@@ -128,8 +128,8 @@ ODD_LINES = "\n\nThe cat sat.\nA dog\n\n\nran far away.\n\nOld sky\nx\n\n" * 40 
 def test_a_file_scored_in_small_blocks_equals_the_whole_text(
     docs: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from charrnn.inspection import file_score
-    from charrnn.inspection import score as scoring
+    from charrnn.scoring import file as file_score
+    from charrnn.scoring import text as scoring
 
     torch.manual_seed(0)
     vocab = Vocab.from_text(ODD_LINES)
@@ -165,7 +165,7 @@ import resource, sys
 from pathlib import Path
 from charrnn.config import ModelConfig
 from charrnn.data.vocab import Vocab
-from charrnn.inspection import file_score
+from charrnn.scoring import file as file_score
 from charrnn.model.network import CharRNN
 file_score.BLOCK = int(sys.argv[2])
 path = Path(sys.argv[1])

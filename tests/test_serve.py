@@ -25,8 +25,8 @@ from conftest import make_text, tiny_config
 from charrnn.checkpoint import load_model
 from charrnn.config import DataConfig
 from charrnn.events import Silent
-from charrnn.inspection.score import score_text
 from charrnn.sampling.sampler import SampleSettings, generate
+from charrnn.scoring.text import score_text
 from charrnn.training.launch import train
 
 httpx = pytest.importorskip("httpx", reason="the serve extra's test tools are not installed")

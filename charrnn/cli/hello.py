@@ -15,7 +15,7 @@ from charrnn.cli.live import stdout_console
 from charrnn.files import output_target, write_output
 
 if TYPE_CHECKING:
-    from charrnn.inspection.hello import HelloResult
+    from charrnn.lecture.hello import HelloResult
 
 
 @friendly_errors
@@ -36,13 +36,13 @@ def hello(
     overwrite: opt.ReplaceFileOpt = False,
 ) -> None:
     """The lecture's example: a 3-unit RNN learns "hello" (takes a second)."""
-    from charrnn.inspection.hello import run_hello
+    from charrnn.lecture.hello import run_hello
 
     if page is not None:
         output_target(page, overwrite=overwrite)  # refused before the work, not after
     result = run_hello(steps=steps, seed=seed)
     if page is not None:
-        from charrnn.inspection.hello import hello_page
+        from charrnn.lecture.hello import hello_page
 
         write_output(page, hello_page(result), overwrite=overwrite)
         typer.echo(f"wrote {page} — open it in a browser", err=True)

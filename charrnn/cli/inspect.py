@@ -15,7 +15,7 @@ from charrnn.cli.score import shaded, unit_text
 from charrnn.units import to_bits
 
 if TYPE_CHECKING:
-    from charrnn.inspection.trace import Inspection
+    from charrnn.inspection.run import Inspection
 
 
 def _unit(text: str | None) -> tuple[int, str, int] | None:
@@ -80,7 +80,7 @@ def inspect(
     surprisal with the model's predictions, a neuron browser, gate saturation and how
     far back the gradient reaches."""
     from charrnn.cli.live import Quiet
-    from charrnn.inspection.trace import inspect_run
+    from charrnn.inspection.run import inspect_run
 
     chosen = _unit(unit)
     if file is not None and text is not None:

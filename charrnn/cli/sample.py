@@ -18,7 +18,7 @@ from charrnn.config import Device, Docs, SamplePrecision
 if TYPE_CHECKING:
     from charrnn.data.vocab import Vocab
     from charrnn.model.network import CharRNN
-    from charrnn.sampling.request import Request
+    from charrnn.sampling.sampler import Request
 
 
 LengthOpt = Annotated[
@@ -222,8 +222,8 @@ def sample(
     from charrnn.checkpoint import load_model
     from charrnn.cli.live import Quiet, char_progress
     from charrnn.hardware import select_device
-    from charrnn.sampling.request import Request, shaped_samples, wants_shaping
-    from charrnn.sampling.sampler import SampleSettings, fresh_seed
+    from charrnn.sampling.sampler import Request, SampleSettings, fresh_seed
+    from charrnn.sampling.shaping import shaped_samples, wants_shaping
 
     if prime == "-":
         prime = sys.stdin.read()
@@ -240,7 +240,7 @@ def sample(
         raise UsageError("a --docs run draws -n items; --num-samples is for streams")
     record = None
     if out_file is not None:
-        from charrnn.sampling.request import check_samples_target
+        from charrnn.sampling.shaping import check_samples_target
 
         record = check_samples_target(out_file, overwrite=overwrite)  # before the drawing
     if seed is None and out_file is not None:
@@ -270,7 +270,7 @@ def sample(
         )
     text = shaped.separator.join(shaped.texts) + "\n"
     if out_file is not None:
-        from charrnn.sampling.request import write_samples
+        from charrnn.sampling.shaping import write_samples
 
         write_samples(out_file, text, request, checkpoint, overwrite=overwrite)
         count = len(shaped.texts)

@@ -19,8 +19,8 @@ from charrnn.units import to_bits
 
 if TYPE_CHECKING:
     from charrnn.data.vocab import Vocab
-    from charrnn.inspection.file_score import FileScore, Spot
-    from charrnn.inspection.score import Line, Score
+    from charrnn.scoring.file import FileScore, Spot
+    from charrnn.scoring.text import Line, Score
 
 
 @friendly_errors
@@ -65,7 +65,7 @@ def score(
     from charrnn.cli.live import Quiet, byte_progress
     from charrnn.data.sources import resolve_inputs
     from charrnn.hardware import select_device
-    from charrnn.inspection.file_score import score_file
+    from charrnn.scoring.file import score_file
 
     model, vocab, saved = load_model(checkpoint, device=select_device(device.value))
     file = resolve_inputs(

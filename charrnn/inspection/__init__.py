@@ -1,3 +1,4 @@
-"""Looking inside a model: scoring a text, tracing it through the cells, the measurements,
-the page, the lecture's hello.
+"""Looking inside a model: the text traced through the cells and the measurements
+(:mod:`charrnn.inspection.measures`), the page (:mod:`charrnn.inspection.page`) and
+``charrnn inspect`` over a run (:mod:`charrnn.inspection.run`).
 """

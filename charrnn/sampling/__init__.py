@@ -1,1 +1,2 @@
-"""Drawing text: the sampler, the one request of `sample`, endings, beam search, novelty."""
+"""Drawing text: the sampler and its `Request`, shaping samples (whole items, stop strings,
+beam search, novelty: :mod:`charrnn.sampling.shaping`), endings, beam search, novelty."""

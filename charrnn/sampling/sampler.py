@@ -56,7 +56,7 @@ class SampleSettings:
 class Request:
     """What to draw: the one input of every way of drawing (a plain stream, items,
     stop strings, beam search, novelty; :func:`stream` and
-    :func:`charrnn.sampling.request.shaped_samples`), checked once when it is made.
+    :func:`charrnn.sampling.shaping.shaped_samples`), checked once when it is made.
 
     ``count`` is items for a ``--docs`` run, else samples of up to ``length``
     characters drawn together as one batch; ``novel`` is on/off for items, a span

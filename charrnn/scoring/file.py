@@ -1,7 +1,7 @@
 """Scoring a file of any size in constant memory: read in blocks, folded into totals,
 the first characters kept in full, the worst spots and lines kept in small heaps.
 
-The result equals :func:`charrnn.inspection.score.score_text` on the whole text
+The result equals :func:`charrnn.scoring.text.score_text` on the whole text
 (tested), items included: a file is cut only between two items.
 """
 
@@ -21,9 +21,9 @@ from charrnn.data.text import check_readable, iter_symbol_chunks
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError, VocabError
 from charrnn.events import SILENT, Reporter
-from charrnn.inspection import score as whole_text
-from charrnn.inspection.score import Line, Score, Totals, score_items
 from charrnn.model.network import CharRNN, State
+from charrnn.scoring import text as whole_text
+from charrnn.scoring.text import Line, Score, Totals, score_items
 from charrnn.units import to_bits
 
 BLOCK = 1 << 20  # bytes read (so at most characters scored) at a time from a file
