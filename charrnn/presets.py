@@ -1,7 +1,7 @@
 """Named starting points for ``--preset``: model and training settings.
 
 A preset never sets the budget or the corpus; a ``--config`` file and options given on
-the command line override it (see :func:`charrnn.config.layered`).
+the command line override it (see :func:`charrnn.layering.layered`).
 """
 
 from __future__ import annotations

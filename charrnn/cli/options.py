@@ -1,5 +1,5 @@
-"""Typer option types shared by the commands (each with its help text and default);
-the model's shape and regularisation are in :mod:`charrnn.cli.options`.
+"""Typer option types shared by the commands (each with its help text and default):
+the data, the model's shape and regularisation, training and the shared arguments.
 
 Options whose default lives in the settings dataclasses default to None here, so the
 CLI can tell "not given" from "given": only given options override a preset or a
