@@ -39,7 +39,7 @@ def documents() -> list[Path]:
 
 
 @cache
-def test_names(path: Path) -> frozenset[str]:
+def defined_tests(path: Path) -> frozenset[str]:
     """The test functions (and test classes' methods) a test file defines."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()
@@ -103,7 +103,7 @@ def missing_citations(text: str) -> list[str]:
             path = ROOT / file
             if not path.is_file():
                 missing.append(f"{file} (no such file)")
-            elif name not in test_names(path):
+            elif name not in defined_tests(path):
                 missing.append(f"{file}::{name}")
         for match in FILE_PATH.finditer(line):
             path = match.group(1)
@@ -144,6 +144,30 @@ def test_the_citation_check_can_fail() -> None:
         "charrnn.compare.compare",
         "charrnn.config.layered",
         "charrnn.nothing",
+    ]
+
+
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def broken_links(text: str, base: Path) -> list[str]:
+    """Relative Markdown links in ``text`` (read from ``base``) whose file is missing;
+    web addresses and in-page anchors are left alone."""
+    broken = []
+    for target in MARKDOWN_LINK.findall(text):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        if not (base / target.split("#")[0]).exists():
+            broken.append(target)
+    return broken
+
+
+def test_the_readme_links_to_pages_that_exist() -> None:
+    """mkdocs checks the links between pages under docs/; the README is outside it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert not broken_links(readme, ROOT)
+    assert broken_links("[a](docs/nothing.md) [b](https://x.org) [c](#top)", ROOT) == [
+        "docs/nothing.md"
     ]
 
 

@@ -1,5 +1,6 @@
 """``charrnn export``: the ONNX graph in onnxruntime and the TorchScript module give
-charrnn's logits for a whole priming text, and the README's plain-Python sampler runs."""
+charrnn's logits for a whole priming text, and the plain-Python sampler on export's docs
+page (docs/commands/export.md) runs."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ ort = pytest.importorskip(
 )
 runner = CliRunner()
 PRIME = "The cat sat on the mat.\nAnd then came back home to sleep under a warm blue sky."
-README = Path(__file__).resolve().parents[1] / "README.md"
+EXPORT_PAGE = Path(__file__).resolve().parents[1] / "docs" / "commands" / "export.md"
 
 
 def onnx_logits(data: bytes, ids: np.ndarray) -> np.ndarray:
@@ -91,8 +92,9 @@ def test_an_exported_run_gives_the_runs_logits(exported: Path) -> None:
 
 
 def test_the_readme_sampler_runs_without_charrnn(exported: Path, tmp_path: Path) -> None:
-    block = re.search(r"<!-- onnx-example -->\s*```python\n(.*?)```", README.read_text(), re.S)
-    assert block, "README.md lost its ONNX example"
+    page = EXPORT_PAGE.read_text(encoding="utf-8")
+    block = re.search(r"<!-- onnx-example -->\s*```python\n(.*?)```", page, re.S)
+    assert block, "docs/commands/export.md lost its ONNX example"
     code = block.group(1).replace("runs/shakespeare/model.onnx", str(exported / "model.onnx"))
     script = tmp_path / "sampler.py"
     script.write_text("import sys\nsys.modules['charrnn'] = None  # must not need it\n" + code)
