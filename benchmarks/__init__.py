@@ -1,1 +1,1 @@
-"""charrnn's benchmark suite: ``python -m benchmarks.run`` (see the README)."""
+"""charrnn's benchmark suite: ``python -m benchmarks.run`` (see docs/benchmarks.md)."""

@@ -5,7 +5,7 @@ shared: run nothing else meanwhile), and is appended to ``benchmarks/sweep.jsonl
 as soon as it ends, so a long sweep can be stopped and continued::
 
     python -m benchmarks.sweep --texts small,shakespeare --budgets 75s,5m --configs auto,plain
-    python -m benchmarks.sweep --table          # the README's table from sweep.jsonl
+    python -m benchmarks.sweep --table          # docs/benchmarks.md's table from sweep.jsonl
 
 Texts (none of them is committed): ``small`` is the first 100,000 characters of
 Python's own help topics (``pydoc_data``, English prose about Python), ``shakespeare``

@@ -90,7 +90,7 @@ def _fsync_dir(folder: Path) -> None:
 def output_target(path: Path, *, overwrite: bool) -> tuple[Path, bool]:
     """Where a file the user named is written, and whether it is written straight through.
 
-    The rule (the README's guarantees table states it):
+    The rule (docs/guarantees.md states it):
 
     - a symbolic link is followed: the file it points to is written and the link stays;
     - a regular file that exists is replaced (atomically) only with ``overwrite``;

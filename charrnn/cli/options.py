@@ -159,7 +159,7 @@ PresetOpt = Annotated[
         "--preset",
         help="Settings to start from: auto (the default: chosen from the budget, the "
         f"corpus and this machine's measured speed) or {', '.join(PRESETS)} (see the "
-        "README); a --config file and other options override it.",
+        "docs/runs.md); a --config file and other options override it.",
         show_default=False,
     ),
 ]
