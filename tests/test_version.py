@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from importlib import metadata
+from os import PathLike
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -75,3 +76,23 @@ def test_the_installed_metadata_agrees_when_installed_from_here() -> None:
     if source != ROOT:
         pytest.skip(f"the installed charrnn comes from {source}, not this checkout")
     assert dist.version == __version__
+
+
+def test_the_install_source_is_read_from_pep_610(tmp_path: Path) -> None:
+    """The check above runs only where the installed charrnn is this checkout; the
+    reading of ``direct_url.json`` that decides it is checked here."""
+
+    class Installed(metadata.Distribution):
+        def __init__(self, direct_url: str | None) -> None:
+            self.direct_url = direct_url
+
+        def read_text(self, filename: str) -> str | None:
+            return self.direct_url if filename == "direct_url.json" else None
+
+        def locate_file(self, path: str | PathLike[str]) -> Path:
+            return tmp_path / path
+
+    url = json.dumps({"url": tmp_path.as_uri(), "dir_info": {"editable": True}})
+    assert _installed_from(Installed(url)) == tmp_path.resolve()
+    assert _installed_from(Installed(json.dumps({"url": "https://x.org/c.whl"}))) is None
+    assert _installed_from(Installed(None)) is None
