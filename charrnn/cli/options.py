@@ -51,6 +51,14 @@ StrictOpt = Annotated[
         "skipping them.",
     ),
 ]
+IncludeHiddenOpt = Annotated[
+    bool,
+    typer.Option(
+        "--include-hidden",
+        help="Read a folder's hidden files and folders too (names starting with '.', "
+        "such as .env); left out by default. Git's ignore rules apply either way.",
+    ),
+]
 EncodingOpt = Annotated[
     str | None,
     typer.Option("--encoding", help="Codec of the text file. [default: utf-8]", show_default=False),

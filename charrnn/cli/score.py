@@ -53,6 +53,7 @@ def score(
     encoding: opt.EncodingOpt = None,
     skip_unknown: opt.SkipUnknownOpt = False,
     strict: opt.StrictOpt = False,
+    include_hidden: opt.IncludeHiddenOpt = False,
     cache_dir: opt.CacheOpt = None,
     device: Annotated[Device, typer.Option("--device", help="Where to run the model.")] = (
         Device.cpu
@@ -69,7 +70,13 @@ def score(
 
     model, vocab, saved = load_model(checkpoint, device=select_device(device.value))
     file = resolve_inputs(
-        files, encoding=encoding or "utf-8", strict=strict, cache_dir=cache_dir, reporter=Quiet()
+        files,
+        encoding=encoding or "utf-8",
+        strict=strict,
+        hidden=include_hidden,
+        byte_level=saved.vocab.byte_level,
+        cache_dir=cache_dir,
+        reporter=Quiet(),
     )
     assert file is not None  # FILE is required
     label = " ".join(str(f) for f in files)
