@@ -3,10 +3,20 @@ terminal output, and messages that say the true reason."""
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import pytest
 import torch
+from conftest import make_text, tiny_cli
+from typer.testing import CliRunner
 
 from charrnn.checkpoint import check_optimizer_state
+from charrnn.cli.app import app
+from charrnn.data.sources import check_sources, read_stdin
+from charrnn.errors import CorpusError
+
+runner = CliRunner()
 
 
 def _stepped_adamw() -> tuple[torch.optim.Optimizer, dict]:
@@ -31,3 +41,65 @@ def test_a_misshapen_optimizer_moment_is_called_by_its_shape_alone() -> None:
     with pytest.raises(ValueError) as caught:
         check_optimizer_state(optimizer, saved)
     assert str(caught.value) == "its optimizer state 'exp_avg' is (4096, 1), not (3, 4)"
+
+
+# -- standard input is named as such, and binary input is refused as in a folder ------
+
+
+def test_undecodable_standard_input_is_named_standard_input(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError) as caught:
+        read_stdin(io.BytesIO(b"caf\xe9 au lait\n" * 3), cache_dir=tmp_path / "cache")
+    message = str(caught.value)
+    assert message.startswith("standard input: invalid utf-8 at byte offset 3"), message
+    assert not list((tmp_path / "cache" / "stdin").iterdir())  # nothing kept
+    result = runner.invoke(
+        app, ["vocab", "-", "--cache-dir", str(tmp_path / "cache")], input=b"caf\xe9\n"
+    )
+    assert result.exit_code == 1
+    assert "standard input: invalid utf-8" in result.stderr and "stdin-" not in result.stderr
+
+
+def test_nul_bytes_on_standard_input_are_refused_as_a_binary_file_is(tmp_path: Path) -> None:
+    for byte_level in (None, "utf-8"):  # a byte-level run too: a folder skips it either way
+        with pytest.raises(CorpusError, match=r"^standard input: binary"):
+            read_stdin(
+                io.BytesIO(b"text\n" * 100 + b"\0"), cache_dir=tmp_path / "c", encoding=byte_level
+            )
+    piped = runner.invoke(app, ["vocab", "-", "--cache-dir", str(tmp_path / "c")], input=b"a\0b\n")
+    assert piped.exit_code == 1 and "standard input: binary" in piped.stderr
+
+
+def test_a_byte_level_run_takes_standard_input_that_does_not_decode(tmp_path: Path) -> None:
+    path = read_stdin(io.BytesIO(b"caf\xe9\n"), cache_dir=tmp_path / "c", encoding=None)
+    assert path.read_bytes() == b"caf\xe9\n"
+    result = runner.invoke(
+        app, ["vocab", "-", "--bytes", "--cache-dir", str(tmp_path / "c")], input=b"caf\xe9\n"
+    )
+    assert result.exit_code == 0, result.output
+
+
+# -- a folder's run: what was left out is reported, an added file refuses a resume -----
+
+
+def test_resume_refuses_a_text_file_added_to_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "poems"
+    folder.mkdir()
+    (folder / "a.txt").write_text(make_text(3000, seed=1))
+    (folder / "b.txt").write_text(make_text(3000, seed=2))
+    (folder / ".env").write_text("SECRET=x\n")
+    out = tmp_path / "run"
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    trained = runner.invoke(
+        app, ["train", str(folder), "--steps", "4", "--out", str(out), *cache, *tiny_cli()]
+    )
+    assert trained.exit_code == 0, trained.output
+    assert "2 files (skipped 1 hidden; --include-hidden reads them)" in trained.output
+    shown = runner.invoke(app, ["info", str(out)])
+    assert "left out" in shown.stdout and "1 hidden" in shown.stdout, shown.stdout
+    (folder / "junk.bin").write_bytes(b"\0" * 10)  # would be skipped: the text is the same
+    (folder / ".more").write_text("hidden, left out as before\n")
+    check_sources(out)
+    (folder / "c.txt").write_text("a new poem\n")
+    again = runner.invoke(app, ["train", "--resume", str(out), "--steps", "8", *cache])
+    assert again.exit_code == 1, again.output
+    assert "1 text file was added" in again.stderr and "c.txt" in again.stderr, again.stderr
