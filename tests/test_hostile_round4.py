@@ -103,3 +103,75 @@ def test_resume_refuses_a_text_file_added_to_the_folder(tmp_path: Path) -> None:
     again = runner.invoke(app, ["train", "--resume", str(out), "--steps", "8", *cache])
     assert again.exit_code == 1, again.output
     assert "1 text file was added" in again.stderr and "c.txt" in again.stderr, again.stderr
+
+
+# -- sample: a model's escape sequences never drive the terminal ------------------------
+
+
+def test_escaped_output_shows_control_characters_and_keeps_lines() -> None:
+    from charrnn.cli.sample import _Escaped
+
+    sink = io.BytesIO()
+    out = _Escaped(sink)  # type: ignore[arg-type]
+    red = "\x1b[31mred\tok\n€".encode()
+    out.write(red[:-2])  # the euro sign split across two writes
+    out.write(red[-2:] + b"\xff\n")
+    assert sink.getvalue().decode() == "\\x1b[31mred\tok\n€\\xff\n"
+
+
+def _esc_run(tmp_path: Path) -> Path:
+    """A tiny run whose vocabulary holds ESC, [ and the digits of a colour code."""
+    from conftest import tiny_config
+
+    from charrnn.events import Silent
+    from charrnn.training.launch import train
+
+    corpus = tmp_path / "esc.txt"
+    corpus.write_text((make_text(300) + " \x1b[31mred\x1b[0m\n") * 8, encoding="utf-8")
+    out = tmp_path / "run"
+    config = tiny_config(corpus, steps=2, eval_every=2, save_every=2)
+    train(config, out, reporter=Silent(), cache_dir=tmp_path / "cache")
+    return out
+
+
+@pytest.mark.slow
+def test_sample_escapes_control_characters_on_a_terminal_only(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    run = _esc_run(tmp_path)
+    command = [sys.executable, "-m", "charrnn", "sample", str(run), "--length", "30"]
+    command += ["--seed", "1", "--prime", "\x1b[31mred"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    leader, follower = os.openpty()
+    try:
+        done = subprocess.run(
+            command, stdout=follower, stderr=subprocess.PIPE, env=env, timeout=120, check=False
+        )
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end has closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    assert done.returncode == 0, done.stderr
+    assert b"\x1b" not in shown and b"\\x1b[31mred" in shown, shown
+    piped = subprocess.run(command, capture_output=True, env=env, timeout=120, check=False)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.startswith(b"\x1b[31mred")  # a pipe gets the raw text
+    written = tmp_path / "samples.txt"
+    to_file = subprocess.run(
+        [*command, "--out", str(written)], capture_output=True, env=env, timeout=120
+    )
+    assert to_file.returncode == 0, to_file.stderr
+    assert written.read_bytes().startswith(b"\x1b[31mred")
