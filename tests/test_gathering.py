@@ -139,7 +139,7 @@ def test_the_hidden_option_reaches_the_corpus_from_the_command_line(tmp_path: Pa
     cache = ["--cache-dir", str(tmp_path / "cache")]
     lenient = runner.invoke(app, ["vocab", str(root), *cache])
     assert lenient.exit_code == 0, lenient.output
-    assert "1 files (skipped 1 hidden; --include-hidden reads them)" in lenient.stderr
+    assert "1 file (skipped 1 hidden; --include-hidden reads them)" in lenient.stderr
     assert "4 symbols" in lenient.stdout  # a b c and the line break
     shown = runner.invoke(app, ["vocab", str(root), "--include-hidden", *cache])
     assert shown.exit_code == 0, shown.output
@@ -179,3 +179,70 @@ def test_fifos_and_links_to_devices_are_counted_and_never_opened(tmp_path: Path)
     assert "(skipped 3 not a regular file)" in made[0].describe()
     with pytest.raises(CorpusError, match="3 not a regular file"):
         gather([str(root)], strict=True, cache_dir=tmp_path / "cache")
+
+
+def test_a_checkout_follows_no_link_out_of_it(tmp_path: Path, git_mode: str) -> None:
+    """git keeps a link, not what it points to: ~/.ssh behind a link stays out."""
+    keys = tmp_path / "ssh"
+    keys.mkdir()
+    (keys / "id_rsa").write_text(SECRET + "\n")
+    root = _checkout(tmp_path / "project")
+    (root / "keys").symlink_to(keys, target_is_directory=True)
+    (root / "key.txt").symlink_to(keys / "id_rsa")
+    made = gather([str(root)], cache_dir=tmp_path / "cache")
+    assert SECRET not in made.path.read_text()
+    assert made.skipped["not a regular file"] == 2
+
+
+def test_git_that_cannot_answer_gives_the_same_rules_through_pathspec(tmp_path: Path) -> None:
+    """git refusing the folder (another owner's, a broken repository): the same files."""
+    root = _checkout(tmp_path / "project")
+    asked = folders.list_folder(root, git=shutil.which("false") or "/bin/false")
+    assert [p.relative_to(root).as_posix() for p in asked.files] == [
+        "a.txt",
+        "docs/b.txt",
+        "docs/drafts/c.txt",
+        "docs/drafts/keep.log",
+    ]
+    assert asked.left_out == {"hidden": 4, "ignored by git rules": 4}
+
+
+def test_a_repository_inside_the_folder_has_its_own_rules(tmp_path: Path, git_mode: str) -> None:
+    outer = tmp_path / "outer"
+    inner = outer / "vendor"
+    inner.mkdir(parents=True)
+    (outer / "a.txt").write_text(make_text(300))
+    (inner / "b.txt").write_text(make_text(300, seed=2))
+    (inner / "token.txt").write_text(SECRET + "\n")
+    (inner / ".gitignore").write_text("token.txt\n")
+    if GIT is not None:
+        subprocess.run([GIT, "init", "-q", str(inner)], check=True)
+    else:
+        (inner / ".git").mkdir()
+    made = gather([str(outer)], cache_dir=tmp_path / "cache")  # outer: no checkout
+    assert _names(made.files, outer) == ["a.txt", "vendor/b.txt"]
+    assert SECRET not in made.path.read_text()
+
+
+@needs_git
+def test_a_worktree_keeps_its_repositorys_exclude_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worktree's .git is a file pointing at the shared repository, whose
+    info/exclude applies; the pointer itself is neither read nor counted."""
+    assert GIT is not None
+    repo = _checkout(tmp_path / "project")
+    git = [GIT, "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    (repo / ".git" / "info" / "exclude").write_text("secret*\n")
+    tree = tmp_path / "tree"
+    subprocess.run([*git, "worktree", "add", "-q", str(tree)], check=True, capture_output=True)
+    (tree / "secret.txt").write_text(SECRET + "\n")
+    (tree / "b.txt").write_text("b\n")
+    asked = folders.list_folder(tree)
+    monkeypatch.setattr(folders.shutil, "which", lambda name: None)
+    read = folders.list_folder(tree)
+    for listing in (asked, read):
+        assert [p.name for p in listing.files] == ["a.txt", "b.txt"]
+        assert listing.left_out == {"ignored by git rules": 1}

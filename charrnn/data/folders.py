@@ -12,7 +12,8 @@ settings) that a model must never learn and write back to whoever samples it. So
 - hidden files and folders (names starting with ``.``) are left out unless asked for,
   in a checkout and outside one; ``.git`` itself is never read;
 - anything that is not a regular file (a FIFO, a socket, a link to a device or to
-  nothing) is never opened (opening a FIFO blocks) and is counted.
+  nothing; in a checkout, any symbolic link, as git keeps the link and not what it
+  points to) is never opened (opening a FIFO blocks) and is counted.
 
 Every entry left out is counted by its reason (:data:`IGNORED`, :data:`HIDDEN`,
 :data:`NOT_REGULAR`); a folder left out whole counts once.
@@ -55,7 +56,8 @@ def list_folder(root: Path, *, hidden: bool = False, git: str | None = None) -> 
 
     ``hidden``: read hidden files and folders too. ``git``: the git program to ask
     (default: the one on PATH; none found, the rules are read through ``pathspec``).
-    Folders reached twice through symbolic links (a loop) are walked once.
+    Outside a checkout, links to files and folders are followed, and folders reached
+    twice through them (a loop) are walked once.
     """
     program = git if git is not None else shutil.which("git")
     top = root.absolute()
@@ -76,7 +78,7 @@ def list_folder(root: Path, *, hidden: bool = False, git: str | None = None) -> 
             path = here / name
             if name == ".git":
                 continue  # git's own store, never text
-            why = _left_out(path, name, True, ignored, hidden)
+            why = _linked(path, ignored) or _left_out(path, name, True, ignored, hidden)
             if why is not None:
                 listing.left_out[why] += 1
                 continue
@@ -86,7 +88,9 @@ def list_folder(root: Path, *, hidden: bool = False, git: str | None = None) -> 
         dirs[:] = kept
         for name in names:
             path = here / name
-            why = NOT_REGULAR if not _is_regular(path) else None  # never opened
+            if name == ".git":
+                continue  # a worktree's or submodule's pointer to its repository
+            why = NOT_REGULAR if not _is_regular(path) else _linked(path, ignored)
             why = why or _left_out(path, name, False, ignored, hidden)
             if why is not None:
                 listing.left_out[why] += 1
@@ -106,6 +110,12 @@ def _left_out(
     if name.startswith(".") and not hidden:
         return HIDDEN
     return None
+
+
+def _linked(path: Path, ignored: Ignored | None) -> str | None:
+    """In a checkout a symbolic link is not followed: git keeps the link, not what it
+    points to (which may be a secret anywhere on the machine, such as ``~/.ssh``)."""
+    return NOT_REGULAR if ignored is not None and path.is_symlink() else None
 
 
 def _is_regular(path: Path) -> bool:
@@ -152,9 +162,7 @@ def _ask_git(folder: Path, git: str) -> Ignored | None:
     def ignored(path: Path, is_dir: bool) -> bool:
         if is_dir:
             return path in dropped_dirs
-        # Read when listed, or when under a listed link to a folder (git lists the
-        # link, not what it points to); anything else git does not list is left out.
-        return path not in kept and not any(a in kept for a in path.parents)
+        return path not in kept  # what git does not list is left out
 
     return ignored
 

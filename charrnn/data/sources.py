@@ -81,7 +81,7 @@ class Gathered:
 def describe_sources(files: int, skipped: dict[str, int]) -> str:
     """ "3 files (skipped 1 binary, 2 hidden)": what a joined corpus holds and left out."""
     left = left_out_text(skipped)
-    return f"{files:,} files" + (f" (skipped {left})" if left else "")
+    return f"{files:,} file{'' if files == 1 else 's'}" + (f" (skipped {left})" if left else "")
 
 
 def left_out_text(skipped: dict[str, int]) -> str:
