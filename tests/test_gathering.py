@@ -246,3 +246,17 @@ def test_a_worktree_keeps_its_repositorys_exclude_rules(
     for listing in (asked, read):
         assert [p.name for p in listing.files] == ["a.txt", "b.txt"]
         assert listing.left_out == {"ignored by git rules": 1}
+
+
+def test_a_relative_folder_is_recorded_by_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run resumed from another working folder still finds its files."""
+    (tmp_path / "poems").mkdir()
+    (tmp_path / "poems" / "a.txt").write_text(make_text(300))
+    monkeypatch.chdir(tmp_path)
+    made = gather(["poems"], cache_dir=tmp_path / "cache")
+    manifest = read_manifest(made.path)
+    assert manifest is not None
+    assert [Path(f["path"]).is_absolute() for f in manifest["files"]] == [True]
+    assert manifest["inputs"] == [str(tmp_path / "poems")]

@@ -175,3 +175,19 @@ def test_sample_escapes_control_characters_on_a_terminal_only(tmp_path: Path) ->
     )
     assert to_file.returncode == 0, to_file.stderr
     assert written.read_bytes().startswith(b"\x1b[31mred")
+
+
+def test_score_says_what_a_folder_left_out(tmp_path: Path) -> None:
+    from conftest import tiny_run
+
+    run = tiny_run(tmp_path)
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text(make_text(400))
+    (folder / "b.bin").write_bytes(b"\0\1")
+    (folder / ".env").write_text("SECRET=x\n")
+    scored = runner.invoke(
+        app, ["score", str(run), str(folder), "--cache-dir", str(tmp_path / "cache")]
+    )
+    assert scored.exit_code == 0, scored.output
+    assert "1 file (skipped 1 binary, 1 hidden; --include-hidden reads them)" in scored.stderr

@@ -16,6 +16,7 @@ from charrnn.cli import options as opt
 from charrnn.cli.errors import friendly_errors
 from charrnn.cli.live import (
     BAR_UNITS,
+    Noticed,
     Quiet,
     duration,
     printable,
@@ -148,7 +149,8 @@ def compare(
 
     file = resolve_inputs(
         files or [], encoding=encoding or "utf-8", strict=strict, hidden=include_hidden,
-        byte_level=bool(byte_level), cache_dir=cache_dir, reporter=Quiet(),
+        byte_level=bool(byte_level), cache_dir=cache_dir,
+        reporter=Quiet() if quiet else Noticed(),  # what a folder gave and left out
     )  # fmt: skip
 
     given = overrides(

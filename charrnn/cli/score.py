@@ -63,7 +63,7 @@ def score(
 
     Memory stays the same for any length of file; a long one shows a progress bar."""
     from charrnn.checkpoint import load_model
-    from charrnn.cli.live import Quiet, byte_progress
+    from charrnn.cli.live import Noticed, Quiet, byte_progress
     from charrnn.data.sources import resolve_inputs
     from charrnn.hardware import select_device
     from charrnn.inspection.file_score import score_file
@@ -76,7 +76,7 @@ def score(
         hidden=include_hidden,
         byte_level=saved.vocab.byte_level,
         cache_dir=cache_dir,
-        reporter=Quiet(),
+        reporter=Noticed(),  # what a folder gave and left out, on stderr
     )
     assert file is not None  # FILE is required
     label = " ".join(str(f) for f in files)
