@@ -177,7 +177,7 @@ def test_fifos_and_links_to_devices_are_counted_and_never_opened(tmp_path: Path)
     assert made, "gather blocked on the FIFO"
     assert made[0].skipped == {"not a regular file": 3}
     assert "(skipped 3 not a regular file)" in made[0].describe()
-    with pytest.raises(CorpusError, match="3 not a regular file"):
+    with pytest.raises(CorpusError, match="3 entries are not a regular file"):
         gather([str(root)], strict=True, cache_dir=tmp_path / "cache")
 
 

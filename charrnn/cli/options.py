@@ -47,8 +47,8 @@ StrictOpt = Annotated[
     bool,
     typer.Option(
         "--strict",
-        help="Refuse binary, undecodable or empty files in a folder or list instead of "
-        "skipping them.",
+        help="Refuse binary, undecodable or empty files in a folder or list, and entries "
+        "that are not regular files (FIFOs, devices), instead of skipping them.",
     ),
 ]
 IncludeHiddenOpt = Annotated[

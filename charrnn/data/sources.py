@@ -212,10 +212,12 @@ def gather(
     kept in ``encoding``; ``hidden``: a folder's hidden files too (see
     :func:`charrnn.data.folders.list_folder` for what a folder gives)."""
     files, left_out = walk(inputs, hidden=hidden)
-    if strict and left_out[NOT_REGULAR]:
+    odd = left_out[NOT_REGULAR]
+    if strict and odd:
         raise CorpusError(
-            f"{', '.join(inputs)}: holds {_counted({NOT_REGULAR: left_out[NOT_REGULAR]})} "
-            "(a FIFO, socket, device or broken link; drop --strict to skip such entries)"
+            f"{', '.join(inputs)}: {odd:,} entr{'y is' if odd == 1 else 'ies are'} not a "
+            "regular file (a FIFO, socket, device, broken link, or a link in a git "
+            "checkout); drop --strict to skip such entries"
         )
     if not files:
         raise CorpusError(
