@@ -79,13 +79,14 @@ class Gathered:
 
 
 def describe_sources(files: int, skipped: dict[str, int]) -> str:
-    """ "3 files (skipped 1 binary, 2 hidden)": what a joined corpus holds and left out."""
+    """What a joined corpus holds and left out: "3 files (skipped 1 binary, 2 hidden)"."""
     left = left_out_text(skipped)
     return f"{files:,} file{'' if files == 1 else 's'}" + (f" (skipped {left})" if left else "")
 
 
 def left_out_text(skipped: dict[str, int]) -> str:
-    """ "1 binary, 2 hidden; --include-hidden reads them", or "" when nothing was left out."""
+    """What was left out, by reason ("1 binary, 2 hidden; --include-hidden reads
+    them"), or "" when nothing was."""
     hint = "; --include-hidden reads them" if skipped.get(HIDDEN) else ""
     return _counted(skipped, empty="") + hint
 
@@ -369,7 +370,7 @@ def walk(inputs: Sequence[str], *, hidden: bool = False) -> tuple[list[Path], Co
     seen: set[Path] = set()
     files: list[Path] = []
     left_out: Counter[str] = Counter()
-    folders: dict[Path, Path] = {}
+    resolved: dict[Path, Path] = {}
     for item in inputs:
         path = Path(item)
         if path.is_dir():
@@ -383,21 +384,21 @@ def walk(inputs: Sequence[str], *, hidden: bool = False) -> tuple[list[Path], Co
         else:
             raise CorpusError(f"{path}: not a regular file or a folder")
         for file in found:
-            real = _real(file, folders)
+            real = _real(file, resolved)
             if real not in seen:
                 seen.add(real)
                 files.append(file)
     return files, left_out
 
 
-def _real(file: Path, folders: dict[Path, Path]) -> Path:
-    """``file.resolve()``, with each folder resolved once (``folders`` remembers them):
+def _real(file: Path, resolved: dict[Path, Path]) -> Path:
+    """``file.resolve()``, with each folder resolved once (``resolved`` remembers them):
     resolving every path of 20,000 files from scratch took seconds."""
     if file.is_symlink():
         return file.resolve()
-    parent = folders.get(file.parent)
+    parent = resolved.get(file.parent)
     if parent is None:
-        parent = folders[file.parent] = file.parent.resolve()
+        parent = resolved[file.parent] = file.parent.resolve()
     return parent / file.name
 
 
