@@ -503,8 +503,9 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any
             if not isinstance(value, torch.Tensor) or not value.is_floating_point():
                 raise ValueError(f"its optimizer state {name!r} is not a float tensor")
             want = () if name == "step" else tuple(params[index].shape)
-            if tuple(value.shape) != want or not torch.isfinite(value).all():
+            if tuple(value.shape) != want:
                 raise ValueError(
-                    f"its optimizer state {name!r} is {tuple(value.shape)}, not {want}, "
-                    "or not finite"
+                    f"its optimizer state {name!r} is {tuple(value.shape)}, not {want}"
                 )
+            if not torch.isfinite(value).all():
+                raise ValueError(f"its optimizer state {name!r} is not finite")

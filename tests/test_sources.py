@@ -62,7 +62,9 @@ def test_a_git_checkout_honours_its_gitignore(folder: Path, tmp_path: Path) -> N
     (folder / ".gitignore").write_text("b/deep/\n*.png\n")
     made = gather([str(folder)], cache_dir=tmp_path / "cache")
     names = [Path(s.path).relative_to(folder).as_posix() for s in made.files]
-    assert names == [".gitignore", "a.txt", "b/c.txt"]
+    assert names == ["a.txt", "b/c.txt"]  # .gitignore is hidden, as any dotfile
+    assert made.skipped["ignored by git rules"] == 2  # b/deep/ (one folder) and image.png
+    assert made.skipped["hidden"] == 1
 
 
 def test_ten_thousand_tiny_files_stay_quick_and_small(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from charrnn.cli import options as opt
 from charrnn.cli.errors import friendly_errors
 from charrnn.cli.live import (
     BAR_UNITS,
+    Noticed,
     Quiet,
     duration,
     printable,
@@ -139,6 +140,7 @@ def compare(
     quiet: opt.QuietOpt = False,
     cache_dir: opt.CacheOpt = None,
     strict: opt.StrictOpt = False,
+    include_hidden: opt.IncludeHiddenOpt = False,
 ) -> None:
     """Train RNN, LSTM and GRU under equal conditions; show which learns FILE best."""
     from charrnn.compare.run import compare as run_compare
@@ -146,8 +148,9 @@ def compare(
     from charrnn.inspection.measures import flow_summary
 
     file = resolve_inputs(
-        files or [], encoding=encoding or "utf-8", strict=strict, cache_dir=cache_dir,
-        reporter=Quiet(),
+        files or [], encoding=encoding or "utf-8", strict=strict, hidden=include_hidden,
+        byte_level=bool(byte_level), cache_dir=cache_dir,
+        reporter=Quiet() if quiet else Noticed(),  # what a folder gave and left out
     )  # fmt: skip
 
     given = overrides(

@@ -50,20 +50,26 @@ def vocab(
     byte_level: opt.BytesOpt = None,
     max_mb: opt.MaxMbOpt = None,
     strict: opt.StrictOpt = False,
+    include_hidden: opt.IncludeHiddenOpt = False,
     show: Annotated[int, typer.Option("--show", min=1, help="Most frequent symbols listed.")] = 40,
     rarest: Annotated[int, typer.Option("--rarest", min=0, help="Rarest symbols listed.")] = 10,
     cache_dir: opt.CacheOpt = None,
 ) -> None:
     """Show a text's vocabulary: size, characters with counts, the rarest ones."""
-    from charrnn.cli.live import Quiet
+    from charrnn.cli.live import Noticed
     from charrnn.data.catalog import resolve_corpus
     from charrnn.data.sources import resolve_inputs
     from charrnn.data.text import vocabulary_of
 
     file = resolve_inputs(
-        files or [], encoding=encoding or "utf-8", strict=strict, cache_dir=cache_dir,
-        reporter=Quiet(),
-    )  # fmt: skip
+        files or [],
+        encoding=encoding or "utf-8",
+        strict=strict,
+        hidden=include_hidden,
+        byte_level=bool(byte_level),
+        cache_dir=cache_dir,
+        reporter=Noticed(),
+    )  # fmt: skip  (what was joined and left out, on stderr, as train says it)
     path, name = resolve_corpus(file, max_mb=max_mb or opt._DATA.max_mb, cache_dir=cache_dir)
     symbols, counts = vocabulary_of(
         path, encoding=encoding or "utf-8", byte_level=bool(byte_level), cache_dir=cache_dir
@@ -128,9 +134,10 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
     model, train, data = checkpoint.config.model, checkpoint.config.train, checkpoint.config.data
     corpus = checkpoint.corpus
     where = corpus.path if corpus is not None else (data.path or "?")
-    from charrnn.data.sources import RUN_SOURCES, run_sources
+    from charrnn.data.sources import RUN_SOURCES, left_out_text, run_skipped, run_sources
 
     files = len(run_sources(path.parent) or [])
+    left_out = left_out_text(run_skipped(path.parent))
     # A finished run's figures read the whole validation text (its final evaluation
     # did); until then, the fixed part evaluations during training read.
     measured = (
@@ -152,6 +159,7 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
         ("vocabulary", f"{len(checkpoint.vocab)} symbols{byte_level}"),
         ("corpus", f"{corpus.name if corpus else '?'} ({where})"),
         *([("files", f"{files:,} joined (listed in {listed})")] if files else []),
+        *([("left out", left_out)] if files and left_out else []),
         *([("items", f"--docs {data.docs}")] if Docs(data.docs).on else []),
         *([("started from", train.init_from)] if train.init_from else []),
         ("steps trained", f"{checkpoint.step:,}"),

@@ -227,16 +227,21 @@ class LiveReporter(Quiet):
                 self.bar.stop()
 
 
-class JsonReporter(Quiet):
+class Noticed(Quiet):
+    """Notices and warnings on stderr, nothing else: what a command such as ``vocab``
+    read and left out."""
+
+    def notice(self, text: str) -> None:
+        stderr_console().print(escape(shown(text)), soft_wrap=True)
+
+
+class JsonReporter(Noticed):
     """One JSON object per evaluation on stdout (``--json``), for scripts; notices (the
     settings chosen, for one) on stderr."""
 
     def evaluated(self, evaluation: Evaluation) -> None:
         sys.stdout.write(json.dumps(evaluation.record()) + "\n")
         sys.stdout.flush()
-
-    def notice(self, text: str) -> None:
-        stderr_console().print(escape(shown(text)), soft_wrap=True)
 
 
 # -- tables ---------------------------------------------------------------------------------

@@ -47,8 +47,16 @@ StrictOpt = Annotated[
     bool,
     typer.Option(
         "--strict",
-        help="Refuse binary, undecodable or empty files in a folder or list instead of "
-        "skipping them.",
+        help="Refuse binary, undecodable or empty files in a folder or list, and entries "
+        "that are not regular files (FIFOs, devices), instead of skipping them.",
+    ),
+]
+IncludeHiddenOpt = Annotated[
+    bool,
+    typer.Option(
+        "--include-hidden",
+        help="Read a folder's hidden files and folders too (names starting with '.', "
+        "such as .env); left out by default. Git's ignore rules apply either way.",
     ),
 ]
 EncodingOpt = Annotated[

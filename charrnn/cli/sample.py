@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import sys
 import time
@@ -175,7 +176,7 @@ SampleOutOpt = Annotated[
 class _Throttled:
     """Writes bytes at once but flushes at most every 30 ms (a pipe to head still works)."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO | _Escaped) -> None:
         self.stream = stream
         self.flushed = time.monotonic()
 
@@ -188,6 +189,34 @@ class _Throttled:
 
     def flush(self) -> None:
         self.stream.flush()
+
+
+class _Escaped:
+    """Standard output on a terminal: the model's control characters (``ESC[31m``
+    among them) shown escaped, as training samples and ``score --show`` show them, so
+    a model's text never drives the terminal. Line breaks and tabs are kept; bytes that
+    are not UTF-8 (a byte-level model) are shown as ``\\xNN``."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        # Incremental: a character split across two writes is decoded whole.
+        self.decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(shown(self.decoder.decode(data)).encode("utf-8"))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _stdout() -> BinaryIO | _Escaped:
+    """Where samples go: the raw bytes to a pipe or file, escaped text to a terminal."""
+    stream = typer.get_binary_stream("stdout")
+    try:
+        terminal = stream.isatty()
+    except (OSError, ValueError):  # closed or detached
+        terminal = False
+    return _Escaped(stream) if terminal else stream
 
 
 @friendly_errors
@@ -217,7 +246,9 @@ def sample(
     """Generate text from a trained model, streaming it as it is drawn.
 
     A run trained with --docs writes whole items (-n of them), one per line. --stop,
-    --min-chars, --novel, --beam and --out print each sample once it is finished.
+    --min-chars, --novel, --beam and --out print each sample once it is finished. On a
+    terminal, control characters (escape sequences) are shown escaped; a pipe or --out
+    gets the raw text.
     """
     from charrnn.checkpoint import load_model
     from charrnn.cli.live import Quiet, char_progress
@@ -286,7 +317,7 @@ def sample(
 
 
 def _write(data: bytes) -> None:
-    out = typer.get_binary_stream("stdout")
+    out = _stdout()
     try:
         out.write(data)
         out.flush()
@@ -310,7 +341,7 @@ def _stream(model: CharRNN, vocab: Vocab, request: Request) -> None:
 
     num_samples = request.count
     steps = stream(model, vocab, request, reporter=Quiet())
-    out = _Throttled(typer.get_binary_stream("stdout"))
+    out = _Throttled(_stdout())
     head = request.prime.encode("utf-8", "surrogateescape")
     if request.skip_unknown:  # the priming text the model saw, without dropped characters
         head = "".join(ch for ch in request.prime if ch in vocab).encode("utf-8", "surrogateescape")

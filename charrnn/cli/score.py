@@ -53,6 +53,7 @@ def score(
     encoding: opt.EncodingOpt = None,
     skip_unknown: opt.SkipUnknownOpt = False,
     strict: opt.StrictOpt = False,
+    include_hidden: opt.IncludeHiddenOpt = False,
     cache_dir: opt.CacheOpt = None,
     device: Annotated[Device, typer.Option("--device", help="Where to run the model.")] = (
         Device.cpu
@@ -62,14 +63,20 @@ def score(
 
     Memory stays the same for any length of file; a long one shows a progress bar."""
     from charrnn.checkpoint import load_model
-    from charrnn.cli.live import Quiet, byte_progress
+    from charrnn.cli.live import Noticed, Quiet, byte_progress
     from charrnn.data.sources import resolve_inputs
     from charrnn.hardware import select_device
     from charrnn.scoring.file import score_file
 
     model, vocab, saved = load_model(checkpoint, device=select_device(device.value))
     file = resolve_inputs(
-        files, encoding=encoding or "utf-8", strict=strict, cache_dir=cache_dir, reporter=Quiet()
+        files,
+        encoding=encoding or "utf-8",
+        strict=strict,
+        hidden=include_hidden,
+        byte_level=saved.vocab.byte_level,
+        cache_dir=cache_dir,
+        reporter=Noticed(),  # what a folder gave and left out, on stderr
     )
     assert file is not None  # FILE is required
     label = " ".join(str(f) for f in files)

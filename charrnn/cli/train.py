@@ -84,6 +84,7 @@ def train(
     skip_unknown: opt.SkipUnknownOpt = False,
     cache_dir: opt.CacheOpt = None,
     strict: opt.StrictOpt = False,
+    include_hidden: opt.IncludeHiddenOpt = False,
     tensorboard: TensorBoardOpt = False,
 ) -> None:
     """Train a model on FILE (default: Python's standard library source); several
@@ -183,6 +184,8 @@ def train(
             files or [],
             encoding=encoding or "utf-8",
             strict=strict,
+            hidden=include_hidden,
+            byte_level=bool(byte_level),
             cache_dir=cache_dir,
             reporter=reporter,
         )

@@ -4,33 +4,40 @@
 train -`` all end as one regular file in the cache, which everything downstream
 reads as it reads a single text (encoding, caching, splitting):
 
-- the files, in a stable order (sorted paths; a folder walked in sorted order, its
-  ``.git`` skipped and, in a git checkout, its ``.gitignore`` honoured via
-  ``pathspec``), are joined with a newline after any that lacks one;
-- binary files (a NUL byte in the first 8 KiB, git's test), files that do not decode
-  and empty ones are skipped and counted (``strict``: refused, naming the first);
+- the files, in a stable order (sorted paths; a folder walked in sorted order with
+  git's rules in a checkout and its hidden files left out, see
+  :mod:`charrnn.data.folders`), are joined with a newline after any that lacks one;
+- binary files (a NUL byte in the first 8 KiB, git's test), files that do not decode,
+  empty ones and anything not a regular file are skipped and counted (``strict``:
+  refused, naming the first); what git's rules and the hidden rule leave out is
+  counted beside them;
 - a manifest beside the joined file lists every file with its size, SHA-256 and
   where it starts (in characters and in bytes), so training can drop the carried
-  state at each boundary and a resumed run can check that nothing changed;
-- standard input is read once into the cache, atomically and capped.
+  state at each boundary and a resumed run can check that nothing changed (nor was
+  added), and counts what was left out by reason;
+- standard input is read once into the cache, atomically and capped, and refused
+  like a file in a folder would be skipped (binary, or not in the encoding).
 
 A single regular file is returned as it is: nothing is copied.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from charrnn.data.folders import HIDDEN, IGNORED, NOT_REGULAR, list_folder
 from charrnn.data.text import default_cache_dir
 from charrnn.errors import CorpusError
 from charrnn.events import SILENT, Reporter
@@ -40,6 +47,10 @@ STDIN = "-"
 STDIN_LIMIT = 2**30  # bytes read from a pipe before it is refused (1 GiB)
 BINARY_PROBE = 8192  # bytes looked at for a NUL
 MANIFEST_SUFFIX = ".sources.json"
+STDIN_NAME = "standard input"  # how errors name a piped corpus (not its cache copy)
+BINARY, UNDECODABLE, EMPTY = "binary", "undecodable", "empty"
+# Every reason a file is left out, in the order reports list them.
+REASONS = (BINARY, UNDECODABLE, EMPTY, NOT_REGULAR, HIDDEN, IGNORED)
 
 
 @dataclass(frozen=True)
@@ -61,11 +72,23 @@ class Gathered:
     path: Path
     name: str
     files: tuple[Source, ...]
-    skipped: dict[str, int]  # reason -> count
+    skipped: dict[str, int]  # reason (one of REASONS) -> count, only those that occur
 
     def describe(self) -> str:
-        skipped = ", ".join(f"{n:,} {why}" for why, n in self.skipped.items() if n)
-        return f"{len(self.files):,} files" + (f" (skipped {skipped})" if skipped else "")
+        return describe_sources(len(self.files), self.skipped)
+
+
+def describe_sources(files: int, skipped: dict[str, int]) -> str:
+    """What a joined corpus holds and left out: "3 files (skipped 1 binary, 2 hidden)"."""
+    left = left_out_text(skipped)
+    return f"{files:,} file{'' if files == 1 else 's'}" + (f" (skipped {left})" if left else "")
+
+
+def left_out_text(skipped: dict[str, int]) -> str:
+    """What was left out, by reason ("1 binary, 2 hidden; --include-hidden reads
+    them"), or "" when nothing was."""
+    hint = "; --include-hidden reads them" if skipped.get(HIDDEN) else ""
+    return _counted(skipped, empty="") + hint
 
 
 def resolve_inputs(
@@ -73,23 +96,33 @@ def resolve_inputs(
     *,
     encoding: str = "utf-8",
     strict: bool = False,
+    hidden: bool = False,
+    byte_level: bool = False,
     cache_dir: Path | None = None,
     stdin: BinaryIO | None = None,
     reporter: Reporter = SILENT,
 ) -> Path | None:
     """The one corpus file ``inputs`` stand for: None (the default corpus) for none,
     a single regular file itself, else the joined (or read-from-stdin) copy in the
-    cache. Reports what was gathered and skipped."""
+    cache. Reports what was gathered and skipped.
+
+    ``hidden``: read a folder's hidden files too. ``byte_level``: standard input
+    need not decode (it is read as bytes)."""
     given = [str(item) for item in inputs]
     if not given:
         return None
     if given == [STDIN]:
-        return read_stdin(stdin or sys.stdin.buffer, cache_dir=cache_dir, reporter=reporter)
+        return read_stdin(
+            stdin or sys.stdin.buffer,
+            cache_dir=cache_dir,
+            encoding=None if byte_level else encoding,
+            reporter=reporter,
+        )
     if STDIN in given:
         raise CorpusError("'-' (standard input) cannot be joined with other files")
     if len(given) == 1 and not Path(given[0]).is_dir():
         return Path(given[0])
-    gathered = gather(given, encoding=encoding, strict=strict, cache_dir=cache_dir)
+    gathered = gather(given, encoding=encoding, strict=strict, hidden=hidden, cache_dir=cache_dir)
     reporter.notice(f"corpus {gathered.name}: {gathered.describe()}")
     return gathered.path
 
@@ -99,23 +132,32 @@ def read_stdin(
     *,
     cache_dir: Path | None = None,
     limit: int = STDIN_LIMIT,
+    encoding: str | None = "utf-8",
     reporter: Reporter = SILENT,
 ) -> Path:
     """Standard input, read once into the cache (named by its SHA-256, written
-    atomically, at most ``limit`` bytes); the path of that copy."""
+    atomically, at most ``limit`` bytes); the path of that copy.
+
+    Refused, as "standard input", where a file in a folder would be skipped: binary
+    (a NUL byte in the first 8 KiB) or, unless ``encoding`` is None (a byte-level
+    run), not valid ``encoding``."""
     if hasattr(stream, "isatty") and stream.isatty():
         raise CorpusError("'-' reads the corpus from standard input: pipe a text into it")
     folder = (cache_dir or default_cache_dir()) / "stdin"
     folder.mkdir(parents=True, exist_ok=True)
     digest, total = hashlib.sha256(), 0
+    check = _StreamCheck(encoding)
     staging = folder / f".incoming-{uuid.uuid4().hex}.txt"
     with atomic_file(staging) as out:
         while chunk := stream.read(2**20):
             total += len(chunk)
             if total > limit:
                 raise CorpusError(f"standard input holds over {limit:,} bytes: save it to a file")
+            check.feed(chunk)
             digest.update(chunk)
             out.write(chunk)
+        if total:
+            check.feed(b"", final=True)
     if total == 0:
         staging.unlink(missing_ok=True)
         raise CorpusError("standard input was empty")
@@ -125,27 +167,78 @@ def read_stdin(
     return target
 
 
+class _StreamCheck:
+    """Standard input checked as it streams past, as :func:`_unusable` checks a file."""
+
+    def __init__(self, encoding: str | None) -> None:
+        self.probed = 0  # bytes looked at for a NUL so far
+        self.offset = 0
+        try:
+            self.decoder = (
+                codecs.getincrementaldecoder(encoding)("strict") if encoding is not None else None
+            )
+        except LookupError:
+            raise CorpusError(f"unknown encoding {encoding!r}") from None
+        self.encoding = encoding
+
+    def feed(self, chunk: bytes, *, final: bool = False) -> None:
+        if self.probed < BINARY_PROBE:
+            if b"\0" in chunk[: BINARY_PROBE - self.probed]:
+                raise CorpusError(
+                    f"{STDIN_NAME}: binary (a NUL byte in its first {BINARY_PROBE:,} bytes, "
+                    "as a file in a folder is skipped); pipe a text"
+                )
+            self.probed += len(chunk)
+        if self.decoder is not None:
+            try:
+                self.decoder.decode(chunk, final=final)
+            except UnicodeDecodeError as exc:
+                at = self.offset - (len(exc.object) - len(chunk)) + exc.start
+                raise CorpusError(
+                    f"{STDIN_NAME}: invalid {self.encoding} at byte offset {at} ({exc.reason}); "
+                    "pass --encoding NAME for another codec, or --bytes"
+                ) from None
+        self.offset += len(chunk)
+
+
 def gather(
     inputs: Sequence[str],
     *,
     encoding: str = "utf-8",
     strict: bool = False,
+    hidden: bool = False,
     cache_dir: Path | None = None,
 ) -> Gathered:
     """Join the files of ``inputs`` (files and folders) into one cached file, each
-    kept in ``encoding``."""
-    files = list(_walk(inputs))
+    kept in ``encoding``; ``hidden``: a folder's hidden files too (see
+    :func:`charrnn.data.folders.list_folder` for what a folder gives)."""
+    files, left_out = walk(inputs, hidden=hidden)
+    odd = left_out[NOT_REGULAR]
+    if strict and odd:
+        raise CorpusError(
+            f"{', '.join(inputs)}: {odd:,} entr{'y is' if odd == 1 else 'ies are'} not a "
+            "regular file (a FIFO, socket, device, broken link, or a link in a git "
+            "checkout); drop --strict to skip such entries"
+        )
     if not files:
-        raise CorpusError(f"{', '.join(inputs)}: no files to read")
-    names = [str(f.resolve()) for f in files]
-    key = hashlib.sha256(json.dumps([encoding, names]).encode()).hexdigest()
+        raise CorpusError(
+            f"{', '.join(inputs)}: no files to read ({_counted(dict(left_out))} left out)"
+            if left_out
+            else f"{', '.join(inputs)}: no files to read"
+        )
+    resolved: dict[Path, Path] = {}
+    names = [str(_real(f, resolved)) for f in files]
+    # Every option that changes what is gathered is part of the key: a lenient read
+    # must never stand in for a --strict one.
+    options = {"encoding": encoding, "strict": strict, "hidden": hidden}
+    key = hashlib.sha256(json.dumps([options, names]).encode()).hexdigest()
     folder = (cache_dir or default_cache_dir()) / "joined" / key[:24]
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "corpus.txt"
-    reused = _unchanged(target, files)
+    reused = _unchanged(target, files, left_out)
     if reused is not None:
         return reused
-    skipped = {"binary": 0, "undecodable": 0, "empty": 0}
+    skipped: Counter[str] = Counter(left_out)
     sources: list[Source] = []
     chars = size = 0
     with atomic_file(target) as out:
@@ -167,26 +260,31 @@ def gather(
                 data += "\n".encode(encoding)
             sha = hashlib.sha256(raw).hexdigest()
             mtime = file.stat().st_mtime_ns
-            sources.append(Source(str(file), len(raw), mtime, sha, chars, size))
+            sources.append(Source(str(file.absolute()), len(raw), mtime, sha, chars, size))
             out.write(data)
             chars += len(text)
             size += len(data)
     if not sources:
         target.unlink(missing_ok=True)
         raise CorpusError(f"{', '.join(inputs)}: no readable text files ({_counted(skipped)})")
+    counted = _ordered(skipped)
     manifest = {
         "name": _name(inputs),
         "files": [source.__dict__ for source in sources],
-        "skipped": skipped,
+        "skipped": counted,
         "seen": _stamps(files),
+        # What a resumed run needs to walk the inputs again and see what was added.
+        "inputs": [str(Path(item).absolute()) for item in inputs],
+        "options": options,
     }
     atomic_write_text(manifest_path(target), json.dumps(manifest, indent=1))
-    return Gathered(target, _name(inputs), tuple(sources), skipped)
+    return Gathered(target, _name(inputs), tuple(sources), counted)
 
 
-def _unchanged(target: Path, files: list[Path]) -> Gathered | None:
+def _unchanged(target: Path, files: list[Path], left_out: Counter[str]) -> Gathered | None:
     """The joined file made before, when the same files have the sizes and
-    modification times they had then: nothing is read again."""
+    modification times they had then: nothing is read again (what the walk left out
+    is counted afresh)."""
     manifest = read_manifest(target)
     if manifest is None or not target.is_file():
         return None
@@ -194,10 +292,16 @@ def _unchanged(target: Path, files: list[Path]) -> Gathered | None:
         if manifest["seen"] != _stamps(files):
             return None
         sources = tuple(Source(**entry) for entry in manifest["files"])
-        skipped = {str(k): int(v) for k, v in manifest["skipped"].items()}
-        return Gathered(target, str(manifest["name"]), sources, skipped)
+        read = {str(k): int(v) for k, v in manifest["skipped"].items()}
+        skipped = Counter({k: read.get(k, 0) for k in (BINARY, UNDECODABLE, EMPTY)}) + left_out
+        return Gathered(target, str(manifest["name"]), sources, _ordered(skipped))
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
+
+
+def _ordered(counts: Counter[str] | dict[str, int]) -> dict[str, int]:
+    """The counts that occur, in the order of :data:`REASONS`."""
+    return {why: int(counts[why]) for why in REASONS if counts.get(why)}
 
 
 def _stamps(files: list[Path]) -> list[list[Any]]:
@@ -205,7 +309,7 @@ def _stamps(files: list[Path]) -> list[list[Any]]:
     stamps: list[list[Any]] = []
     for file in files:
         st = file.stat()
-        stamps.append([str(file), st.st_size, st.st_mtime_ns])
+        stamps.append([str(file.absolute()), st.st_size, st.st_mtime_ns])
     return stamps
 
 
@@ -238,20 +342,20 @@ def file_starts(corpus: Path, byte_level: bool) -> np.ndarray | None:
 
 def _unusable(raw: bytes, encoding: str) -> str | None:
     if not raw:
-        return "empty"
+        return EMPTY
     if b"\0" in raw[:BINARY_PROBE]:
-        return "binary"
+        return BINARY
     try:
         raw.decode(encoding)
     except UnicodeDecodeError:
-        return "undecodable"
+        return UNDECODABLE
     except LookupError:
         raise CorpusError(f"unknown encoding {encoding!r}") from None
     return None
 
 
-def _counted(skipped: dict[str, int]) -> str:
-    return ", ".join(f"{n:,} {why}" for why, n in skipped.items() if n) or "none found"
+def _counted(skipped: dict[str, int], empty: str = "none found") -> str:
+    return ", ".join(f"{n:,} {why}" for why, n in _ordered(skipped).items()) or empty
 
 
 def _name(inputs: Sequence[str]) -> str:
@@ -259,78 +363,84 @@ def _name(inputs: Sequence[str]) -> str:
     return first if len(inputs) == 1 else f"{Path(first).stem}-and-{len(inputs) - 1}-more"
 
 
-def _walk(inputs: Sequence[str]) -> Iterator[Path]:
-    """Every file of ``inputs`` once, in a stable order: a folder's files sorted by
-    path, ``.git`` skipped, ``.gitignore`` honoured in a git checkout; folders reached
-    twice through symbolic links (a loop) are walked once."""
+def walk(inputs: Sequence[str], *, hidden: bool = False) -> tuple[list[Path], Counter[str]]:
+    """Every file of ``inputs`` once, in a stable order (a folder's as
+    :func:`~charrnn.data.folders.list_folder` gives them), and what the folders left
+    out, by reason. A file named on its own is read whatever its name."""
     seen: set[Path] = set()
+    files: list[Path] = []
+    left_out: Counter[str] = Counter()
+    resolved: dict[Path, Path] = {}
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            yield from _walk_folder(path, seen)
+            listing = list_folder(path, hidden=hidden)
+            left_out += listing.left_out
+            found = listing.files
         elif path.is_file():
-            if path.resolve() not in seen:
-                seen.add(path.resolve())
-                yield path
+            found = [path]
         elif not path.exists():
             raise CorpusError(f"{path}: no such file or folder")
         else:
             raise CorpusError(f"{path}: not a regular file or a folder")
+        for file in found:
+            real = _real(file, resolved)
+            if real not in seen:
+                seen.add(real)
+                files.append(file)
+    return files, left_out
 
 
-def _walk_folder(root: Path, seen: set[Path]) -> Iterator[Path]:
-    ignored = _gitignore(root)
-    visited: set[Path] = set()
-    found: list[Path] = []
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        real = Path(folder).resolve()
-        if real in visited:  # a symbolic link back up the tree
-            dirs[:] = []
-            continue
-        visited.add(real)
-        dirs[:] = sorted(d for d in dirs if d != ".git")
-        for name in names:
-            path = Path(folder) / name
-            relative = path.relative_to(root).as_posix()
-            if ignored is not None and ignored.match_file(relative):
-                continue
-            if path.is_file():
-                found.append(path)
-    for path in sorted(found, key=lambda p: p.relative_to(root).as_posix()):
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            yield path
-
-
-def _gitignore(root: Path) -> Any:
-    """The checkout's ``.gitignore`` rules (root file only), or None outside git."""
-    rules = root / ".gitignore"
-    if not (root / ".git").exists() or not rules.is_file():
-        return None
-    import pathspec
-
-    lines = rules.read_text(encoding="utf-8", errors="replace").splitlines()
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+def _real(file: Path, resolved: dict[Path, Path]) -> Path:
+    """``file.resolve()``, with each folder resolved once (``resolved`` remembers them):
+    resolving every path of 20,000 files from scratch took seconds."""
+    if file.is_symlink():
+        return file.resolve()
+    parent = resolved.get(file.parent)
+    if parent is None:
+        parent = resolved[file.parent] = file.parent.resolve()
+    return parent / file.name
 
 
 RUN_SOURCES = "sources.json"  # a run's copy of its joined corpus's manifest
 
 
 def record_sources(corpus: Path, run: Path) -> None:
-    """Keep a joined corpus's list of files and hashes in the run directory."""
+    """Keep a joined corpus's list of files and hashes, what it left out, and how it
+    was gathered (to see added files on resume) in the run directory."""
     manifest = read_manifest(corpus)
     if manifest is not None:
-        listed = {"files": manifest["files"], "skipped": manifest.get("skipped", {})}
+        listed = {
+            "files": manifest["files"],
+            "skipped": manifest.get("skipped", {}),
+            "inputs": manifest.get("inputs"),
+            "options": manifest.get("options"),
+            "seen": [entry[0] for entry in manifest.get("seen", []) if entry],
+        }
         atomic_write_text(run / RUN_SOURCES, json.dumps(listed, indent=1))
+
+
+def _run_record(run: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((run / RUN_SOURCES).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def run_sources(run: Path) -> list[dict[str, Any]] | None:
     """The files a run's joined corpus was made of, or None (one file)."""
-    try:
-        files = json.loads((run / RUN_SOURCES).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    files = _run_record(run).get("files")
     return files if isinstance(files, list) else None
+
+
+def run_skipped(run: Path) -> dict[str, int]:
+    """What a run's joined corpus left out, by reason (empty for one file)."""
+    skipped = _run_record(run).get("skipped")
+    try:
+        return _ordered({str(k): int(v) for k, v in skipped.items()}) if skipped else {}
+    except (AttributeError, TypeError, ValueError):
+        return {}
 
 
 def check_sources(run: Path) -> None:
@@ -355,3 +465,37 @@ def check_sources(run: Path) -> None:
             f"{len(changed)} of the run's {len(files)} files changed or went missing "
             f"({shown}); resuming would train on different text (start a new run instead)"
         )
+    added = _added_files(_run_record(run))
+    if added:
+        shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
+        raise CorpusError(
+            f"{len(added)} text file{'s were' if len(added) > 1 else ' was'} added to the "
+            f"run's folders since it started ({shown}); resuming would not train on "
+            f"{'them' if len(added) > 1 else 'it'} (start a new run instead, or move "
+            f"{'them' if len(added) > 1 else 'it'} out)"
+        )
+
+
+def _added_files(record: dict[str, Any]) -> list[str]:
+    """Files the run's inputs now give that a fresh gathering would read (text, not
+    skipped) and that were not there when it started; none for a run recorded before
+    its inputs were kept."""
+    inputs, options, seen = record.get("inputs"), record.get("options"), record.get("seen")
+    if not isinstance(inputs, list) or not isinstance(options, dict) or not isinstance(seen, list):
+        return []
+    try:
+        now, _ = walk([str(item) for item in inputs], hidden=bool(options.get("hidden")))
+    except CorpusError:
+        return []  # an input went missing: its files are named as missing above
+    before = {str(path) for path in seen}
+    encoding = str(options.get("encoding") or "utf-8")
+    added = []
+    for file in now:
+        if str(file.absolute()) in before:
+            continue
+        try:
+            if _unusable(file.read_bytes(), encoding) is None:
+                added.append(str(file))
+        except OSError:
+            added.append(str(file))
+    return added
