@@ -105,10 +105,14 @@ def _client(url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0, timeout=60)
 
 
-def _post(url: str, body: object, key: str | None = KEY) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+def _post(
+    url: str, body: object, key: str | None = KEY, path: str = "/v1/completions"
+) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(f"{url}/v1/completions", content=content, headers=headers, timeout=60)
+    return httpx.post(f"{url}{path}", content=content, headers=headers, timeout=60)
 
 
 def test_models_are_listed_with_their_facts(server: str) -> None:
@@ -296,7 +300,7 @@ def test_an_oversized_body_is_a_413(server: str) -> None:
             yield b"a" * 50_000
         yield b'"}'
 
-    headers = {"Authorization": f"Bearer {KEY}"}
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     reply = httpx.post(f"{server}/v1/completions", content=chunks(), headers=headers, timeout=30)
     assert reply.status_code == 413
 
