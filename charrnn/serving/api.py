@@ -31,7 +31,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -43,7 +42,7 @@ from charrnn.serving import prompts
 from charrnn.serving.engine import Delta, Job
 from charrnn.serving.guard import Access, Guard, too_large
 from charrnn.serving.page import page_html
-from charrnn.serving.prompts import Entry, Generation, Limits, Served
+from charrnn.serving.prompts import Entry, Generation, Limits, Prompt, Served
 from charrnn.serving.render import DONE, ChatRenderer, CompletionRenderer, Piece, Renderer, Tokens
 from charrnn.serving.schemas import ApiError, ChatBody, CompletionBody, parse_body
 
@@ -158,7 +157,7 @@ def build_app(
         gen = _checked(prompts.completion, body, models, limits, max_batch)
         echo: list[list[Entry]] = []
         if gen.echo and gen.logprobs is not None:
-            echo = [await _score(gen, p.ids) for p in gen.prompts]
+            echo = [await _score(gen, p) for p in gen.prompts]
         created, rid = int(time.time()), f"cmpl-{uuid.uuid4().hex}"
         renderer = CompletionRenderer(gen, rid, created, echo)
         return await _answer(request, gen, renderer, stopping, retry_after_s)
@@ -244,11 +243,15 @@ def _authorised(request: Request, key: str | None) -> bool:
     return hmac.compare_digest(given.encode(), key.encode())
 
 
-async def _score(gen: Generation, ids: np.ndarray) -> list[Entry]:
-    """The prompt's own log-probabilities (echo with logprobs), off the event loop."""
+async def _score(gen: Generation, prompt: Prompt) -> list[Entry]:
+    """The prompt's own tokens with their log-probabilities (echo with logprobs), one
+    per character, computed off the event loop."""
     served = gen.served
     top = gen.logprobs or 0
-    return await asyncio.to_thread(prompts.prompt_logprobs, served.model, served.vocab, ids, top)
+    entries = await asyncio.to_thread(
+        prompts.prompt_logprobs, served.model, served.vocab, prompt.ids, top
+    )
+    return Tokens(served.vocab.byte_level).take(prompt.text, entries, final=True)
 
 
 # -- running a request ---------------------------------------------------------------
