@@ -11,7 +11,7 @@ closes after 5 s; headers are capped at 64 KiB; at most ``max_connections`` are 
 (uvicorn answers more with a 503).
 
 SIGTERM or Ctrl-C stops taking connections, lets running requests finish for up to
-``grace_s`` less a second, then ends each open stream with an error event and
+``grace_s`` less two seconds, then ends each open stream with an error event and
 ``[DONE]`` (a waiting whole response gets a 503), stops the engines and returns
 normally, so the process exits 0 within ``grace_s``.
 """
@@ -41,6 +41,7 @@ from charrnn.serving.prompts import Limits, Served
 
 KEEP_ALIVE_S = 5  # an idle keep-alive connection closes after this
 MAX_HEADER_BYTES = 64 * 1024
+STOP_MARGIN_S = 2.0  # of the grace period, left for closing connections and exiting
 
 
 @dataclass(frozen=True)
@@ -183,10 +184,10 @@ def serve(
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
-            # Streams get the grace period less a second to finish, then end with an
+            # Streams get the grace period less two seconds to finish, then end with an
             # error event, so every connection is closed before uvicorn's own deadline
-            # (which would cancel them mid-write).
-            stopping.begin(options.grace_s - 1.0)
+            # (which would cancel them mid-write) and the process is gone within grace_s.
+            stopping.begin(options.grace_s - STOP_MARGIN_S)
             super().handle_exit(sig, frame)
             # uvicorn re-raises a caught SIGTERM after its graceful shutdown, so the
             # process would end by the signal; a requested stop is a clean one: exit 0.
