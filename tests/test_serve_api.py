@@ -489,3 +489,28 @@ def test_a_whole_request_whose_client_hangs_up_frees_its_rows(models: dict[str, 
     assert engine.load["steps"] > 0 and wait_idle(engine)
     assert not any(m.get("type") == "http.response.body" and b"choices" in m.get("body", b"")
                    for m in sent)  # fmt: skip
+
+
+# -- the command ---------------------------------------------------------------------
+
+
+def test_the_serve_command_passes_its_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    import charrnn.serving.server as server
+    from charrnn.cli.app import app as cli
+
+    seen: list[ServeOptions] = []
+    monkeypatch.setattr(server, "serve", lambda runs, options, ready=None: seen.append(options))
+    args = ["serve", str(tmp_path), "--allow-host", "box.lan", "--allow-host", "pi.local",
+            "--allow-origin", "http://localhost:3000", "--chat-template", "{Role}: {content}\\n",
+            "--read-timeout", "2.5", "--max-connections", "50"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    options = seen[0]
+    assert options.allow_hosts == ("box.lan", "pi.local")
+    assert options.allow_origins == ("http://localhost:3000",)
+    assert ChatTemplate.parse(options.chat_template or "").stop == "\n"
+    assert options.limits.read_timeout_s == 2.5 and options.max_connections == 50
