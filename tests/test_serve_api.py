@@ -395,6 +395,37 @@ def test_tokens_group_a_characters_bytes_and_drop_what_a_stop_cut() -> None:
     assert not cut.pending
 
 
+def test_a_spliced_event_is_the_json_of_its_fields() -> None:
+    """The renderers write an event's envelope once and splice each choice in; with
+    quotes, backslashes, newlines and non-ASCII text it is still the event's JSON."""
+    from types import SimpleNamespace
+
+    from charrnn.serving.render import ChatRenderer, CompletionRenderer, Piece
+
+    gen: Any = SimpleNamespace(logprobs=None, choices=2, n=2, echo=False, prompts=[],
+                               opening="", served=SimpleNamespace(id='m"1'))  # fmt: skip
+    text = 'a"b\\c\n\u2028é😀</script>'
+    pieces = [Piece(0, text), Piece(1, "", finish_reason="stop")]
+    event = CompletionRenderer(gen, "cmpl-1", 5, []).chunk(pieces)
+    assert event.startswith(b"data: ") and event.endswith(b"\n\n")
+    assert json.loads(event[6:]) == {
+        "id": "cmpl-1", "object": "text_completion", "created": 5, "model": 'm"1',
+        "choices": [
+            {"text": text, "index": 0, "logprobs": None, "finish_reason": None},
+            {"text": "", "index": 1, "logprobs": None, "finish_reason": "stop"},
+        ],
+    }  # fmt: skip
+    chat = ChatRenderer(gen, "chatcmpl-1", 5).chunk(pieces)
+    first, second = (json.loads(part[6:]) for part in chat.split(b"\n\n") if part)
+    assert first["object"] == "chat.completion.chunk"
+    assert first["choices"] == [
+        {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}
+    ]
+    assert second["choices"] == [
+        {"index": 1, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+    ]
+
+
 # -- load ----------------------------------------------------------------------------
 
 

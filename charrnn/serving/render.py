@@ -149,9 +149,13 @@ class CompletionRenderer(Renderer):
         self.offsets = [0] * gen.choices
 
     def _choice(self, index: int, text: str, tokens: list[Entry], finish: str | None) -> str:
-        logprobs = None
-        if self.gen.logprobs is not None:
-            logprobs = self._logprobs(index, tokens)
+        if self.gen.logprobs is None:  # the common case: only the text is encoded
+            reason = "null" if finish is None else f'"{finish}"'
+            return (
+                f'{{"text": {json.dumps(text)}, "index": {index}, "logprobs": null, '
+                f'"finish_reason": {reason}}}'
+            )
+        logprobs = self._logprobs(index, tokens)
         self.offsets[index] += len(text)
         return json.dumps(
             {"text": text, "index": index, "logprobs": logprobs, "finish_reason": finish}
@@ -239,18 +243,7 @@ class ChatRenderer(Renderer):
     def chunk(self, pieces: list[Piece]) -> bytes:
         """One stream event with the new text of ``pieces``."""
         self.completion_chars += sum(len(p.text) for p in pieces)
-        choices = [
-            json.dumps(
-                {
-                    "index": p.index,
-                    "delta": {"content": p.text},
-                    "logprobs": self._logprobs(p.tokens),
-                    "finish_reason": None,
-                }
-            )
-            for p in pieces
-            if p.text or p.tokens
-        ]
+        choices = [self._content(p) for p in pieces if p.text or p.tokens]
         finished = [
             json.dumps(
                 {"index": p.index, "delta": {}, "logprobs": None, "finish_reason": p.finish_reason}
@@ -260,7 +253,20 @@ class ChatRenderer(Renderer):
         ]
         return b"".join(self.event(group) for group in (choices, finished) if group)
 
+    def _content(self, p: Piece) -> str:
+        if self.gen.logprobs is None:  # the common case: only the text is encoded
+            return (
+                f'{{"index": {p.index}, "delta": {{"content": {json.dumps(p.text)}}}, '
+                '"logprobs": null, "finish_reason": null}'
+            )
+        delta = {"content": p.text}
+        logprobs = self._logprobs(p.tokens)
+        return json.dumps(
+            {"index": p.index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
+        )
+
     def whole(self, pieces: list[Piece]) -> bytes:
+        """The whole ``chat.completion``, from each choice's pieces merged into one."""
         choices = []
         for p in pieces:
             self.completion_chars += len(p.text)

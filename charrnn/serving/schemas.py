@@ -26,8 +26,9 @@ from pydantic import (
 )
 from starlette.responses import Response
 
+from charrnn.serving.engine import TOP_LOGPROBS
+
 MAX_DEPTH = 32  # JSON nesting a body may have; the API's own bodies need 4
-TOP_LOGPROBS = 5  # the API's cap on alternatives per position
 
 
 class ApiError(Exception):
