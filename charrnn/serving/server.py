@@ -33,10 +33,11 @@ from charrnn.checkpoint import load_model
 from charrnn.config import Docs
 from charrnn.errors import ConfigError
 from charrnn.hardware import sampling_dtype, select_device
-from charrnn.serving.api import Stopping, build_app
+from charrnn.serving.api import build_app
 from charrnn.serving.chat import ChatTemplate
 from charrnn.serving.engine import Engine
 from charrnn.serving.guard import Access
+from charrnn.serving.jobs import Stopping
 from charrnn.serving.prompts import Limits, Served
 
 KEEP_ALIVE_S = 5  # an idle keep-alive connection closes after this
