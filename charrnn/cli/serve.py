@@ -57,6 +57,7 @@ def serve(
         str | None,
         typer.Option(
             "--chat-template",
+            metavar="FORMAT|FILE",
             help="How chat messages are written for the model: a format string with "
             "{Role}, {role} and {content} (\\n for a newline) or a file holding one; a "
             "reply stops at what follows {content}. [default: '{Role}:\\n{content}\\n\\n']",
@@ -67,6 +68,7 @@ def serve(
         list[str] | None,
         typer.Option(
             "--allow-host",
+            metavar="NAME",
             help="Another Host name to answer (repeatable; '*' for any). By default only "
             "localhost, 127.0.0.1, [::1] and the --host address.",
             show_default=False,
@@ -76,6 +78,7 @@ def serve(
         list[str] | None,
         typer.Option(
             "--allow-origin",
+            metavar="ORIGIN",
             help="A web page origin that may call the API, e.g. http://localhost:3000 "
             "(repeatable; '*' for any). By default only the server's own page.",
             show_default=False,
