@@ -334,6 +334,30 @@ def test_chat_replies_stop_at_the_turn_and_stream_in_the_apis_shape(app: Any) ->
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == reply["usage"]
 
 
+def test_chat_logprobs_join_to_the_reply(app: Any) -> None:
+    body = {"model": "prose", "messages": [{"role": "user", "content": "the"}], "seed": 1,
+            "max_tokens": 30, "logprobs": True, "top_logprobs": 2}  # fmt: skip
+    choice = call(app, "/v1/chat/completions", body).json()["choices"][0]
+    content = choice["logprobs"]["content"]
+    assert "".join(t["token"] for t in content) == choice["message"]["content"]
+    for t in content:
+        assert t["bytes"] == list(t["token"].encode()) and t["logprob"] <= 0
+        assert len(t["top_logprobs"]) == 2
+
+
+def test_a_chat_template_of_ones_own(models: dict[str, Served]) -> None:
+    prose = models["prose"]
+    lines = ChatTemplate.parse("{Role}: {content}\\n")
+    served = {"prose": Served(prose.id, prose.model, prose.vocab, prose.engine, prose.docs,
+                              chat=lines)}  # fmt: skip
+    body = {"model": "prose", "messages": [{"role": "user", "content": "the cat"}], "n": 8,
+            "max_tokens": 200, "seed": 4}  # fmt: skip
+    reply = call(build_app(served), "/v1/chat/completions", body).json()
+    finished = [c["finish_reason"] for c in reply["choices"]]
+    assert all("\n" not in c["message"]["content"] for c in reply["choices"])
+    assert "stop" in finished  # some reply ended its line before 200 characters
+
+
 def test_an_items_run_answers_chat_with_one_item(app: Any) -> None:
     body = {"model": "names", "messages": [{"role": "user", "content": "s"}], "n": 4, "seed": 2}
     reply = call(app, "/v1/chat/completions", {**body, "max_tokens": 40}).json()
