@@ -1,4 +1,4 @@
-"""``charrnn serve``: trained runs behind the OpenAI-compatible completions API."""
+"""``charrnn serve``: trained runs behind the OpenAI-compatible completions and chat API."""
 
 from __future__ import annotations
 
@@ -53,12 +53,56 @@ def serve(
     max_tokens: Annotated[
         int, typer.Option("--max-tokens", min=1, help="Characters one request may ask for.")
     ] = 4096,
+    chat_template: Annotated[
+        str | None,
+        typer.Option(
+            "--chat-template",
+            metavar="FORMAT|FILE",
+            help="How chat messages are written for the model: a format string with "
+            "{Role}, {role} and {content} (\\n for a newline) or a file holding one; a "
+            "reply stops at what follows {content}. [default: '{Role}:\\n{content}\\n\\n']",
+            show_default=False,
+        ),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="NAME",
+            help="Another Host name to answer (repeatable; '*' for any). By default only "
+            "localhost, 127.0.0.1, [::1] and the --host address.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            metavar="ORIGIN",
+            help="A web page origin that may call the API, e.g. http://localhost:3000 "
+            "(repeatable; '*' for any). By default only the server's own page.",
+            show_default=False,
+        ),
+    ] = None,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout",
+            min=0.1,
+            max=3600,
+            help="Seconds a client has to send a request's headers, and again its body.",
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        int,
+        typer.Option("--max-connections", min=1, help="Open connections at most; more get a 503."),
+    ] = 1024,
     device: opt.DeviceOpt = None,
     precision: opt.SamplePrecisionOpt = SamplePrecision.fp32,
 ) -> None:
-    """Serve trained models over HTTP: the OpenAI completions API (any client library
-    works with base_url http://HOST:PORT/v1), and a page at / to write with them."""
-    from charrnn.serving.requests import Limits
+    """Serve trained models over HTTP: the OpenAI completions and chat API (any client
+    library works with base_url http://HOST:PORT/v1), and a page at / to write with them."""
+    from charrnn.serving.prompts import Limits
     from charrnn.serving.server import ServeOptions
     from charrnn.serving.server import serve as run_server
 
@@ -71,7 +115,11 @@ def serve(
         max_queue=max_queue,
         device=(device or Device.auto).value,
         precision=precision.value,
-        limits=Limits(max_tokens=max_tokens),
+        limits=Limits(max_tokens=max_tokens, read_timeout_s=read_timeout),
+        allow_hosts=tuple(allow_host or ()),
+        allow_origins=tuple(allow_origin or ()),
+        chat_template=chat_template,
+        max_connections=max_connections,
     )
 
     def ready(url: str, models: list[str]) -> None:

@@ -1,12 +1,20 @@
 """The OpenAI-compatible HTTP API over one or more :class:`~charrnn.serving.engine.Engine`.
 
-Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/completions`` (plain or
-streamed as server-sent events ending with ``data: [DONE]``) and the page at ``/``.
-This layer only parses, checks, queues, streams and maps errors to the API's own
-shape (``{"error": {"message", "type", "param", "code"}}``) and status codes; the
-engine does the work. Starlette rather than FastAPI: every field is checked here by
-hand so that a bad value is a 400 in the API's shape, not FastAPI's 422, and
-Starlette is all of FastAPI this needs.
+Routes: ``GET /health``, ``GET /v1/models``, ``GET /v1/models/{id}``,
+``POST /v1/completions``, ``POST /v1/chat/completions`` (each plain or streamed as
+server-sent events ending with ``data: [DONE]``) and the page at ``/``. This layer
+only parses (:mod:`~charrnn.serving.schemas`), checks (:mod:`~charrnn.serving.prompts`),
+queues, streams (:mod:`~charrnn.serving.render`) and maps errors to the API's own
+shape; :mod:`~charrnn.serving.guard` decides who may reach it, and the engine does
+the work. Starlette rather than FastAPI: a bad value is a 400 in the API's shape,
+not FastAPI's 422, and Starlette is all of FastAPI this needs.
+
+A request whose client goes away is cancelled: a stream when a write fails, a
+whole response when the connection is seen closed (polled while it waits), so its
+rows leave the batch at the engine's next step (:mod:`~charrnn.serving.jobs`). When
+the server is told to stop (:meth:`~charrnn.serving.jobs.Stopping.begin`), running
+requests may finish until a deadline; then each open stream ends with an error event
+and ``[DONE]``, and each waiting whole response with a 503.
 """
 
 from __future__ import annotations
@@ -15,87 +23,172 @@ import asyncio
 import base64
 import binascii
 import hmac
-import json
-import threading
+import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import numpy as np
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from charrnn.errors import CharRNNError
-from charrnn.serving.engine import Delta, Job
+from charrnn.serving import prompts
+from charrnn.serving.guard import Access, Guard, too_large
+from charrnn.serving.jobs import Gone, Run, Stopping, stopping_error
 from charrnn.serving.page import page_html
-from charrnn.serving.requests import (
-    ApiError,
-    Completion,
-    Limits,
-    Served,
-    check_completion,
-    logprobs_body,
-    prompt_logprobs,
-)
+from charrnn.serving.prompts import Entry, Generation, Limits, Prompt, Served
+from charrnn.serving.render import DONE, ChatRenderer, CompletionRenderer, Piece, Renderer, Tokens
+from charrnn.serving.schemas import ApiError, ChatBody, CompletionBody, parse_body
 
+log = logging.getLogger("uvicorn.error")
 OWNER = "charrnn"
 # 50 updates a second is smooth to watch, and 64 streams of them cost the server and
 # its clients far less than a chunk per character each.
 STREAM_INTERVAL_S = 0.02
 
 
-# -- checking a request ------------------------------------------------------------------
+# -- the app -------------------------------------------------------------------------
 
 
-# Parameters of the API this server does not implement: refused unless neutral.
+def build_app(
+    models: dict[str, Served],
+    *,
+    api_key: str | None = None,
+    limits: Limits | None = None,
+    max_batch: int = 64,
+    retry_after_s: int = 1,
+    access: Access | None = None,
+    stopping: Stopping | None = None,
+) -> ASGIApp:
+    """The ASGI app serving ``models`` (by id), behind the :class:`Guard` of ``access``
+    (loopback only by default)."""
+    limits = limits or Limits()
+    access = access or Access.bound_to("127.0.0.1")
+    stopping = stopping or Stopping()
+
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]], *, page: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def route(request: Request) -> Response:
+            if not _authorised(request, api_key):
+                if page:  # the browser asks for the key (as the password) and resends it
+                    return Response(
+                        "an API key is needed", 401, {"WWW-Authenticate": 'Basic realm="charrnn"'}
+                    )
+                return ApiError(
+                    401, "a valid API key is needed (Authorization: Bearer KEY)",
+                    kind="authentication_error", code="invalid_api_key",
+                ).response()  # fmt: skip
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                if exc.status != 503:
+                    log.warning("%s %s: %d %s", request.method, request.url.path,
+                                exc.status, exc.message[:200])  # fmt: skip
+                return exc.response()
+            except Gone:
+                log.info("%s %s: the client went away", request.method, request.url.path)
+                return Response(status_code=499)
+
+        return route
+
+    async def health(request: Request) -> Response:
+        load = {m.id: m.engine.load for m in models.values()}
+        return JSONResponse({"status": "stopping" if stopping.begun else "ok", "models": load})
+
+    def describe(m: Served) -> dict[str, Any]:
+        return {"id": m.id, "object": "model", "created": m.created, "owned_by": OWNER,
+                "charrnn": m.facts}  # fmt: skip
+
+    async def list_models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [describe(m) for m in models.values()]})
+
+    async def one_model(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in models:
+            raise ApiError(
+                404, f"no model {name!r}; this server has: {', '.join(sorted(models))}",
+                param="model", code="model_not_found",
+            )  # fmt: skip
+        return JSONResponse(describe(models[name]))
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(page_html([m.id for m in models.values()]))
+
+    async def completions(request: Request) -> Response:
+        body = parse_body(await read_body(request, limits), CompletionBody)
+        gen = _checked(prompts.completion, body, models, limits, max_batch)
+        echo: list[list[Entry]] = []
+        if gen.echo and gen.logprobs is not None:
+            echo = [await _score(gen, p) for p in gen.prompts]
+        created, rid = int(time.time()), f"cmpl-{uuid.uuid4().hex}"
+        renderer = CompletionRenderer(gen, rid, created, echo)
+        return await _answer(request, gen, renderer, stopping, retry_after_s)
+
+    async def chat_completions(request: Request) -> Response:
+        body = parse_body(await read_body(request, limits), ChatBody)
+        gen = _checked(prompts.chat, body, models, limits, max_batch)
+        created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
+        return await _answer(request, gen, ChatRenderer(gen, rid, created), stopping, retry_after_s)
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/v1/models", guarded(list_models), methods=["GET"]),
+        Route("/v1/models/{name:path}", guarded(one_model), methods=["GET"]),
+        Route("/v1/completions", guarded(completions), methods=["POST"]),
+        Route("/v1/chat/completions", guarded(chat_completions), methods=["POST"]),
+        Route("/", guarded(page, page=True), methods=["GET"]),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return ApiError(404, f"no route {request.url.path}", code="not_found").response()
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return ApiError(405, f"{request.method} is not allowed here").response()
+
+    async def bug(request: Request, exc: Exception) -> Response:  # logged with its traceback
+        return ApiError(500, "internal error", kind="server_error").response()
+
+    handlers = {404: not_found, 405: not_allowed, Exception: bug}
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    return Guard(app, access, limits.max_body)
 
 
-# -- scoring a prompt (echo with logprobs) -----------------------------------------------
+def _checked(
+    check: Callable[[Any, dict[str, Served], Limits, int], Generation],
+    body: Any,
+    models: dict[str, Served],
+    limits: Limits,
+    max_batch: int,
+) -> Generation:
+    try:
+        return check(body, models, limits, max_batch)
+    except CharRNNError as exc:  # a setting the sampler refuses
+        raise ApiError(400, str(exc)) from None
 
 
-# -- the app -----------------------------------------------------------------------------
-
-
-class BodyLimit:
-    """ASGI middleware: a request that declares a body over ``limit`` bytes is a 413
-    before anything reads it (a chunked body that grows past the limit is stopped by
-    :func:`read_body` as it is read)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for key, value in scope.get("headers", []):
-                if key != b"content-length":
-                    continue
-                try:
-                    declared = int(value)
-                except ValueError:
-                    declared = -1
-                if declared > self.limit or declared < 0:
-                    await _too_large(self.limit).response()(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, f"the request body is over {limit} bytes", code="too_large")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, read as it arrives and refused (413) once it passes ``limit`` bytes."""
+async def read_body(request: Request, limits: Limits) -> bytes:
+    """The body, read as it arrives: a 413 once it passes the size cap, a 408 (and the
+    connection closed) when it has not all come within the read timeout."""
     parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise _too_large(limit)
-        parts.append(part)
+    try:
+        async with asyncio.timeout(limits.read_timeout_s):
+            async for part in request.stream():
+                size += len(part)
+                if size > limits.max_body:
+                    raise too_large(limits.max_body)
+                parts.append(part)
+    except TimeoutError:
+        raise ApiError(
+            408, f"the body did not arrive within {limits.read_timeout_s:g} s",
+            code="timeout", headers={"Connection": "close"},
+        ) from None  # fmt: skip
+    except ClientDisconnect:
+        raise Gone from None
     return b"".join(parts)
 
 
@@ -117,285 +210,69 @@ def _authorised(request: Request, key: str | None) -> bool:
     return hmac.compare_digest(given.encode(), key.encode())
 
 
-def build_app(
-    models: dict[str, Served],
-    *,
-    api_key: str | None = None,
-    limits: Limits | None = None,
-    max_batch: int = 64,
-    retry_after_s: int = 1,
-) -> ASGIApp:
-    """The ASGI app serving ``models`` (by id)."""
-    limits = limits or Limits()
-
-    def guarded(
-        handler: Callable[[Request], Awaitable[Response]], *, page: bool = False
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def route(request: Request) -> Response:
-            if not _authorised(request, api_key):
-                if page:  # the browser asks for the key (as the password) and resends it
-                    return Response(
-                        "an API key is needed", 401, {"WWW-Authenticate": 'Basic realm="charrnn"'}
-                    )
-                return ApiError(
-                    401, "a valid API key is needed (Authorization: Bearer KEY)",
-                    kind="authentication_error", code="invalid_api_key",
-                ).response()  # fmt: skip
-            try:
-                return await handler(request)
-            except ApiError as exc:
-                return exc.response()
-
-        return route
-
-    async def health(request: Request) -> Response:
-        load = {m.id: m.engine.load for m in models.values()}
-        return JSONResponse({"status": "ok", "models": load})
-
-    async def list_models(request: Request) -> Response:
-        data = [
-            {
-                "id": m.id,
-                "object": "model",
-                "created": m.created,
-                "owned_by": OWNER,
-                "charrnn": m.facts,
-            }
-            for m in models.values()
-        ]
-        return JSONResponse({"object": "list", "data": data})
-
-    async def page(request: Request) -> Response:
-        return HTMLResponse(page_html([m.id for m in models.values()]))
-
-    async def completions(request: Request) -> Response:
-        raw = await read_body(request, limits.max_body)
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ApiError(400, "the body is not valid JSON", code="invalid_json") from None
-        try:
-            job = check_completion(body, models, limits, max_batch)
-        except CharRNNError as exc:  # a setting the sampler refuses
-            raise ApiError(400, str(exc)) from None
-        return await _complete(request, job, retry_after_s)
-
-    routes = [
-        Route("/health", health, methods=["GET"]),
-        Route("/v1/models", guarded(list_models), methods=["GET"]),
-        Route("/v1/completions", guarded(completions), methods=["POST"]),
-        Route("/", guarded(page, page=True), methods=["GET"]),
-    ]
-
-    async def not_found(request: Request, exc: Exception) -> Response:
-        return ApiError(404, f"no route {request.url.path}", code="not_found").response()
-
-    async def not_allowed(request: Request, exc: Exception) -> Response:
-        return ApiError(405, f"{request.method} is not allowed here").response()
-
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
-    return BodyLimit(app, limits.max_body)
-
-
-async def _complete(request: Request, c: Completion, retry_after_s: int) -> Response:
-    """Queue the job and answer it, whole or as a stream of server-sent events."""
-    events = Mailbox(asyncio.get_running_loop())
-
-    job = Job(
-        prompt_ids=c.prompt_ids,
-        n=c.n,
-        max_tokens=c.max_tokens,
-        settings=c.settings,
-        emit=events.put,
-        seed=c.seed,
-        stops=c.stops,
-        logprobs=c.logprobs,
+async def _score(gen: Generation, prompt: Prompt) -> list[Entry]:
+    """The prompt's own tokens with their log-probabilities (echo with logprobs), one
+    per character, computed off the event loop."""
+    served = gen.served
+    top = gen.logprobs or 0
+    entries = await asyncio.to_thread(
+        prompts.prompt_logprobs, served.model, served.vocab, prompt.ids, top
     )
-    echo_logprobs = None
-    if c.echo and c.logprobs is not None:
-        ids = c.prompt_ids[1:] if c.served.docs.on else c.served.vocab.encode(c.prompt)
-        echo_logprobs = await asyncio.to_thread(
-            prompt_logprobs, c.served.model, c.served.vocab, np.asarray(ids), c.logprobs
-        )
-    if not c.served.engine.submit(job):
+    return Tokens(served.vocab.byte_level).take(prompt.text, entries, final=True)
+
+
+# -- running a request ---------------------------------------------------------------
+
+
+async def _answer(
+    request: Request, gen: Generation, renderer: Renderer, stopping: Stopping, retry_after_s: int
+) -> Response:
+    """Queue the request's jobs and answer, whole or as a stream of server-sent events."""
+    if stopping.begun:
+        raise stopping_error()
+    run = Run(gen, stopping)
+    if not run.submit():
         raise ApiError(
             503, "the server is busy; retry shortly", kind="server_error", code="busy",
             headers={"Retry-After": str(retry_after_s)},
         )  # fmt: skip
-    meta = {
-        "id": f"cmpl-{uuid.uuid4().hex}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": c.served.id,
-    }
-    prompt_chars = len(c.prompt)
-    if c.stream:
-        stream = _stream(request, job, events, meta, c, echo_logprobs, prompt_chars)
+    if gen.stream:
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
-    return await _whole(request, job, events, meta, c, echo_logprobs, prompt_chars)
-
-
-class Mailbox:
-    """What the worker hands one request: deltas gather here, and the event loop is
-    woken at most once until it has taken them. Under load the loop falls behind the
-    worker; it then takes many steps' deltas at once and sends them as one chunk,
-    rather than paying a wake-up, a JSON dump and a write per character per client.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.items: deque[list[Delta] | None] = deque()
-        self.ready = asyncio.Event()
-        self._woken = False
-        self._lock = threading.Lock()
-
-    def put(self, deltas: list[Delta] | None) -> None:
-        """Called on the worker thread; never blocks."""
-        self.items.append(deltas)
-        with self._lock:
-            if self._woken:
-                return
-            self._woken = True
-        self.loop.call_soon_threadsafe(self.ready.set)
-
-    async def take(self, timeout: float) -> tuple[list[Delta], bool] | None:
-        """The deltas gathered so far, merged per choice, and whether the job is over;
-        None when nothing came within ``timeout`` seconds."""
-        try:
-            await asyncio.wait_for(self.ready.wait(), timeout)
-        except TimeoutError:
-            return None
-        self.ready.clear()
-        with self._lock:
-            self._woken = False
-        merged: dict[int, Delta] = {}
-        over = False
-        while self.items:
-            item = self.items.popleft()
-            if item is None:
-                over = True
-                continue
-            for d in item:
-                if d.index in merged:
-                    was = merged[d.index]
-                    was.text += d.text
-                    was.logprobs = was.logprobs + d.logprobs
-                    was.finish_reason = d.finish_reason or was.finish_reason
-                else:
-                    merged[d.index] = Delta(d.index, d.text, d.finish_reason, list(d.logprobs))
-        return [merged[i] for i in sorted(merged)], over
-
-
-async def _next(request: Request, job: Job, events: Mailbox) -> tuple[list[Delta], bool]:
-    """The next deltas (several steps' worth, merged, when they pile up) and whether
-    the job is over. The job is cancelled if the client goes away meanwhile."""
-    while not job.cancelled:
-        taken = await events.take(timeout=0.5)
-        if taken is not None:
-            return taken
-        if await request.is_disconnected():
-            job.cancel()
-    return [], True
-
-
-def _echo(c: Completion, echo_logprobs: list[Any] | None) -> tuple[str, list[Any]]:
-    return (c.prompt if c.echo else ""), (echo_logprobs or [])
-
-
-async def _whole(
-    request: Request,
-    job: Job,
-    events: Mailbox,
-    meta: dict[str, Any],
-    c: Completion,
-    echo_logprobs: list[Any] | None,
-    prompt_chars: int,
-) -> Response:
-    prefix, prefix_lp = _echo(c, echo_logprobs)
-    texts = [prefix] * c.n
-    finish: list[str | None] = [None] * c.n
-    logprobs: list[list[Any]] = [list(prefix_lp) for _ in range(c.n)]
-    over = False
-    while not over:
-        deltas, over = await _next(request, job, events)
-        for d in deltas:
-            texts[d.index] += d.text
-            logprobs[d.index] += [(ch, lp, alt) for ch, lp, alt in d.logprobs]
-            finish[d.index] = d.finish_reason or finish[d.index]
-    if job.cancelled:
-        return Response(status_code=499)  # the client is gone; nobody reads this
-    choices = []
-    for i in range(c.n):
-        lp = logprobs_body(logprobs[i], 0) if c.logprobs is not None else None
-        choices.append(
-            {"text": texts[i], "index": i, "logprobs": lp, "finish_reason": finish[i] or "length"}
-        )
-    completion_chars = sum(len(t) for t in texts) - len(prefix) * c.n
-    usage = {
-        "prompt_tokens": prompt_chars,
-        "completion_tokens": completion_chars,
-        "total_tokens": prompt_chars + completion_chars,
-    }
-    return JSONResponse({**meta, "choices": choices, "usage": usage})
-
-
-async def _stream(
-    request: Request,
-    job: Job,
-    events: Mailbox,
-    meta: dict[str, Any],
-    c: Completion,
-    echo_logprobs: list[Any] | None,
-    prompt_chars: int,
-) -> AsyncIterator[bytes]:
-    def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return f"data: {json.dumps({**meta, 'choices': choices, **extra})}\n\n".encode()
-
-    completion_chars = 0
-    offsets = [0] * c.n
+        events = _stream(run, renderer)
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     try:
-        prefix, prefix_lp = _echo(c, echo_logprobs)
-        if prefix or prefix_lp:
-            lp = logprobs_body(prefix_lp, 0) if c.logprobs is not None else None
-            yield chunk(
-                [
-                    {"text": prefix, "index": i, "logprobs": lp, "finish_reason": None}
-                    for i in range(c.n)
-                ]
-            )
-            offsets = [len(prefix)] * c.n
-        over = False
+        merged = [Piece(i, "") for i in range(gen.choices)]
+        async for pieces in run.pieces(request):
+            for p in pieces:
+                whole = merged[p.index]
+                whole.text += p.text
+                whole.tokens += p.tokens
+                whole.finish_reason = p.finish_reason or whole.finish_reason
+    finally:
+        run.cancel()  # nothing if it finished; frees the rows if this ended otherwise
+    return Response(renderer.whole(merged), media_type="application/json")
+
+
+async def _stream(run: Run, renderer: Renderer) -> AsyncIterator[bytes]:
+    """The events of one streamed response: the opening, the text as it comes (at
+    most one event per :data:`STREAM_INTERVAL_S`), usage if asked, ``[DONE]``."""
+    try:
+        opening = renderer.opening()
+        if opening:
+            yield opening
         sent_at = 0.0
-        while not over:
-            # At most one chunk per STREAM_INTERVAL_S a client: what is drawn meanwhile
+        async for pieces in run.pieces(None):
+            yield renderer.chunk(pieces)
+            sent_at = time.monotonic()
+            # At most one event per STREAM_INTERVAL_S a client: what is drawn meanwhile
             # gathers in the mailbox and goes as one (the first goes at once).
             wait = sent_at + STREAM_INTERVAL_S - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            deltas, over = await _next(request, job, events)
-            if not deltas:
-                continue
-            sent_at = time.monotonic()
-            choices = []
-            for d in deltas:
-                lp = None
-                if c.logprobs is not None:
-                    lp = logprobs_body(d.logprobs, offsets[d.index])
-                offsets[d.index] += len(d.text)
-                completion_chars += len(d.text)
-                finish = d.finish_reason
-                choices.append(
-                    {"text": d.text, "index": d.index, "logprobs": lp, "finish_reason": finish}
-                )
-            yield chunk(choices)
-        if c.include_usage:
-            usage = {
-                "prompt_tokens": prompt_chars,
-                "completion_tokens": completion_chars,
-                "total_tokens": prompt_chars + completion_chars,
-            }
-            yield chunk([], usage=usage)
-        yield b"data: [DONE]\n\n"
+        if run.gen.include_usage:
+            yield renderer.usage_event()
+    except ApiError as exc:  # the server is stopping
+        yield renderer.error_event(exc)
     finally:
-        job.cancel()  # a client that left mid-stream frees its rows at the next step
+        run.cancel()  # a client that left mid-stream frees its rows at the next step
+    yield DONE
