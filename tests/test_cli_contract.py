@@ -46,12 +46,12 @@ def any_work(monkeypatch: pytest.MonkeyPatch, trained: Calls) -> list[str]:
     import charrnn.compare.run
     import charrnn.inspection.hello
     import charrnn.inspection.trace
-    import charrnn.serving.export
+    import charrnn.sharing.export
 
     ran: list[str] = []
     entries = [
         (launch, "train"), (launch, "resume"), (charrnn.checkpoint, "load_model"),
-        (charrnn.checkpoint, "load_checkpoint"), (charrnn.serving.export, "export"),
+        (charrnn.checkpoint, "load_checkpoint"), (charrnn.sharing.export, "export"),
         (charrnn.inspection.trace, "inspect_run"), (charrnn.compare.run, "compare"),
         (charrnn.inspection.hello, "run_hello"),
     ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 Imports run one way, from the top floor down (the README draws it):
 
-    cli  >  compare, serving  >  inspection  >  training  >  sampling  >  store
+    cli  >  compare, serving, sharing  >  inspection  >  training  >  sampling  >  store
          >  model  >  data  >  ground
 
 A module may import its own wing and any wing below it, never one above or beside
@@ -28,7 +28,7 @@ GROUND = {
     "events",
     "hardware",
 }
-STORE = {"checkpoint", "rundir"}
+STORE = {"checkpoint", "rundir", "hub"}
 FLOORS = {
     "ground": 0,
     "data": 1,
@@ -39,6 +39,7 @@ FLOORS = {
     "inspection": 6,
     "compare": 7,
     "serving": 7,
+    "sharing": 7,
     "cli": 8,
 }
 # The package's own face (lazy re-exports) and ``python -m charrnn`` sit above it all.
