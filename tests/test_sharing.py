@@ -34,23 +34,14 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny 2x16 GRU trained 20 steps, shared by this module."""
-    folder = tmp_path_factory.mktemp("share-run")
-    corpus = folder / "poems.txt"
-    corpus.write_text(make_text(5000), encoding="utf-8")
-    out = folder / "run"
-    options = ["--cell", "gru", "--steps", "20", "--out", str(out), "-q", *tiny_cli(layers=2)]
-    result = runner.invoke(
-        app, ["train", str(corpus), *options, "--cache-dir", str(folder / "cache")]
-    )
-    assert result.exit_code == 0, result.output
-    return out
+def run(lstm_run: Path) -> Path:
+    """The shared 2x16 LSTM run (conftest: trained once for the session)."""
+    return lstm_run
 
 
 @pytest.fixture(scope="module")
 def folder(run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("shared") / "poems-gru"
+    out = tmp_path_factory.mktemp("shared") / "shared-lstm"
     result = runner.invoke(app, ["export", str(run), "--format", "hub", "-o", str(out)])
     assert result.exit_code == 0, result.output
     return out
@@ -68,15 +59,16 @@ def test_the_folder_has_weights_config_and_card(folder: Path, run: Path) -> None
     assert sorted(p.name for p in folder.iterdir()) == sorted(hub.FILES)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert config["format"] == hub.FORMAT and config["format_version"] == hub.FORMAT_VERSION
-    assert config["settings"]["model"]["cell"] == "gru"
+    assert config["settings"]["model"]["cell"] == "lstm"
     assert config["vocab_size"] == len(config["vocab"]["symbols"])
     card = (folder / "README.md").read_text(encoding="utf-8")
     front = card.split("---\n")[1]
     assert "library_name: charrnn" in front and "license:" in front
-    assert "- gru" in front and 'corpus: "poems"' in front and "corpus_bytes: 5000" in front
+    size = (run.parent / "t.txt").stat().st_size
+    assert "- lstm" in front and 'corpus: "t"' in front and f"corpus_bytes: {size}\n" in front
     assert re.search(r"val_loss_nats: \d+\.\d{4}", front)
     assert re.search(r"val_loss_bits: \d+\.\d{4}", front)
-    assert "20 steps" in card and "bits/char" in card and "## A sample" in card
+    assert "60 steps" in card and "bits/char" in card and "## A sample" in card
 
 
 def test_the_folder_tells_no_local_paths(folder: Path, run: Path) -> None:
@@ -86,8 +78,8 @@ def test_the_folder_tells_no_local_paths(folder: Path, run: Path) -> None:
     for name in ("config.json", "README.md"):
         assert where not in (folder / name).read_text(encoding="utf-8")
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    assert config["settings"]["data"]["path"] == "poems.txt"
-    assert config["corpus"]["file"] == "poems.txt"
+    assert config["settings"]["data"]["path"] == "t.txt"
+    assert config["corpus"]["file"] == "t.txt"
 
 
 def test_the_folder_samples_what_the_run_samples(folder: Path, run: Path) -> None:
@@ -123,7 +115,7 @@ def test_every_command_that_reads_a_model_reads_the_folder(
     for command in commands:
         result = runner.invoke(app, command)
         assert result.exit_code == 0, (command, result.output)
-    assert "gru" in runner.invoke(app, ["info", str(folder)]).stdout
+    assert "lstm" in runner.invoke(app, ["info", str(folder)]).stdout
     again = json.loads((tmp_path / "again" / "config.json").read_text(encoding="utf-8"))
     assert again["vocab"] == json.loads((folder / "config.json").read_text())["vocab"]
 
@@ -133,8 +125,8 @@ def test_serve_loads_the_folder_with_no_code_of_its_own(folder: Path) -> None:
     from charrnn.serving.server import ServeOptions, load_served
 
     served = load_served([folder], ServeOptions())
-    assert list(served) == ["poems-gru"]
-    assert served["poems-gru"].facts["cell"] == "gru"
+    assert list(served) == ["shared-lstm"]
+    assert served["shared-lstm"].facts["cell"] == "lstm"
 
 
 def test_a_byte_level_items_run_keeps_its_vocabulary_and_items(tmp_path: Path) -> None:
@@ -169,7 +161,7 @@ m, V = config["settings"]["model"], config["vocab_size"]
 assert len(config["vocab"]["symbols"]) == V
 assert weights["head.weight"].shape == (V, m["hidden_size"])
 assert weights["embedding.weight"].shape == (V, m["embed_size"])
-assert weights["rnn.weight_hh_l1"].shape == (3 * m["hidden_size"], m["hidden_size"])
+assert weights["rnn.weight_hh_l1"].shape == (4 * m["hidden_size"], m["hidden_size"])
 assert "torch" not in sys.modules and "charrnn" not in sys.modules
 print(sorted(weights))
 """
@@ -177,7 +169,7 @@ print(sorted(weights))
         [sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    want = parameter_shapes("gru", 2, 16, 8, 1)
+    want = parameter_shapes("lstm", 2, 16, 8, 1)
     assert eval(done.stdout) == sorted(want)
 
 
@@ -442,6 +434,6 @@ def test_the_page_is_one_file_with_nothing_to_fetch(run: Path, tmp_path: Path) -
     assert "default-src 'none'" in page  # the browser itself refuses any fetch
     assert not re.search(r"""(src|href)=["'](https?:|//)""", page)
     model = json.loads(re.search(r'id="model">(.*?)</script>', page, re.S).group(1))  # type: ignore[union-attr]
-    assert model["cell"] == "gru" and model["layers"] == 2 and model["vocab_size"] > 10
+    assert model["cell"] == "lstm" and model["layers"] == 2 and model["vocab_size"] > 10
     assert model["precision"] in ("float16", "float32")
     assert os.path.getsize(tmp_path / "model.html") < 200_000

@@ -142,4 +142,3 @@ def model_card(checkpoint: Checkpoint, sample: str, corpus_size: int | None) -> 
         "",
     ]
     return "\n".join([*front, "", *body])
-
