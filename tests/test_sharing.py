@@ -437,3 +437,20 @@ def test_the_page_is_one_file_with_nothing_to_fetch(run: Path, tmp_path: Path) -
     assert model["cell"] == "lstm" and model["layers"] == 2 and model["vocab_size"] > 10
     assert model["precision"] in ("float16", "float32")
     assert os.path.getsize(tmp_path / "model.html") < 200_000
+
+
+def test_a_hostile_corpus_name_stays_text_in_the_page_and_the_card(run: Path) -> None:
+    from charrnn.checkpoint import CorpusRecord
+    from charrnn.sharing.hub import model_card
+    from charrnn.sharing.web import web_page
+
+    model, _, checkpoint = load_model(run)
+    hostile = "</script><script>alert(1)</script>\n---\nlicense: stolen"
+    checkpoint.corpus = CorpusRecord(hostile, "", "")
+    page = web_page(model, checkpoint)
+    assert "<script>alert" not in page and "&lt;/script&gt;" in page
+    card = model_card(checkpoint, "a ``` fence and ```` a longer one", None)
+    front = card.split("---\n")[1]
+    assert "\nlicense: stolen" not in front and "\nlicense:  # yours" in front
+    fence = re.search(r"\n(`{3,})\n", card).group(1)  # type: ignore[union-attr]
+    assert len(fence) == 5

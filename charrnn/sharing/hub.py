@@ -9,6 +9,7 @@ uploading is the hub's own tool's job (``hf upload``; see docs/sharing.md).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from charrnn import hub
@@ -75,7 +76,7 @@ def model_card(checkpoint: Checkpoint, sample: str, corpus_size: int | None) -> 
     was trained, how well it does, a sample, and how to use it."""
     m, data = checkpoint.config.model, checkpoint.config.data
     corpus = checkpoint.corpus
-    name = corpus.name if corpus else "unknown"
+    name = " ".join((corpus.name if corpus else "unknown").split())  # one line, in any case
     size = f"{human(corpus_size)}B" if corpus_size is not None else "size unknown"
     best = checkpoint.best_val_loss
     front: list[str] = [
@@ -96,7 +97,8 @@ def model_card(checkpoint: Checkpoint, sample: str, corpus_size: int | None) -> 
         ),
         "---",
     ]
-    fence = "~~~~" if "```" in sample else "```"
+    # A code fence longer than any run of backticks in the sample, so none can close it.
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", sample)), default=0))
     vocabulary = f"{len(checkpoint.vocab)} symbols" + (" (bytes)" if data.byte_level else "")
     items = {"lines": "one item per line", "blank-lines": "one item per paragraph"}
     rows = [
@@ -108,7 +110,7 @@ def model_card(checkpoint: Checkpoint, sample: str, corpus_size: int | None) -> 
         *([("items", items[data.docs])] if data.docs in items else []),
         ("corpus", f"{name} ({size})"),
         ("training budget", _budget(checkpoint)),
-        ("steps trained", f"{checkpoint.step:,} ({checkpoint.chars_seen:,} characters read)"),
+        ("steps at these weights", f"{checkpoint.step:,} ({checkpoint.chars_seen:,} characters)"),
         ("validation loss", _loss(best)),
         ("written by", f"charrnn {checkpoint.charrnn_version}, exported by {__version__}"),
     ]
