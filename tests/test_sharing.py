@@ -454,3 +454,9 @@ def test_a_hostile_corpus_name_stays_text_in_the_page_and_the_card(run: Path) ->
     assert "\nlicense: stolen" not in front and "\nlicense:  # yours" in front
     fence = re.search(r"\n(`{3,})\n", card).group(1)  # type: ignore[union-attr]
     assert len(fence) == 5
+
+
+def test_resuming_a_folder_points_to_init_from(folder: Path) -> None:
+    result = runner.invoke(app, ["train", "--resume", str(folder)])
+    assert result.exit_code == 1
+    assert "no training state to resume" in result.stderr and "--init-from" in result.stderr
