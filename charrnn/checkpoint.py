@@ -1,7 +1,9 @@
 """The checkpoint record: one typed object, its file format, versions and upgrades.
 
 This is the only module that reads or writes checkpoint files or knows their keys;
-everyone else uses :class:`Checkpoint`'s attributes.
+everyone else uses :class:`Checkpoint`'s attributes. A shared model folder
+(:mod:`charrnn.hub`) is read here too, into the same record and through the same
+checks, so every command that takes a run takes a folder.
 
 On disk a checkpoint is a dict of tensors and plain values (no pickled classes), so
 it is read with ``torch.load(weights_only=True)``: a file crafted to run code when
@@ -47,6 +49,9 @@ from charrnn.config import RunConfig
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CharRNNError, CheckpointError
 from charrnn.files import atomic_file
+from charrnn.hub import CONFIG as HUB_CONFIG
+from charrnn.hub import WEIGHTS as HUB_WEIGHTS
+from charrnn.hub import is_hub_folder, read_record
 from charrnn.model.network import MAX_PARAMETERS, CharRNN, count_parameters
 
 FORMAT = "charrnn-checkpoint"
@@ -329,7 +334,8 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    """Read and check a checkpoint; every kind of bad file is a one-line CheckpointError."""
+    """Read and check a checkpoint file or a shared model folder (:mod:`charrnn.hub`);
+    every kind of bad file is a one-line CheckpointError."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -338,7 +344,10 @@ def load_checkpoint(path: Path) -> Checkpoint:
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read: {exc.strerror}") from None
     if path.is_dir():
-        raise CheckpointError(f"{path}: is a directory without {LAST} or {BEST}")
+        if is_hub_folder(path):  # a shared model: checked field by field, then as below
+            raw = {"format": FORMAT, "format_version": FORMAT_VERSION, **read_record(path)}
+            return Checkpoint.from_dict(raw, path)
+        raise CheckpointError(f"{path}: is a directory without {LAST}, {BEST} or {HUB_CONFIG}")
     if size == 0:
         raise CheckpointError(f"{path}: is empty (0 bytes), not a checkpoint")
     if not _looks_like_torch(path):
@@ -384,14 +393,21 @@ def _looks_like_zip(path: Path) -> bool:
 
 
 def resolve_checkpoint(target: Path, prefer: str = BEST) -> Path:
-    """A checkpoint file, or a run directory's ``best.pt`` (else its ``last.pt``)."""
+    """A checkpoint file, a run directory's ``best.pt`` (else its ``last.pt``), or a
+    shared model folder (named by itself or by one of its files)."""
     target = Path(target)
     if target.is_dir():
         order = (prefer, LAST if prefer == BEST else BEST)
         for name in order:
             if (target / name).is_file():
                 return target / name
-        raise CheckpointError(f"{target}: run directory holds no {BEST} or {LAST}")
+        if is_hub_folder(target):
+            return target
+        raise CheckpointError(
+            f"{target}: run directory holds no {BEST} or {LAST} (nor a shared model's {HUB_CONFIG})"
+        )
+    if target.name in (HUB_CONFIG, HUB_WEIGHTS) and is_hub_folder(target.parent):
+        return target.parent
     if not target.exists():
         raise CheckpointError(f"{target}: no such checkpoint or run directory")
     return target

@@ -10,6 +10,7 @@ disk at any instant leaves the previous file (or none) in place, never a torn on
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import uuid
 from collections.abc import Iterator
@@ -153,4 +154,80 @@ def write_output(path: Path, data: bytes | str, *, overwrite: bool) -> Path:
     target, _ = output_target(path, overwrite=overwrite)
     with output_file(path, overwrite=overwrite) as handle:
         handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return target
+
+
+# ---------------------------------------------------------------------------------
+# Folders a person names on the command line (``export --format hub -o DIR``).
+
+
+def output_folder(path: Path, *, overwrite: bool, ours: tuple[str, ...]) -> Path:
+    """Where a folder the user named is written, by the rule of :func:`output_target`
+    for folders: a symbolic link is followed; a folder that exists is replaced only
+    with ``overwrite``, and only when it holds nothing but the files named in ``ours``
+    (replacing it must not delete anything charrnn did not write); anything else that
+    exists is refused. Raises :class:`ConfigError` with one line for a refusal.
+    """
+    path = Path(path)
+    try:
+        resolved = path.resolve() if path.is_symlink() else path
+    except (OSError, RuntimeError):
+        raise ConfigError(f"cannot write {path}: it is a symbolic link loop") from None
+    try:
+        st = os.stat(resolved)
+    except FileNotFoundError:
+        if not resolved.parent.is_dir():
+            folder = resolved.parent
+            raise ConfigError(f"cannot write {path}: folder {folder} does not exist") from None
+        return resolved
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"cannot write {path}: it exists and is not a folder")
+    if not overwrite:
+        raise ConfigError(f"{path} exists; pass --overwrite to replace it")
+    try:
+        foreign = sorted(p.name for p in resolved.iterdir() if p.name not in ours)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise ConfigError(
+            f"{path} holds files charrnn did not write ({shown}); replacing it would delete "
+            "them: choose a new or empty folder"
+        )
+    return resolved
+
+
+def write_folder(path: Path, files: dict[str, bytes], *, overwrite: bool) -> Path:
+    """Write ``files`` (name -> bytes) as the folder ``path`` by :func:`output_folder`'s
+    rule; return where it went.
+
+    The files go into a hidden temporary folder beside the target, each flushed to
+    disk, and the folder is renamed into place: a failure at any point leaves the old
+    folder (or none), never a half-written one. Replacing an old folder takes two
+    renames (old aside, new in) and then removes the old one.
+    """
+    target = output_folder(path, overwrite=overwrite, ours=tuple(files))
+    temp = temporary_name(target)
+    aside = temp.with_name(temp.name.removesuffix(TEMP_SUFFIX) + ".old" + TEMP_SUFFIX)
+    try:
+        temp.mkdir()
+        for name, data in files.items():
+            with _create(temp / name) as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        _fsync_dir(temp)
+        if target.exists():
+            os.rename(target, aside)
+        os.rename(temp, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        if aside.exists() and not target.exists():
+            os.rename(aside, target)  # put the old folder back
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)  # only once the new folder is in place
     return target

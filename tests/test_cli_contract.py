@@ -46,12 +46,12 @@ def any_work(monkeypatch: pytest.MonkeyPatch, trained: Calls) -> list[str]:
     import charrnn.compare.run
     import charrnn.inspection.run
     import charrnn.lecture.hello
-    import charrnn.serving.export
+    import charrnn.sharing.export
 
     ran: list[str] = []
     entries = [
         (launch, "train"), (launch, "resume"), (charrnn.checkpoint, "load_model"),
-        (charrnn.checkpoint, "load_checkpoint"), (charrnn.serving.export, "export"),
+        (charrnn.checkpoint, "load_checkpoint"), (charrnn.sharing.export, "export"),
         (charrnn.inspection.run, "inspect_run"), (charrnn.compare.run, "compare"),
         (charrnn.lecture.hello, "run_hello"),
     ]  # fmt: skip

@@ -23,7 +23,7 @@ from charrnn.cli.app import app
 from charrnn.config import ModelConfig
 from charrnn.data.vocab import Vocab
 from charrnn.model.network import CharRNN
-from charrnn.serving.export import to_onnx, to_torchscript
+from charrnn.sharing.graph import to_onnx, to_torchscript
 
 ort = pytest.importorskip(
     "onnxruntime", reason="the onnx extra is not installed (pip install 'charrnn[onnx]')"

@@ -2,8 +2,8 @@
 
 Imports run one way, from the top floor down (docs/design.md draws it):
 
-    cli  >  compare, serving  >  inspection, lecture  >  training  >  sampling, scoring
-         >  store  >  model  >  data  >  ground
+    cli  >  compare, serving, sharing  >  inspection, lecture  >  training
+         >  sampling, scoring  >  store  >  model  >  data  >  ground
 
 A module may import its own wing and any wing below it, never one above or beside
 it; type-only and function-local imports count too, so no import circle can hide
@@ -28,7 +28,7 @@ GROUND = {
     "events",
     "hardware",
 }
-STORE = {"checkpoint", "rundir"}
+STORE = {"checkpoint", "rundir", "hub"}
 FLOORS = {
     "ground": 0,
     "data": 1,
@@ -41,6 +41,7 @@ FLOORS = {
     "lecture": 6,
     "compare": 7,
     "serving": 7,
+    "sharing": 7,
     "cli": 8,
 }
 # The package's own face (lazy re-exports) and ``python -m charrnn`` sit above it all.

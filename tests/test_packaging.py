@@ -39,6 +39,8 @@ def test_wheel_contains_the_bundled_corpora(tmp_path: Path) -> None:
     assert len(modules) > 40 and modules <= set(names), modules - set(names)
     # the inspect page's style and script are read from the package at run time
     assets = {"charrnn/inspection/assets/inspect.js", "charrnn/inspection/assets/inspect.css"}
+    # and so are the web export's (charrnn export --format web)
+    assets |= {"charrnn/sharing/assets/web.js", "charrnn/sharing/assets/web.css"}
     assert assets <= set(names)
 
 

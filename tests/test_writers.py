@@ -36,6 +36,10 @@ WRITERS: dict[str, tuple[Callable[[Path, Path], list[str]], Callable[[bytes], bo
         lambda run, target: ["export", str(run), "-f", "torchscript", "-o", str(target)],
         lambda data: data[:2] == b"PK",  # TorchScript is a zip archive
     ),
+    "export web": (
+        lambda run, target: ["export", str(run), "-f", "web", "-o", str(target)],
+        lambda data: data.lower().startswith(b"<!doctype html>") and b'id="weights"' in data,
+    ),
     "sample": (
         lambda run, target: ["sample", str(run), "--length", "50", "-o", str(target)],
         lambda data: len(data.decode()) == 51,

@@ -1,4 +1,5 @@
-"""``charrnn export``: a trained model as an ONNX or TorchScript file."""
+"""``charrnn export``: a trained model as a hub folder, a web page, or an ONNX or
+TorchScript file."""
 
 from __future__ import annotations
 
@@ -16,30 +17,47 @@ from charrnn.units import human
 class Format(StrEnum):
     onnx = "onnx"
     torchscript = "torchscript"
+    hub = "hub"
+    web = "web"
 
 
 @friendly_errors
 def export(
     checkpoint: opt.CheckpointArg,
     fmt: Annotated[
-        Format, typer.Option("--format", "-f", help="onnx (any runtime) or torchscript.")
+        Format,
+        typer.Option(
+            "--format",
+            "-f",
+            help="hub (a folder for a model hub, read back by every command), web (one "
+            "HTML page that runs the model in a browser), onnx (any runtime) or torchscript.",
+        ),
     ] = Format.onnx,
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
             "-o",
-            help="File to write. [default: model.onnx or model.torchscript.pt in the run]",
+            help="File (or, for hub, folder) to write. [default: model.onnx, "
+            "model.torchscript.pt, hub/ or model.html in the run]",
             show_default=False,
         ),
     ] = None,
     overwrite: opt.ReplaceFileOpt = False,
 ) -> None:
-    """Export one step of the model (ids and state in, logits and state out) to run
-    without charrnn; the vocabulary travels inside the file."""
+    """Export the model to use elsewhere: a folder for a model hub (weights as
+    safetensors, config.json, a model card), one HTML page that writes with it in a
+    browser, or one step (ids and state in, logits and state out) as ONNX or
+    TorchScript; the vocabulary travels inside."""
     from charrnn.cli.live import working
-    from charrnn.serving.export import export as write
+    from charrnn.sharing.export import export as write
 
-    with working(f"exporting to {fmt.value} (tracing the model takes a while)"):
+    doing = {
+        Format.hub: "writing the folder (and a sample for its card)",
+        Format.web: "writing the page (checking float16 weights keep the text)",
+    }.get(fmt, "tracing the model, which takes a while")
+    with working(f"exporting to {fmt.value}: {doing}"):
         target = write(checkpoint, out, fmt.value, overwrite=overwrite)
-    typer.echo(f"wrote {target} ({human(target.stat().st_size)}B)", err=True)
+    size = sum(p.stat().st_size for p in target.iterdir()) if target.is_dir() else None
+    size = size if size is not None else target.stat().st_size
+    typer.echo(f"wrote {target} ({human(size)}B)", err=True)

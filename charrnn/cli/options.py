@@ -568,7 +568,7 @@ ForgetBiasOpt = Annotated[
 CheckpointArg = Annotated[
     Path,
     typer.Argument(
-        help="A run directory (its best.pt) or a checkpoint file.",
+        help="A run directory (its best.pt), a checkpoint file, or a shared model folder.",
         show_default=False,
         metavar="RUN",
     ),

@@ -1,7 +1,7 @@
 """The three cells' equations written out, one time step, in PyTorch's gate order.
 
 ``nn.LSTM``/``nn.GRU``/``nn.RNN`` run these inside fused kernels that expose only
-the hidden state. Written out, the same step can be exported (:mod:`charrnn.serving.export`)
+the hidden state. Written out, the same step can be exported (:mod:`charrnn.sharing.graph`)
 and looked inside (:mod:`charrnn.inspection.measures`: the cell state and every gate). Tests
 compare both against the fused modules.
 """

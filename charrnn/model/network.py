@@ -49,6 +49,24 @@ def count_parameters(cell: str, layers: int, hidden: int, embed: int, vocab: int
     return (vocab * embed if embed else 0) + first + rest + hidden * vocab + vocab
 
 
+def parameter_shapes(
+    cell: str, layers: int, hidden: int, embed: int, vocab: int
+) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in a :class:`CharRNN`'s ``state_dict``,
+    without building it (a stored model's weights are checked against it)."""
+    rows = _GATES[cell] * hidden
+    shapes: dict[str, tuple[int, ...]] = {"embedding.weight": (vocab, embed)} if embed else {}
+    for k in range(layers):
+        inputs = (embed or vocab) if k == 0 else hidden
+        shapes |= {
+            f"rnn.weight_ih_l{k}": (rows, inputs),
+            f"rnn.weight_hh_l{k}": (rows, hidden),
+            f"rnn.bias_ih_l{k}": (rows,),
+            f"rnn.bias_hh_l{k}": (rows,),
+        }
+    return shapes | {"head.weight": (vocab, hidden), "head.bias": (vocab,)}
+
+
 class CharRNN(nn.Module):
     """A character-level language model.
 

@@ -1,3 +1,1 @@
-"""Taking a model elsewhere: the OpenAI-compatible server (engine, requests, API, page) and
-ONNX/TorchScript export.
-"""
+"""Taking a model elsewhere: the OpenAI-compatible server (engine, requests, API, page)."""

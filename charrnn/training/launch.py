@@ -34,6 +34,7 @@ from charrnn.data.text import check_readable
 from charrnn.errors import CheckpointError, CorpusError
 from charrnn.events import Reporter, Summary, for_rank
 from charrnn.hardware import select_device, set_threads
+from charrnn.hub import is_hub_folder
 from charrnn.layering import Layers, Tables
 from charrnn.rundir import RunDir, default_run_name
 from charrnn.training.auto import Choice, choose, measure_speed
@@ -144,6 +145,11 @@ def resume(
     run_dir = RunDir(run_path)
     if not run_dir.path.is_dir():
         raise CheckpointError(f"{run_dir.path}: no such run directory")
+    if is_hub_folder(run_dir.path) and not run_dir.last.exists():
+        raise CheckpointError(
+            f"{run_dir.path}: a shared model holds no training state to resume; start a new "
+            f"run from its weights with --init-from {run_dir.path}"
+        )
     checkpoint = load_checkpoint(run_dir.last)
     check_weights(checkpoint, run_dir.last)  # before any other work
     config = checkpoint.config

@@ -1,4 +1,5 @@
-"""``charrnn export``: a trained model as one step of a graph that runs without charrnn.
+"""``charrnn export --format onnx|torchscript``: one step of the model as a graph that
+runs without charrnn.
 
 The graph takes the current character ids and the recurrent state and returns the
 next character's logits and the new state::
@@ -30,14 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from charrnn._version import __version__
-from charrnn.checkpoint import load_model
 from charrnn.data.vocab import Vocab
 from charrnn.errors import ConfigError
-from charrnn.files import output_target, write_output
 from charrnn.model.cells import cell_step
 from charrnn.model.network import CharRNN
 
-FORMATS = ("onnx", "torchscript")
 OPSET = 18
 
 
@@ -182,18 +180,3 @@ def _quiet_exporter() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
-
-
-def export(run: Path, out: Path | None, fmt: str, *, overwrite: bool = False) -> Path:
-    """Write ``run``'s best model as ``fmt`` to ``out`` (default beside the run) by the
-    rule of :func:`charrnn.files.output_target`; the target is checked before the work."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}: use {' or '.join(FORMATS)}")
-    run_dir = Path(run) if Path(run).is_dir() else Path(run).parent
-    target = out or run_dir / ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
-    overwrite = overwrite or out is None  # the default file is the run's own, redone
-    output_target(target, overwrite=overwrite)
-    model, vocab, checkpoint = load_model(run)
-    made = provenance(run, checkpoint.step)
-    data = to_onnx(model, vocab, made) if fmt == "onnx" else to_torchscript(model, vocab, made)
-    return write_output(target, data, overwrite=overwrite)
