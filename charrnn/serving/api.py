@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -31,7 +30,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from charrnn.errors import CharRNNError
-from charrnn.serving.engine import Delta, Job
+from charrnn.serving.engine import Delta, Job, PromptTooLong
 from charrnn.serving.page import page_html
 from charrnn.serving.requests import (
     ApiError,
@@ -40,7 +39,6 @@ from charrnn.serving.requests import (
     Served,
     check_completion,
     logprobs_body,
-    prompt_logprobs,
 )
 
 OWNER = "charrnn"
@@ -210,14 +208,15 @@ async def _complete(request: Request, c: Completion, retry_after_s: int) -> Resp
         seed=c.seed,
         stops=c.stops,
         logprobs=c.logprobs,
+        # Echo scoring runs in the engine's queue, chunked like any prompt.
+        echo=c.logprobs if c.echo else None,
+        text_from=1 if c.served.docs.on or not c.prompt else 0,  # a newline or start id
     )
-    echo_logprobs = None
-    if c.echo and c.logprobs is not None:
-        ids = c.prompt_ids[1:] if c.served.docs.on else c.served.vocab.encode(c.prompt)
-        echo_logprobs = await asyncio.to_thread(
-            prompt_logprobs, c.served.model, c.served.vocab, np.asarray(ids), c.logprobs
-        )
-    if not c.served.engine.submit(job):
+    try:
+        queued = c.served.engine.submit(job)
+    except PromptTooLong as exc:
+        raise ApiError(400, str(exc), param="prompt", code="prompt_too_long") from None
+    if not queued:
         raise ApiError(
             503, "the server is busy; retry shortly", kind="server_error", code="busy",
             headers={"Retry-After": str(retry_after_s)},
@@ -230,10 +229,10 @@ async def _complete(request: Request, c: Completion, retry_after_s: int) -> Resp
     }
     prompt_chars = len(c.prompt)
     if c.stream:
-        stream = _stream(request, job, events, meta, c, echo_logprobs, prompt_chars)
+        stream = _stream(request, job, events, meta, c, prompt_chars)
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
-    return await _whole(request, job, events, meta, c, echo_logprobs, prompt_chars)
+    return await _whole(request, job, events, meta, c, prompt_chars)
 
 
 class Mailbox:
@@ -299,8 +298,9 @@ async def _next(request: Request, job: Job, events: Mailbox) -> tuple[list[Delta
     return [], True
 
 
-def _echo(c: Completion, echo_logprobs: list[Any] | None) -> tuple[str, list[Any]]:
-    return (c.prompt if c.echo else ""), (echo_logprobs or [])
+def _echo(c: Completion, job: Job) -> tuple[str, list[Any]]:
+    """The echoed prompt and its scores (set by the engine before the job's first event)."""
+    return (c.prompt if c.echo else ""), (job.prompt_logprobs or [])
 
 
 async def _whole(
@@ -309,13 +309,11 @@ async def _whole(
     events: Mailbox,
     meta: dict[str, Any],
     c: Completion,
-    echo_logprobs: list[Any] | None,
     prompt_chars: int,
 ) -> Response:
-    prefix, prefix_lp = _echo(c, echo_logprobs)
-    texts = [prefix] * c.n
+    texts = [""] * c.n
     finish: list[str | None] = [None] * c.n
-    logprobs: list[list[Any]] = [list(prefix_lp) for _ in range(c.n)]
+    logprobs: list[list[Any]] = [[] for _ in range(c.n)]
     over = False
     while not over:
         deltas, over = await _next(request, job, events)
@@ -325,6 +323,9 @@ async def _whole(
             finish[d.index] = d.finish_reason or finish[d.index]
     if job.cancelled:
         return Response(status_code=499)  # the client is gone; nobody reads this
+    prefix, prefix_lp = _echo(c, job)
+    texts = [prefix + text for text in texts]
+    logprobs = [list(prefix_lp) + lp for lp in logprobs]
     choices = []
     for i in range(c.n):
         lp = logprobs_body(logprobs[i], 0) if c.logprobs is not None else None
@@ -346,7 +347,6 @@ async def _stream(
     events: Mailbox,
     meta: dict[str, Any],
     c: Completion,
-    echo_logprobs: list[Any] | None,
     prompt_chars: int,
 ) -> AsyncIterator[bytes]:
     def chunk(choices: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -355,18 +355,9 @@ async def _stream(
     completion_chars = 0
     offsets = [0] * c.n
     try:
-        prefix, prefix_lp = _echo(c, echo_logprobs)
-        if prefix or prefix_lp:
-            lp = logprobs_body(prefix_lp, 0) if c.logprobs is not None else None
-            yield chunk(
-                [
-                    {"text": prefix, "index": i, "logprobs": lp, "finish_reason": None}
-                    for i in range(c.n)
-                ]
-            )
-            offsets = [len(prefix)] * c.n
         over = False
         sent_at = 0.0
+        echoed = False
         while not over:
             # At most one chunk per STREAM_INTERVAL_S a client: what is drawn meanwhile
             # gathers in the mailbox and goes as one (the first goes at once).
@@ -374,6 +365,17 @@ async def _stream(
             if wait > 0:
                 await asyncio.sleep(wait)
             deltas, over = await _next(request, job, events)
+            prefix, prefix_lp = _echo(c, job)
+            if not echoed and (prefix or prefix_lp) and not job.cancelled:
+                echoed = True  # after the first event: the engine has scored the prompt
+                lp = logprobs_body(prefix_lp, 0) if c.logprobs is not None else None
+                yield chunk(
+                    [
+                        {"text": prefix, "index": i, "logprobs": lp, "finish_reason": None}
+                        for i in range(c.n)
+                    ]
+                )
+                offsets = [len(prefix)] * c.n
             if not deltas:
                 continue
             sent_at = time.monotonic()

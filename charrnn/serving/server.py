@@ -90,6 +90,7 @@ def load_served(runs: list[Path], options: ServeOptions) -> dict[str, Served]:
             max_batch=options.max_batch,
             max_queue=options.max_queue,
             precision=options.precision,
+            max_prompt_chars=options.limits.max_prompt,
         )
         served[unique] = Served(unique, model, vocab, engine, Docs(config.data.docs), facts)
     return served
