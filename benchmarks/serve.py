@@ -3,9 +3,17 @@
 N concurrent streaming clients (N = 1, 8, 32, 64) against a live server on loopback,
 each asking for 200 characters of a 2x512 LSTM: aggregate characters/s, time to first
 character (p50, p95), and the ratio against the same N clients served one after
-another. Beside it, in the same run, the bare stepper's rate at batch 32 (what the
-model itself costs, without HTTP, queues or drawing): the server's share of that is
-what serving costs. Reports, never asserts; the machine is printed with the figures.
+another. A last row has 32 such clients arrive while 4 others send 50,000-character
+prompts (their time to first character is the short ones'). Beside it, in the same run,
+what the model itself costs: the bare stepper's rate at batch 1 and 32 (no HTTP,
+queues or drawing) and ``charrnn sample``'s end-to-end rate at batch 1 (priming,
+drawing, stepping): the server's share of those is what serving costs.
+
+The server is its own process (``charrnn serve``); the load generator (this process)
+never shares its interpreter lock. ``--code DIR`` runs the server from another
+checkout (a before/after pair under the same conditions); ``--profile FILE`` records
+the server with ``py-spy`` during the 32-client row. Reports, never asserts; the
+machine is printed with the figures.
 """
 
 from __future__ import annotations
@@ -32,11 +40,13 @@ from charrnn.checkpoint import load_model
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charrnn.events import Silent
 from charrnn.model.stepper import Stepper
+from charrnn.sampling.sampler import Request, stream
 from charrnn.serving.server import free_port
 from charrnn.training.launch import train
 
 RESULTS = Path(__file__).with_name("serve_results.json")
 LENGTH = 200
+LONG_PROMPT = 50_000  # characters of each of the 4 long prompts in the last row
 
 
 def _model_run(folder: Path) -> Path:
@@ -68,8 +78,19 @@ def _bare_rate(run: Path, batch: int, steps: int) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
-def _client(url: str, seed: int, out: list[dict[str, float]]) -> None:
-    body = {"model": "run", "prompt": "the ", "max_tokens": LENGTH, "seed": seed, "stream": True}
+def _sample_rate(run: Path, length: int) -> float:
+    """Characters per second of ``charrnn sample``'s library path at one sample: the
+    priming text, the stepper's set-up, drawing and stepping."""
+    model, vocab, _ = load_model(run)
+    start = time.perf_counter()
+    steps = list(stream(model, vocab, Request(length=length, prime="the ", seed=0)))
+    return len(steps) / (time.perf_counter() - start)
+
+
+def _client(
+    url: str, seed: int, out: list[dict[str, float]], prompt: str = "the ", length: int = LENGTH
+) -> None:
+    body = {"model": "run", "prompt": prompt, "max_tokens": length, "seed": seed, "stream": True}
     start = time.perf_counter()
     first = None
     chars = 0
@@ -98,6 +119,24 @@ def _concurrent(url: str, clients: int) -> tuple[float, list[float]]:
     return clients * LENGTH / wall, [o["ttfc"] for o in out]
 
 
+def _beside_long_prompts(url: str, clients: int) -> tuple[float, list[float]]:
+    """``clients`` short requests sent while 4 clients' 50,000-character prompts run."""
+    words = "the quick brown fox jumps over a lazy dog and runs far away into the night\n"
+    prompt = (words * (LONG_PROMPT // len(words) + 1))[:LONG_PROMPT]
+    long_out: list[dict[str, float]] = []
+    longs = [
+        threading.Thread(target=_client, args=(url, 500 + i, long_out, prompt, 16))
+        for i in range(4)
+    ]
+    for t in longs:
+        t.start()
+    time.sleep(0.5)  # the long prompts are in and running
+    result = _concurrent(url, clients)
+    for t in longs:
+        t.join()
+    return result
+
+
 def _one_after_another(url: str, clients: int) -> float:
     out: list[dict[str, float]] = []
     start = time.perf_counter()
@@ -111,9 +150,36 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _row(
+    n: int | str, rate: float, ttfc: list[float], serial: float, bare32: float
+) -> dict[str, Any]:
+    return {
+        "clients": n,
+        "aggregate_chars_per_s": round(rate),
+        "ttfc_p50_ms": round(1000 * _pct(ttfc, 0.5), 1),
+        "ttfc_p95_ms": round(1000 * _pct(ttfc, 0.95), 1),
+        "vs_one_after_another": round(rate / serial, 2),
+        "vs_bare_stepper_b32": round(rate / bare32, 2),
+    }
+
+
+def _wait_ready(url: str) -> None:
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="N = 1 and 32, one repeat")
+    parser.add_argument("--code", type=Path, help="run the server from this checkout")
+    parser.add_argument("--profile", type=Path, help="py-spy's record of the 32-client row")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON results")
     args = parser.parse_args()
     counts = (1, 32) if args.quick else (1, 8, 32, 64)
     console = Console()
@@ -121,34 +187,38 @@ def main() -> None:
         run = _model_run(Path(tmp))
         bare32 = statistics.median(_bare_rate(run, 32, 300) for _ in range(3))
         bare1 = statistics.median(_bare_rate(run, 1, 300) for _ in range(3))
+        sample1 = statistics.median(_sample_rate(run, 1000) for _ in range(3))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "CHARRNN_CACHE": str(Path(tmp) / "cache")}
+        if args.code is not None:
+            env["PYTHONPATH"] = str(args.code.resolve())
         server = subprocess.Popen(
-            [sys.executable, "-m", "charrnn", "serve", str(run), "--port", str(port)],
-            env={**os.environ, "CHARRNN_CACHE": str(Path(tmp) / "cache")},
+            [sys.executable, "-m", "charrnn", "serve", str(run), "--port", str(port)], env=env
         )
         try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            _wait_ready(url)
             _concurrent(url, 8)  # warm up
             rows: list[dict[str, Any]] = []
             for n in counts:
+                spy = None
+                if n == 32 and args.profile is not None:
+                    spy = subprocess.Popen(
+                        ["py-spy", "record", "--pid", str(server.pid), "--threads", "--idle",
+                         "--format", "raw", "--rate", "200", "--output", str(args.profile)],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )  # fmt: skip
+                    time.sleep(1.0)  # attached
                 rate, ttfc = _concurrent(url, n)
+                if spy is not None:
+                    spy.send_signal(2)  # SIGINT: py-spy writes its record and exits
+                    spy.wait(60)
                 serial = _one_after_another(url, min(n, 8)) if n > 1 else rate
-                rows.append(
-                    {
-                        "clients": n,
-                        "aggregate_chars_per_s": round(rate),
-                        "ttfc_p50_ms": round(1000 * _pct(ttfc, 0.5), 1),
-                        "ttfc_p95_ms": round(1000 * _pct(ttfc, 0.95), 1),
-                        "vs_one_after_another": round(rate / serial, 2),
-                        "vs_bare_stepper_b32": round(rate / bare32, 2),
-                    }
-                )
+                rows.append(_row(n, rate, ttfc, serial, bare32))
+            rate, ttfc = _beside_long_prompts(url, 32)
+            plain32 = next(r for r in rows if r["clients"] == 32)["aggregate_chars_per_s"]
+            # Its vs_one_after_another column: the share of the plain 32-client rate kept.
+            rows.append(_row("32 + 4 long", rate, ttfc, plain32, bare32))
         finally:
             server.terminate()
             server.wait(30)
@@ -160,13 +230,13 @@ def main() -> None:
         table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
     console.print(facts)
     console.print(
-        f"bare stepper: {bare1:,.0f} chars/s at batch 1, {bare32:,.0f} chars/s at batch 32"
+        f"bare stepper: {bare1:,.0f} chars/s at batch 1, {bare32:,.0f} chars/s at batch 32; "
+        f"charrnn sample end to end: {sample1:,.0f} chars/s at batch 1"
     )
+    console.print(f"one client / sample: {rows[0]['aggregate_chars_per_s'] / sample1:.2f}")
     console.print(table)
-    RESULTS.write_text(
-        json.dumps({"machine": facts, "bare": {"b1": bare1, "b32": bare32}, "rows": rows}, indent=2)
-        + "\n"
-    )
+    bare = {"b1": bare1, "b32": bare32, "sample_b1": sample1}
+    args.out.write_text(json.dumps({"machine": facts, "bare": bare, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

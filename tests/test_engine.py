@@ -15,7 +15,9 @@ from charrnn.config import ModelConfig
 from charrnn.data.vocab import Vocab
 from charrnn.inspection.score import score_text
 from charrnn.model.network import CharRNN
+from charrnn.model.prefix import run_chunk
 from charrnn.sampling.sampler import SampleSettings, generate
+from charrnn.serving import engine as engine_module
 from charrnn.serving.engine import Delta, Engine, Job, PromptTooLong, wait_idle
 
 TEXT = "the quick brown fox jumps over a lazy dog; pack my box with five dozen jugs.\n"
@@ -109,13 +111,21 @@ def test_chunked_prefill_gives_the_text_of_one_piece_and_of_sample(
 
 
 def test_a_short_prompt_draws_within_a_turn_while_long_prompts_run(
-    make_engine: Callable[..., Engine],
+    make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Shortest remaining first: a short request's first character comes within two
     worker turns of its arrival although four long prompts are being run (alone, it
     also takes one or two); and a running stream gets a character every turn meanwhile,
     each turn holding at most one chunk of the long prompts."""
-    engine = make_engine(prefill_chunk=16)
+    calls: list[tuple[int, int]] = []  # (turn, positions) of every prefill call
+
+    def counted(model: CharRNN, ids: np.ndarray, state: object) -> object:
+        if threading.current_thread() is engine._thread:  # not the engine alone below
+            calls.append((engine._turns, ids.shape[1]))
+        return run_chunk(model, ids, state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_module, "run_chunk", counted)
+    engine = make_engine(prefill_chunk=16, emit_interval_s=0)  # an event every step
     stream = Collector(engine)
     assert engine.submit(_job(engine, "the", stream, max_tokens=100_000))
     _until(lambda: bool(stream.turns))
@@ -128,7 +138,7 @@ def test_a_short_prompt_draws_within_a_turn_while_long_prompts_run(
     assert engine.submit(_job(engine, "a", short, max_tokens=3))
     assert short.done.wait(30)
     assert short.turns[0] - submitted <= 2, (submitted, short.turns)
-    assert not any(c.turns for c in longs)  # their prompts (600 turns' worth) still run
+    assert not any(c.turns for c in longs)  # their prompts (150 turns' worth) still run
     alone_engine = make_engine(prefill_chunk=16)
     alone = Collector(alone_engine)
     assert alone_engine.submit(_job(alone_engine, "a", alone, max_tokens=3))
@@ -141,7 +151,11 @@ def test_a_short_prompt_draws_within_a_turn_while_long_prompts_run(
     last = max(max(c.turns) for c in longs)
     seen = [t for t in stream.turns if t <= last]
     assert seen == list(range(seen[0], seen[0] + len(seen)))
-    assert len(seen) >= 4 * 2400 // 16  # the prefill took that many turns, all with a step
+    assert len(seen) >= 2400 // 16  # the four prompts ran side by side, 16 a turn
+    per_turn: dict[int, int] = {}
+    for turn, positions in calls:
+        per_turn[turn] = per_turn.get(turn, 0) + positions
+    assert max(per_turn.values()) <= 16  # never more than one chunk a turn
     stream_job_cancel(engine)
 
 
@@ -218,3 +232,15 @@ def test_echo_scoring_runs_in_the_queue_chunked_as_score_does(
     assert refused.prompt_logprobs is None
     long_job.cancel()
     assert blocker.done.wait(10)
+
+
+def test_characters_are_handed_over_in_groups_first_and_last_at_once(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """With a stream interval, a job's first character goes at once, the rest gathers
+    until the interval passes or the row ends; with none, every step is an event."""
+    grouped = _run(make_engine(emit_interval_s=3600), "the", seed=1, max_tokens=50)
+    each = _run(make_engine(emit_interval_s=0), "the", seed=1, max_tokens=50)
+    assert grouped.texts == each.texts and len(grouped.texts[0]) == 50
+    assert len(each.turns) == 50
+    assert len(grouped.turns) == 2  # the first character, then the other 49 at the end

@@ -4,7 +4,7 @@ Each completion request becomes a :class:`Job` of ``n`` rows. The worker thread
 loops; each turn it
 
 1. drops the jobs whose client went away (prefilling or decoding),
-2. runs at most ``prefill_chunk`` characters of waiting prompts through the model
+2. runs at most ``prefill_chunk`` positions of waiting prompts through the model
    (chunked prefill, as llama.cpp's ``n_batch`` and vLLM's chunked prefill do),
 3. lets the jobs whose prompt has run join the batch (their rows' state copied in),
 4. makes one recurrent step for all rows of all jobs, one draw per row, and hands
@@ -13,18 +13,20 @@ loops; each turn it
 A row joins at the step after its prompt ran and leaves as soon as it ends, so 32
 clients cost about one batch-32 step per character rather than 32 batch-1 steps.
 
-**Which prompt runs first: shortest remaining first, within a per-step budget.** Each
-turn's budget goes to the waiting prompts with the fewest characters left to run
-(ties by arrival), a piece of each until the budget is spent. So a running stream
-never waits for more than one budget of other people's prompts per character, and a
-short prompt is never queued behind a long one: a 4-character prompt that arrives
-while four 50,000-character prompts are being run is run at the next turn and draws
-its first character there. Arrival order with a budget (the other common policy)
-would make it wait for every long prompt ahead of it, hundreds of turns; the price of
-shortest-first is that a long prompt waits while shorter ones keep arriving, which
-the bounded queue (``max_queue``) limits. A prompt is only run when its rows will
-have room in the batch, so no stream is slowed for a job that could not join yet.
-Prompts whose pieces have the same length this turn run as one batched call.
+**Which prompt runs first: shortest remaining first, within a per-turn budget.** The
+budget counts positions run one after another, since that is what a recurrent model's
+prefill costs (prompts side by side in one batched call cost about one). Each turn,
+the waiting prompts that end within the budget run whole, shortest first (ties by
+arrival); what is left of the budget goes to all the longer ones together, one piece
+each. So a running stream never waits for more than one budget of other people's
+prompts per character, and a short prompt is never queued behind a long one: a
+4-character prompt that arrives while four 50,000-character prompts are running runs
+at the next turn and draws its first character there. Arrival order with a budget
+(the other common policy) would make it wait for every long prompt ahead of it,
+hundreds of turns. The price of shortest-first is that long prompts wait while
+shorter ones keep arriving; the bounded queue (``max_queue``) and the budget (short
+prompts use only their length of it) limit that. A prompt runs only when its rows
+will have room in the batch, so no stream is slowed for a job that could not join.
 
 Scoring a prompt (``echo`` with ``logprobs``) is the same prefill with the logits
 of every position kept: it waits in the same bounded queue and runs in the same
@@ -34,8 +36,9 @@ still running or its rows are decoding.
 What a request gets does not depend on who else is being served: each job draws from
 its own ``torch.Generator`` seeded by the request, through the one
 :func:`~charrnn.sampling.sampler.choose` that ``charrnn sample`` uses, and its prompt
-runs through the one prefix runner (:func:`~charrnn.model.prefix.run_chunk`) as one
-row, so the same seed gives the same text.
+runs through the one prefix runner (:func:`~charrnn.model.prefix.run_chunk`), once,
+its state then copied to the job's rows, as ``sample`` primes; so the same seed gives
+the same text (tested, alone and among others).
 
 The HTTP layer never waits on the worker; the worker never waits on a client: a
 job's ``emit`` only hands events over, and a job whose client went away is dropped at
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import codecs
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -62,8 +66,12 @@ from charrnn.model.stepper import Stepper
 from charrnn.sampling.sampler import NoiseStream, RowSettings, SampleSettings, choose, fresh_seed
 
 TOP_LOGPROBS = 5  # the API's cap on alternatives per position
-PREFILL_CHUNK = 256  # prompt characters run per worker turn, at most (all prompts together)
+PREFILL_CHUNK = 128  # prompt positions run per worker turn, at most (prompts batched)
 MAX_PROMPT_CHARS = 32_768  # the longest prompt a job may have
+# A job's characters are handed over at most this often (and at once when it starts or
+# a row ends): vLLM's stream interval. A character is a quarter of a token; an event
+# per character per client costs the worker and the event loop more than the step.
+EMIT_INTERVAL_S = 0.01
 
 # (character, its log-probability or None for the first, top alternatives or None)
 Entry = tuple[str, float | None, dict[str, float] | None]
@@ -94,9 +102,10 @@ class Delta:
 class Job:
     """One completion request: ``n`` rows primed with ``prompt_ids``.
 
-    ``emit`` receives a list of :class:`Delta` after every step that produced text
-    (from the worker thread: it must only hand them over); ``None`` when the job is
-    over (finished, cancelled or the server stopping).
+    ``emit`` receives a list of :class:`Delta` with what its rows produced (from the
+    worker thread: it must only hand them over): at once for the first characters
+    and a row's end, else at most once per the engine's ``emit_interval_s``; then
+    ``None`` when the job is over (finished, cancelled or the server stopping).
 
     ``echo`` (0 to :data:`TOP_LOGPROBS`) asks for the prompt to be scored: each of its
     characters with its log-probability given those before it and that many
@@ -163,6 +172,7 @@ class _Row:
         self.sent = 0  # characters of text already emitted
         self.drawn = 0  # model steps drawn (the API's completion tokens)
         self.finish: str | None = None
+        self.reported = False  # its end has been emitted
         self.logprobs: list[tuple[str, float, dict[str, float]]] = []
 
 
@@ -176,6 +186,7 @@ class _Active:
         generator.manual_seed(job.seed if job.seed is not None else fresh_seed())
         self.noise = NoiseStream(generator, job.n, vocab_size)
         self.hold = max((len(s) for s in job.stops), default=1) - 1
+        self.emitted_at = -math.inf  # the first characters go at once
 
     @property
     def finished(self) -> bool:
@@ -192,9 +203,12 @@ class Engine:
         max_queue: jobs waiting (their prompt running or not yet started) at most;
             :meth:`submit` refuses more.
         precision: ``fp32`` or ``bf16`` weights for the step.
-        prefill_chunk: prompt characters run per turn at most, all prompts together:
-            how long a running stream may wait for other people's prompts per step.
+        prefill_chunk: prompt positions run per turn at most (prompts side by side as
+            a batch cost one): how long a running stream may wait for other
+            people's prompts per step.
         max_prompt_chars: the longest prompt :meth:`submit` takes.
+        emit_interval_s: a job's new characters are handed over at most this often
+            (0: every step); its first ones and its end go at once.
     """
 
     def __init__(
@@ -207,6 +221,7 @@ class Engine:
         precision: str = "fp32",
         prefill_chunk: int = PREFILL_CHUNK,
         max_prompt_chars: int = MAX_PROMPT_CHARS,
+        emit_interval_s: float = EMIT_INTERVAL_S,
     ) -> None:
         if prefill_chunk < 1:
             raise ValueError(f"prefill_chunk must be >= 1, got {prefill_chunk}")
@@ -217,6 +232,7 @@ class Engine:
         self.precision = precision
         self.prefill_chunk = prefill_chunk
         self.max_prompt_chars = max_prompt_chars
+        self.emit_interval_s = emit_interval_s
         self.device = model.head.weight.device
         self.symbols = [vocab.decode_bytes([i]) for i in range(len(vocab))]
         self._waiting: list[_Waiting] = []  # guarded by _lock (the worker edits its items)
@@ -322,23 +338,33 @@ class Engine:
         return self.max_batch - taken - sum(w.rows for w in waiting if w.left == 0)
 
     def _prefill(self, waiting: list[_Waiting]) -> None:
-        """Run this turn's budget of prompt characters, shortest remaining first.
+        """Run this turn's budget of prompt positions, shortest remaining first.
 
-        Only prompts whose rows will fit in the batch run (a scoring-only job needs no
-        rows). Pieces of equal length run as one batch through the model.
+        The budget counts positions run one after another (a recurrent model's cost),
+        not characters times rows: prompts whose pieces have the same length run as
+        one batched call for the price of one. So the prompts that end within the
+        budget run whole, shortest first, each length once; what is left of the budget
+        then goes to every longer prompt at once, as one batch of equal pieces. Only
+        prompts whose rows will fit in the batch run (a scoring-only job needs none).
         """
         budget = self.prefill_chunk
         free = self._free_rows(waiting)
-        pieces: dict[int, list[_Waiting]] = {}
+        runnable: list[_Waiting] = []
         for item in sorted((w for w in waiting if w.left > 0), key=lambda w: (w.left, w.order)):
-            if budget == 0:
-                break
-            if item.rows > free:
-                continue
-            free -= item.rows
-            piece = min(item.left, budget)
-            budget -= piece
-            pieces.setdefault(piece, []).append(item)
+            if item.rows <= free and len(runnable) < self.max_batch:
+                free -= item.rows
+                runnable.append(item)
+        pieces: dict[int, list[_Waiting]] = {}
+        for item in runnable:
+            if item.left not in pieces and item.left > budget:
+                break  # the rest are longer than what is left: one batch below
+            if item.left not in pieces:
+                budget -= item.left
+                pieces[item.left] = []
+            pieces[item.left].append(item)
+        longer = [w for w in runnable if w.left not in pieces]
+        if budget > 0 and longer:
+            pieces.setdefault(budget, []).extend(longer)
         for length, items in pieces.items():
             ids = np.stack([w.ids[w.done : w.done + length] for w in items])  # (R, length)
             state = self._stack_states(items)
@@ -428,18 +454,23 @@ class Engine:
             logprobs = self._logits.log_softmax(dim=-1)
         drawn = ids.tolist()
         start = 0
+        now = time.monotonic()
         for active in self._active:
             n = active.job.n
             rows_lp = logprobs[start : start + n] if logprobs is not None else None
-            self._advance(active, drawn[start : start + n], rows_lp)
+            self._advance(active, drawn[start : start + n], rows_lp, now)
             start += n
         self._logits = self._stepper(ids)
         self._steps += 1
 
-    def _advance(self, active: _Active, ids: list[int], logprobs: torch.Tensor | None) -> None:
-        """Append each row's new character, end rows at a stop or the length, emit."""
+    def _advance(
+        self, active: _Active, ids: list[int], logprobs: torch.Tensor | None, now: float
+    ) -> None:
+        """Append each row's new character, end rows at a stop or the length, and emit
+        what is ready: at once for a job's first characters and when a row ends, else at
+        most once per ``emit_interval_s`` (the rest gathers in the rows meanwhile)."""
         job = active.job
-        deltas = []
+        ended = False
         for index, (row, char_id) in enumerate(zip(active.rows, ids, strict=True)):
             if row.finish is not None:
                 continue  # a finished row keeps drawing noise (as sample does), unseen
@@ -455,12 +486,21 @@ class Engine:
             elif row.drawn >= job.max_tokens:
                 row.text += row.decoder.decode(b"", final=True)
                 row.finish = "length"
+            ended = ended or row.finish is not None
+        if not ended and now - active.emitted_at < self.emit_interval_s:
+            return
+        deltas = []
+        for index, row in enumerate(active.rows):
+            if row.reported:
+                continue
             ready = len(row.text) if row.finish else max(row.sent, len(row.text) - active.hold)
             if ready > row.sent or row.finish or row.logprobs:
                 deltas.append(Delta(index, row.text[row.sent : ready], row.finish, row.logprobs))
                 row.sent = ready
                 row.logprobs = []
+                row.reported = row.finish is not None
         if deltas:
+            active.emitted_at = now
             job.emit(deltas)
         if active.finished:
             job.emit(None)
