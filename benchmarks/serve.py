@@ -191,10 +191,12 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "CHARRNN_CACHE": str(Path(tmp) / "cache")}
-        if args.code is not None:
-            env["PYTHONPATH"] = str(args.code.resolve())
+        code = (args.code or Path(__file__).parents[1]).resolve()
+        env["PYTHONPATH"] = str(code)  # and the working folder: `-m` puts it first
         server = subprocess.Popen(
-            [sys.executable, "-m", "charrnn", "serve", str(run), "--port", str(port)], env=env
+            [sys.executable, "-m", "charrnn", "serve", str(run), "--port", str(port)],
+            env=env,
+            cwd=code,
         )
         try:
             _wait_ready(url)

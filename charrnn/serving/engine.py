@@ -261,6 +261,8 @@ class Engine:
         """
         if job.n > self.max_batch:
             raise ValueError(f"n={job.n} exceeds the batch of {self.max_batch}")
+        if len(job.prompt_ids) == 0:
+            raise ValueError("a job's prompt_ids need at least one id (the start symbol)")
         if job.prompt_chars > self.max_prompt_chars:
             raise PromptTooLong(job.prompt_chars, self.max_prompt_chars)
         with self._lock:
@@ -373,7 +375,7 @@ class Engine:
                 if item.job.echo is not None:
                     self._score(item, logits[r], length)
                 item.state = tuple(s[:, r : r + 1] for s in after)
-                item.logits = logits[r, -1:]
+                item.logits = logits[r, -1:].clone()  # not a view that keeps the chunk
                 item.done += length
 
     def _stack_states(self, items: list[_Waiting]) -> State | None:
@@ -414,8 +416,12 @@ class Engine:
         scoring-only jobs are answered now."""
         free = self.max_batch - sum(a.job.n for a in self._active)
         joined: list[_Waiting] = []
+        with self._lock:  # not those that close() has ended meanwhile
+            queued = {id(w) for w in self._waiting}
         for item in waiting:
             job = item.job
+            if id(item) not in queued:
+                continue
             if item.left > 0 and not (job.max_tokens == 0 and job.echo is None):
                 continue
             if job.echo is not None:
