@@ -244,3 +244,25 @@ def test_characters_are_handed_over_in_groups_first_and_last_at_once(
     assert grouped.texts == each.texts and len(grouped.texts[0]) == 50
     assert len(each.turns) == 50
     assert len(grouped.turns) == 2  # the first character, then the other 49 at the end
+
+
+def test_a_turns_events_for_all_jobs_are_handed_over_in_one_call(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine(emit_interval_s=0)
+    calls: list[int] = []
+
+    def schedule(deliver: Callable[[], None]) -> None:  # as loop.call_soon_threadsafe
+        calls.append(engine._turns)
+        deliver()
+
+    engine.hand_over_with(schedule)
+    collectors = [Collector(engine) for _ in range(5)]
+    for i, c in enumerate(collectors):
+        assert engine.submit(_job(engine, "the", c, seed=i, max_tokens=20))
+    for c in collectors:
+        assert c.done.wait(30)
+    events = sum(len(c.turns) for c in collectors)
+    assert events == 5 * 20  # an event a step for each job
+    assert len(calls) == len(set(calls))  # one hand-over a turn, for every job at once
+    assert len(calls) <= engine._turns

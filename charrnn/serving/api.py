@@ -212,6 +212,9 @@ async def _complete(request: Request, c: Completion, retry_after_s: int) -> Resp
         echo=c.logprobs if c.echo else None,
         text_from=1 if c.served.docs.on or not c.prompt else 0,  # a newline or start id
     )
+    # One wake-up of this loop per engine turn for all jobs (idempotent; the loop is
+    # only known here, as uvicorn runs without a lifespan).
+    c.served.engine.hand_over_with(events.loop.call_soon_threadsafe)
     try:
         queued = c.served.engine.submit(job)
     except PromptTooLong as exc:
@@ -250,8 +253,12 @@ class Mailbox:
         self._lock = threading.Lock()
 
     def put(self, deltas: list[Delta] | None) -> None:
-        """Called on the worker thread; never blocks."""
+        """Called on the worker thread, or on the loop by the engine's batched
+        hand-over; never blocks."""
         self.items.append(deltas)
+        if _running_loop() is self.loop:
+            self.ready.set()
+            return
         with self._lock:
             if self._woken:
                 return
@@ -284,6 +291,13 @@ class Mailbox:
                 else:
                     merged[d.index] = Delta(d.index, d.text, d.finish_reason, list(d.logprobs))
         return [merged[i] for i in sorted(merged)], over
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # the worker thread
+        return None
 
 
 async def _next(request: Request, job: Job, events: Mailbox) -> tuple[list[Delta], bool]:

@@ -48,6 +48,7 @@ the next turn.
 from __future__ import annotations
 
 import codecs
+import functools
 import itertools
 import math
 import threading
@@ -102,8 +103,9 @@ class Delta:
 class Job:
     """One completion request: ``n`` rows primed with ``prompt_ids``.
 
-    ``emit`` receives a list of :class:`Delta` with what its rows produced (from the
-    worker thread: it must only hand them over): at once for the first characters
+    ``emit`` receives a list of :class:`Delta` with what its rows produced (on the
+    worker thread, or where :meth:`Engine.hand_over_with` has it run: it must only
+    hand them over): at once for the first characters
     and a row's end, else at most once per the engine's ``emit_interval_s``; then
     ``None`` when the job is over (finished, cancelled or the server stopping).
 
@@ -247,6 +249,8 @@ class Engine:
             self._stepper.keep([])  # no rows until a job joins
         self._logits = torch.zeros(0, len(vocab), device=self.device)
         self._row_settings: RowSettings | None = None  # rebuilt when a job joins or leaves
+        self._outbox: list[tuple[Callable[[list[Delta] | None], None], list[Delta] | None]] = []
+        self._schedule: Callable[[Callable[[], None]], object] | None = None
         self._thread = threading.Thread(target=self._work, name="charrnn-engine", daemon=True)
         self._thread.start()
 
@@ -318,7 +322,30 @@ class Engine:
                 if self._active:
                     self._step()
                     self._drop_finished()
+                self._flush()
                 self._turns += 1
+
+    def hand_over_with(self, schedule: Callable[[Callable[[], None]], object] | None) -> None:
+        """Hand each turn's events over in one call: ``schedule(deliver)`` (say, the
+        event loop's ``call_soon_threadsafe``) runs ``deliver``, which calls every
+        job's ``emit`` of that turn, on the scheduler's side. One wake-up of the loop
+        per turn for all jobs, not one per job. None (the default): the worker calls
+        each ``emit`` itself at the end of the turn."""
+        self._schedule = schedule
+
+    def _send(self, job: Job, event: list[Delta] | None) -> None:
+        self._outbox.append((job.emit, event))
+
+    def _flush(self) -> None:
+        """This turn's events, to their jobs, in order."""
+        if not self._outbox:
+            return
+        batch, self._outbox = self._outbox, []
+        schedule = self._schedule
+        if schedule is None:
+            _deliver(batch)
+        else:
+            schedule(functools.partial(_deliver, batch))
 
     def _leave_queue(self, items: list[_Waiting]) -> None:
         if items:
@@ -331,7 +358,7 @@ class Engine:
         cancelled = [w for w in waiting if w.job.cancelled]
         self._leave_queue(cancelled)
         for item in cancelled:
-            item.job.emit(None)
+            self._send(item.job, None)
         return [w for w in waiting if not w.job.cancelled]
 
     def _free_rows(self, waiting: list[_Waiting]) -> int:
@@ -428,8 +455,8 @@ class Engine:
                 job.prompt_logprobs = item.scores
             if job.max_tokens == 0:  # nothing to draw (scoring the prompt, say)
                 joined.append(item)
-                job.emit([Delta(i, "", "length") for i in range(job.n)])
-                job.emit(None)
+                self._send(job, [Delta(i, "", "length") for i in range(job.n)])
+                self._send(job, None)
                 continue
             if job.n > free:
                 continue
@@ -507,9 +534,9 @@ class Engine:
                 row.reported = row.finish is not None
         if deltas:
             active.emitted_at = now
-            job.emit(deltas)
+            self._send(job, deltas)
         if active.finished:
-            job.emit(None)
+            self._send(job, None)
 
     def _logprob(
         self, row: torch.Tensor, char_id: int, top: int
@@ -529,7 +556,7 @@ class Engine:
         for active in self._active:
             n = active.job.n
             if active.job.cancelled and not active.finished:
-                active.job.emit(None)
+                self._send(active.job, None)
             elif not active.finished:
                 keep.append(active)
                 rows.extend(range(start, start + n))
@@ -540,6 +567,13 @@ class Engine:
         self._row_settings = None
         self._stepper.keep(rows)
         self._logits = self._logits[torch.as_tensor(rows, dtype=torch.long, device=self.device)]
+
+
+def _deliver(
+    batch: list[tuple[Callable[[list[Delta] | None], None], list[Delta] | None]],
+) -> None:
+    for emit, event in batch:
+        emit(event)
 
 
 def _first_stop(text: str, stops: tuple[str, ...], new_from: int) -> int | None:
