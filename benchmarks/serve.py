@@ -38,13 +38,20 @@ from rich.table import Table
 from benchmarks.run import machine
 from charrnn.checkpoint import load_model
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charrnn.data.vocab import Vocab
 from charrnn.events import Silent
+from charrnn.model.network import CharRNN
 from charrnn.model.stepper import Stepper
 from charrnn.sampling.sampler import Request, stream
 from charrnn.serving.server import free_port
 from charrnn.training.launch import train
 
 RESULTS = Path(__file__).with_name("serve_results.json")
+# One pooled client for every request (thread-safe): a client made per request costs
+# the load generator more than the request and would count in the time to first char.
+_HTTP = httpx.Client(
+    timeout=300, limits=httpx.Limits(max_connections=256, max_keepalive_connections=256)
+)
 LENGTH = 200
 LONG_PROMPT = 50_000  # characters of each of the 4 long prompts in the last row
 
@@ -64,9 +71,8 @@ def _model_run(folder: Path) -> Path:
     return run
 
 
-def _bare_rate(run: Path, batch: int, steps: int) -> float:
+def _bare_rate(model: CharRNN, batch: int, steps: int) -> float:
     """Characters per second of the stepper alone at ``batch`` rows."""
-    model, _, _ = load_model(run)
     stepper = Stepper(model, model.initial_state(batch))
     ids = torch.zeros(batch, dtype=torch.long)
     with torch.inference_mode():
@@ -78,10 +84,9 @@ def _bare_rate(run: Path, batch: int, steps: int) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
-def _sample_rate(run: Path, length: int) -> float:
+def _sample_rate(model: CharRNN, vocab: Vocab, length: int) -> float:
     """Characters per second of ``charrnn sample``'s library path at one sample: the
     priming text, the stepper's set-up, drawing and stepping."""
-    model, vocab, _ = load_model(run)
     start = time.perf_counter()
     steps = list(stream(model, vocab, Request(length=length, prime="the ", seed=0)))
     return len(steps) / (time.perf_counter() - start)
@@ -94,7 +99,7 @@ def _client(
     start = time.perf_counter()
     first = None
     chars = 0
-    with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=300) as reply:
+    with _HTTP.stream("POST", f"{url}/v1/completions", json=body) as reply:
         reply.raise_for_status()
         for line in reply.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -150,6 +155,12 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _around(measure: Any, first: float) -> float:
+    """The mean of a rate measured before a row (``first``) and again after it: the
+    machine is shared, so the model's own rate is taken beside each row."""
+    return (first + measure()) / 2
+
+
 def _row(
     n: int | str, rate: float, ttfc: list[float], serial: float, bare32: float
 ) -> dict[str, Any]:
@@ -185,9 +196,10 @@ def main() -> None:
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
         run = _model_run(Path(tmp))
-        bare32 = statistics.median(_bare_rate(run, 32, 300) for _ in range(3))
-        bare1 = statistics.median(_bare_rate(run, 1, 300) for _ in range(3))
-        sample1 = statistics.median(_sample_rate(run, 1000) for _ in range(3))
+        model, vocab, _ = load_model(run)
+        bare32 = statistics.median(_bare_rate(model, 32, 300) for _ in range(3))
+        bare1 = statistics.median(_bare_rate(model, 1, 300) for _ in range(3))
+        sample1 = statistics.median(_sample_rate(model, vocab, 1000) for _ in range(3))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "CHARRNN_CACHE": str(Path(tmp) / "cache")}
@@ -202,7 +214,10 @@ def main() -> None:
             _wait_ready(url)
             _concurrent(url, 8)  # warm up
             rows: list[dict[str, Any]] = []
+            beside: dict[str, float] = {}  # the model's own rates taken beside the rows
             for n in counts:
+                before32 = _bare_rate(model, 32, 150)
+                before_sample = _sample_rate(model, vocab, 300) if n == 1 else 0.0
                 spy = None
                 if n == 32 and args.profile is not None:
                     spy = subprocess.Popen(
@@ -215,12 +230,20 @@ def main() -> None:
                 if spy is not None:
                     spy.send_signal(2)  # SIGINT: py-spy writes its record and exits
                     spy.wait(60)
+                row32 = _around(lambda: _bare_rate(model, 32, 150), before32)
+                if n == 1:
+                    beside["sample_b1"] = _around(
+                        lambda: _sample_rate(model, vocab, 300), before_sample
+                    )
+                    beside["vs_sample_b1"] = round(rate / beside["sample_b1"], 2)
                 serial = _one_after_another(url, min(n, 8)) if n > 1 else rate
-                rows.append(_row(n, rate, ttfc, serial, bare32))
+                rows.append(_row(n, rate, ttfc, serial, row32))
+            before32 = _bare_rate(model, 32, 150)
             rate, ttfc = _beside_long_prompts(url, 32)
+            row32 = _around(lambda: _bare_rate(model, 32, 150), before32)
             plain32 = next(r for r in rows if r["clients"] == 32)["aggregate_chars_per_s"]
             # Its vs_one_after_another column: the share of the plain 32-client rate kept.
-            rows.append(_row("32 + 4 long", rate, ttfc, plain32, bare32))
+            rows.append(_row("32 + 4 long", rate, ttfc, plain32, row32))
         finally:
             server.terminate()
             server.wait(30)
@@ -235,9 +258,9 @@ def main() -> None:
         f"bare stepper: {bare1:,.0f} chars/s at batch 1, {bare32:,.0f} chars/s at batch 32; "
         f"charrnn sample end to end: {sample1:,.0f} chars/s at batch 1"
     )
-    console.print(f"one client / sample: {rows[0]['aggregate_chars_per_s'] / sample1:.2f}")
+    console.print(f"one client / charrnn sample (measured beside it): {beside['vs_sample_b1']:.2f}")
     console.print(table)
-    bare = {"b1": bare1, "b32": bare32, "sample_b1": sample1}
+    bare = {"b1": bare1, "b32": bare32, "sample_b1": sample1, "beside_rows": beside}
     args.out.write_text(json.dumps({"machine": facts, "bare": bare, "rows": rows}, indent=2) + "\n")
 
 
