@@ -7,7 +7,9 @@ another. A last row has 32 such clients arrive while 4 others send 50,000-charac
 prompts (their time to first character is the short ones'). Beside it, in the same run,
 what the model itself costs: the bare stepper's rate at batch 1 and 32 (no HTTP,
 queues or drawing) and ``charrnn sample``'s end-to-end rate at batch 1 (priming,
-drawing, stepping): the server's share of those is what serving costs.
+drawing, stepping): the server's share of those is what serving costs. The machine
+may be shared, so the ratios use the model's rates taken again just before and after
+each row (their mean), not only once at the start.
 
 The server is its own process (``charrnn serve``); the load generator (this process)
 never shares its interpreter lock. ``--code DIR`` runs the server from another
