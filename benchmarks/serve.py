@@ -13,9 +13,10 @@ each row (their mean), not only once at the start.
 
 The server is its own process (``charrnn serve``); the load generator (this process)
 never shares its interpreter lock. ``--code DIR`` runs the server from another
-checkout (a before/after pair under the same conditions); ``--profile FILE`` records
-the server with ``py-spy`` during the 32-client row. Reports, never asserts; the
-machine is printed with the figures.
+checkout; given twice or more, all those servers run at once and take turns row by row
+(a before/after pair under the same conditions), ``--repeat`` times. ``--profile
+FILE`` records each server with ``py-spy`` during its first 32-client row. Reports,
+never asserts; the machine is printed with the figures.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +159,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _around(measure: Any, first: float) -> float:
+def _around(measure: Callable[[], float], first: float) -> float:
     """The mean of a rate measured before a row (``first``) and again after it: the
     machine is shared, so the model's own rate is taken beside each row."""
     return (first + measure()) / 2
@@ -187,82 +189,120 @@ def _wait_ready(url: str) -> None:
     raise RuntimeError("the server did not start")
 
 
+def _start(run: Path, code: Path, cache: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``charrnn serve`` from the checkout ``code``, in its own process."""
+    port = free_port()
+    env = {**os.environ, "CHARRNN_CACHE": str(cache), "PYTHONPATH": str(code)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "charrnn", "serve", str(run), "--port", str(port)],
+        env=env,
+        cwd=code,  # `python -m` puts the working folder first on the path
+    )
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _measure(
+    url: str,
+    n: int | str,
+    model: CharRNN,
+    vocab: Vocab,
+    plain32: float,
+    spy_pid: int | None,
+    profile: Path | None,
+) -> dict[str, Any]:
+    """One row for the server at ``url``, the model's own rates taken just before and
+    after it."""
+    before32 = _bare_rate(model, 32, 150)
+    before_sample = _sample_rate(model, vocab, 300) if n == 1 else 0.0
+    spy = None
+    if profile is not None and spy_pid is not None:
+        spy = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(spy_pid), "--threads", "--idle",
+             "--format", "raw", "--rate", "200", "--output", str(profile)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1.0)  # attached
+    if n == "32 + 4 long":
+        rate, ttfc = _beside_long_prompts(url, 32)
+    else:
+        rate, ttfc = _concurrent(url, int(n))
+    if spy is not None:
+        spy.send_signal(2)  # SIGINT: py-spy writes its record and exits
+        spy.wait(60)
+    row32 = _around(lambda: _bare_rate(model, 32, 150), before32)
+    vs_sample = None
+    if n == 1:
+        vs_sample = round(rate / _around(lambda: _sample_rate(model, vocab, 300), before_sample), 2)
+    if n == "32 + 4 long":
+        serial = plain32  # its vs_one_after_another: the share of the 32-client rate kept
+    else:
+        serial = _one_after_another(url, min(int(n), 8)) if n != 1 else rate
+    return {**_row(n, rate, ttfc, serial, row32), "vs_sample_b1": vs_sample}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="N = 1 and 32, one repeat")
-    parser.add_argument("--code", type=Path, help="run the server from this checkout")
+    parser.add_argument("--quick", action="store_true", help="N = 1 and 32")
+    parser.add_argument(
+        "--code", type=Path, action="append",
+        help="run a server from this checkout (repeat it: the servers take turns, row by row)",
+    )  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every row")
     parser.add_argument("--profile", type=Path, help="py-spy's record of the 32-client row")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON results")
     args = parser.parse_args()
-    counts = (1, 32) if args.quick else (1, 8, 32, 64)
+    counts: list[int | str] = [1, 32] if args.quick else [1, 8, 32, 64]
+    counts.append("32 + 4 long")
+    codes = [c.resolve() for c in (args.code or [Path(__file__).parents[1]])]
+    labels = [f"{i}:{c.name}" for i, c in enumerate(codes)]
     console = Console()
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         run = _model_run(Path(tmp))
         model, vocab, _ = load_model(run)
         bare32 = statistics.median(_bare_rate(model, 32, 300) for _ in range(3))
         bare1 = statistics.median(_bare_rate(model, 1, 300) for _ in range(3))
         sample1 = statistics.median(_sample_rate(model, vocab, 1000) for _ in range(3))
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "CHARRNN_CACHE": str(Path(tmp) / "cache")}
-        code = (args.code or Path(__file__).parents[1]).resolve()
-        env["PYTHONPATH"] = str(code)  # and the working folder: `-m` puts it first
-        server = subprocess.Popen(
-            [sys.executable, "-m", "charrnn", "serve", str(run), "--port", str(port)],
-            env=env,
-            cwd=code,
-        )
+        servers = [_start(run, code, Path(tmp) / "cache") for code in codes]
         try:
-            _wait_ready(url)
-            _concurrent(url, 8)  # warm up
-            rows: list[dict[str, Any]] = []
-            beside: dict[str, float] = {}  # the model's own rates taken beside the rows
-            for n in counts:
-                before32 = _bare_rate(model, 32, 150)
-                before_sample = _sample_rate(model, vocab, 300) if n == 1 else 0.0
-                spy = None
-                if n == 32 and args.profile is not None:
-                    spy = subprocess.Popen(
-                        ["py-spy", "record", "--pid", str(server.pid), "--threads", "--idle",
-                         "--format", "raw", "--rate", "200", "--output", str(args.profile)],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    )  # fmt: skip
-                    time.sleep(1.0)  # attached
-                rate, ttfc = _concurrent(url, n)
-                if spy is not None:
-                    spy.send_signal(2)  # SIGINT: py-spy writes its record and exits
-                    spy.wait(60)
-                row32 = _around(lambda: _bare_rate(model, 32, 150), before32)
-                if n == 1:
-                    beside["sample_b1"] = _around(
-                        lambda: _sample_rate(model, vocab, 300), before_sample
-                    )
-                    beside["vs_sample_b1"] = round(rate / beside["sample_b1"], 2)
-                serial = _one_after_another(url, min(n, 8)) if n > 1 else rate
-                rows.append(_row(n, rate, ttfc, serial, row32))
-            before32 = _bare_rate(model, 32, 150)
-            rate, ttfc = _beside_long_prompts(url, 32)
-            row32 = _around(lambda: _bare_rate(model, 32, 150), before32)
-            plain32 = next(r for r in rows if r["clients"] == 32)["aggregate_chars_per_s"]
-            # Its vs_one_after_another column: the share of the plain 32-client rate kept.
-            rows.append(_row("32 + 4 long", rate, ttfc, plain32, row32))
+            for _, url in servers:
+                _wait_ready(url)
+                _concurrent(url, 8)  # warm up
+            for repeat in range(args.repeat):
+                for n in counts:
+                    # The servers take turns, in a rotating order: the same conditions.
+                    order = list(range(len(servers)))
+                    order = order[repeat % len(order) :] + order[: repeat % len(order)]
+                    for i in order:
+                        server, url = servers[i]
+                        plain = [
+                            r["aggregate_chars_per_s"] for r in rows
+                            if r["code"] == labels[i] and r["clients"] == 32
+                        ]  # fmt: skip
+                        profile = None
+                        if args.profile is not None and n == 32 and repeat == 0:
+                            profile = args.profile.with_suffix(f".{i}.txt")
+                        row = _measure(
+                            url, n, model, vocab, plain[-1] if plain else 1.0, server.pid, profile
+                        )
+                        rows.append({"code": labels[i], "repeat": repeat, **row})
         finally:
-            server.terminate()
-            server.wait(30)
+            for server, _ in servers:
+                server.terminate()
+                server.wait(30)
     facts = machine()
+    console.print(facts)
+    console.print(
+        f"bare stepper: {bare1:,.0f} chars/s at batch 1, {bare32:,.0f} chars/s at batch 32; "
+        f"charrnn sample end to end: {sample1:,.0f} chars/s at batch 1 (at the start)"
+    )
     table = Table(title=f"charrnn serve, 2x512 LSTM, {LENGTH} characters a client")
     for column in rows[0]:
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
-    console.print(facts)
-    console.print(
-        f"bare stepper: {bare1:,.0f} chars/s at batch 1, {bare32:,.0f} chars/s at batch 32; "
-        f"charrnn sample end to end: {sample1:,.0f} chars/s at batch 1"
-    )
-    console.print(f"one client / charrnn sample (measured beside it): {beside['vs_sample_b1']:.2f}")
     console.print(table)
-    bare = {"b1": bare1, "b32": bare32, "sample_b1": sample1, "beside_rows": beside}
+    bare = {"b1": bare1, "b32": bare32, "sample_b1": sample1}
     args.out.write_text(json.dumps({"machine": facts, "bare": bare, "rows": rows}, indent=2) + "\n")
 
 
