@@ -266,3 +266,22 @@ def test_a_turns_events_for_all_jobs_are_handed_over_in_one_call(
     assert events == 5 * 20  # an event a step for each job
     assert len(calls) == len(set(calls))  # one hand-over a turn, for every job at once
     assert len(calls) <= engine._turns
+
+
+def test_echo_after_an_items_newline_scores_only_the_text(
+    make_engine: Callable[..., Engine], model_vocab: tuple[CharRNN, Vocab]
+) -> None:
+    """An item starts after a newline that is not the prompt's text: every prompt
+    character is scored given what precedes it, the newline included."""
+    prompt = "pack my box"
+    engine = make_engine(prefill_chunk=4)
+    c = Collector(engine)
+    job = _job(engine, "\n" + prompt, c, max_tokens=0, echo=0, text_from=1)
+    assert engine.submit(job)
+    assert c.done.wait(30)
+    assert job.prompt_logprobs is not None
+    assert [e[0] for e in job.prompt_logprobs] == list(prompt)
+    assert all(e[2] is None for e in job.prompt_logprobs)  # no alternatives asked
+    model, vocab = model_vocab
+    expected = score_text(model, vocab, "\n" + prompt).surprisal
+    assert np.allclose([-e[1] for e in job.prompt_logprobs], expected, atol=1e-5)  # type: ignore[operator]
