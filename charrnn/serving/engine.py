@@ -105,9 +105,9 @@ class Job:
 
     ``emit`` receives a list of :class:`Delta` with what its rows produced (on the
     worker thread, or where :meth:`Engine.hand_over_with` has it run: it must only
-    hand them over): at once for the first characters
-    and a row's end, else at most once per the engine's ``emit_interval_s``; then
-    ``None`` when the job is over (finished, cancelled or the server stopping).
+    hand them over): at once for the first characters and a row's end, else at most
+    once per the engine's ``emit_interval_s``; then ``None`` when the job is over
+    (finished, cancelled or the server stopping).
 
     ``echo`` (0 to :data:`TOP_LOGPROBS`) asks for the prompt to be scored: each of its
     characters with its log-probability given those before it and that many
