@@ -285,3 +285,16 @@ def test_echo_after_an_items_newline_scores_only_the_text(
     model, vocab = model_vocab
     expected = score_text(model, vocab, "\n" + prompt).surprisal
     assert np.allclose([-e[1] for e in job.prompt_logprobs], expected, atol=1e-5)  # type: ignore[operator]
+
+
+def test_events_still_arrive_when_the_hand_over_loop_has_closed(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+
+    def closed(deliver: Callable[[], None]) -> None:
+        raise RuntimeError("Event loop is closed")  # what call_soon_threadsafe raises
+
+    engine.hand_over_with(closed)
+    got = _run(engine, "the", seed=3, max_tokens=10)  # the worker lives on
+    assert len(got.texts[0]) == 10

@@ -342,10 +342,13 @@ class Engine:
             return
         batch, self._outbox = self._outbox, []
         schedule = self._schedule
-        if schedule is None:
-            _deliver(batch)
-        else:
-            schedule(functools.partial(_deliver, batch))
+        if schedule is not None:
+            try:
+                schedule(functools.partial(_deliver, batch))
+                return
+            except RuntimeError:  # the loop has closed (the server stopping)
+                self._schedule = None
+        _deliver(batch)
 
     def _leave_queue(self, items: list[_Waiting]) -> None:
         if items:
