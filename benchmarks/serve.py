@@ -15,8 +15,10 @@ The server is its own process (``charrnn serve``); the load generator (this proc
 never shares its interpreter lock. ``--code DIR`` runs the server from another
 checkout; given twice or more, all those servers run at once and take turns row by row
 (a before/after pair under the same conditions), ``--repeat`` times. ``--profile
-FILE`` records each server with ``py-spy`` during its first 32-client row. Reports,
-never asserts; the machine is printed with the figures.
+FILE`` records each server with ``py-spy`` during its first 32-client row (with
+``--gil``, only the samples where a thread holds the interpreter lock: against a
+plain record, how much of the time the lock is taken). Reports, never asserts; the
+machine is printed with the figures.
 """
 
 from __future__ import annotations
@@ -209,6 +211,7 @@ def _measure(
     plain32: float,
     spy_pid: int | None,
     profile: Path | None,
+    gil: bool = False,
 ) -> dict[str, Any]:
     """One row for the server at ``url``, the model's own rates taken just before and
     after it."""
@@ -218,7 +221,8 @@ def _measure(
     if profile is not None and spy_pid is not None:
         spy = subprocess.Popen(
             ["py-spy", "record", "--pid", str(spy_pid), "--threads", "--idle",
-             "--format", "raw", "--rate", "200", "--output", str(profile)],
+             "--format", "raw", "--rate", "200", "--output", str(profile),
+             *(["--gil"] if gil else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         time.sleep(1.0)  # attached
@@ -249,6 +253,9 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="rounds of every row")
     parser.add_argument("--profile", type=Path, help="py-spy's record of the 32-client row")
+    parser.add_argument(
+        "--gil", action="store_true", help="record only samples where a thread holds the GIL"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON results")
     args = parser.parse_args()
     counts: list[int | str] = [1, 32] if args.quick else [1, 8, 32, 64]
@@ -283,8 +290,9 @@ def main() -> None:
                         if args.profile is not None and n == 32 and repeat == 0:
                             profile = args.profile.with_suffix(f".{i}.txt")
                         row = _measure(
-                            url, n, model, vocab, plain[-1] if plain else 1.0, server.pid, profile
-                        )
+                            url, n, model, vocab, plain[-1] if plain else 1.0, server.pid,
+                            profile, args.gil,
+                        )  # fmt: skip
                         rows.append({"code": labels[i], "repeat": repeat, **row})
         finally:
             for server, _ in servers:
