@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -86,3 +87,22 @@ def test_top_k_and_top_p_keep_only_their_characters_per_row() -> None:
         drawn[1].add(int(ids[1]))
     assert drawn[0] == {0, 1}  # the two most likely
     assert drawn[1] == {0}  # the first already holds over half the probability
+
+
+def test_drawing_until_an_end_leaves_no_noise_unused() -> None:
+    """``draw_items`` calls ``draw_until`` batch after batch with one generator: each
+    call must take exactly one (rows, V) draw a step, so the next goes on from there
+    (and a seed's items are what they were when each step drew from the generator)."""
+    from charrnn.config import ModelConfig
+    from charrnn.model.network import CharRNN
+    from charrnn.sampling.endings import Ending, draw_until
+
+    torch.manual_seed(0)
+    model = CharRNN(V, ModelConfig(cell="gru", num_layers=1, hidden_size=8, embed_size=4))
+    generator = torch.Generator().manual_seed(11)
+    steps, rows = 7, 3
+    draw_until(model, np.array([1, 2]), rows, Ending(max_chars=steps), SampleSettings(), generator)
+    reference = torch.Generator().manual_seed(11)
+    for _ in range(steps):
+        torch.empty(rows, V).exponential_(generator=reference)
+    assert torch.equal(generator.get_state(), reference.get_state())

@@ -83,7 +83,9 @@ def draw_until(
     with torch.inference_mode():
         logits, stepper = primed(model, np.asarray(prime_ids, dtype=np.int64), rows, precision)
         row_settings = RowSettings.of([(settings, rows)], logits.device)
-        noise = NoiseStream(generator, rows, logits.shape[-1])  # redraws take from it too
+        # Redraws take from it too; block=1: draw_items calls this again with the same
+        # generator, which must go on where this call stopped.
+        noise = NoiseStream(generator, rows, logits.shape[-1], block=1)
         for t in range(ending.max_chars + k):
             banned = torch.zeros(logits.shape, dtype=torch.bool)
             if stop and t < ending.min_chars + k - 1:

@@ -139,20 +139,25 @@ class NoiseStream:
     ``torch.multinomial`` draws one sample as the argmax of p / q with q ~ Exp(1)
     drawn from its generator over p's shape; :func:`choose` does the same with noise
     from here, so a seed gives what ``torch.multinomial`` would have drawn (tested).
-    The noise is drawn :data:`NOISE_BLOCK` steps at a time: one (K, rows, V) draw is
-    the same sequence as K draws of (rows, V) (tested), at a fraction of the calls.
-    Everything that draws from ``generator`` must take its noise from here.
+    The noise is drawn ``block`` steps at a time (:data:`NOISE_BLOCK`): one
+    (K, rows, V) draw is the same sequence as K draws of (rows, V) (tested), at a
+    fraction of the calls. Everything that draws from ``generator`` must take its
+    noise from here; a caller that makes several streams from one generator one after
+    another (items drawn batch by batch) takes ``block=1``, so that no stream leaves
+    drawn noise unused and each continues where the last stopped.
     """
 
-    def __init__(self, generator: torch.Generator, rows: int, vocab_size: int) -> None:
+    def __init__(
+        self, generator: torch.Generator, rows: int, vocab_size: int, block: int = NOISE_BLOCK
+    ) -> None:
         self.generator = generator
-        self.shape = (NOISE_BLOCK, rows, vocab_size)
+        self.shape = (block, rows, vocab_size)
         self.block: torch.Tensor | None = None
-        self.at = NOISE_BLOCK
+        self.at = block
 
     def next(self) -> torch.Tensor:
         """The next step's (rows, V) noise."""
-        if self.at == NOISE_BLOCK:
+        if self.at == self.shape[0]:
             device = self.generator.device
             block = torch.empty(self.shape, device=device, dtype=torch.float32)
             self.block = block.exponential_(generator=self.generator)
