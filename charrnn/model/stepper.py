@@ -47,8 +47,11 @@ class Stepper:
         rnn = model.rnn
         head = model.head
         batch = state[0].shape[1]
-        self.h = [state[0][k].float().clone() for k in range(self.layers)]
-        self.c = [state[1][k].float().clone() for k in range(self.layers)] if len(state) > 1 else []
+        # Copies, contiguous even where ``state`` is one row expanded to many.
+        self.h = [state[0][k].float().contiguous().clone() for k in range(self.layers)]
+        self.c = [
+            state[1][k].float().contiguous().clone() for k in range(self.layers)
+        ] if len(state) > 1 else []  # fmt: skip
 
         def weight(name: str) -> torch.Tensor:
             return getattr(rnn, name).detach().float()
@@ -103,10 +106,22 @@ class Stepper:
         hs = torch.stack(self.h)
         return (hs, torch.stack(self.c)) if self.c else (hs,)
 
-    def reorder(self, rows: torch.Tensor) -> None:
-        """Continue row ``rows[i]``'s state in row i (beam search keeps its best rows)."""
-        self.h = [h[rows] for h in self.h]
-        self.c = [c[rows] for c in self.c]
+    @property
+    def rows(self) -> int:
+        """Rows stepped together now (B)."""
+        return self.h[0].shape[0]
+
+    def keep(self, rows: torch.Tensor | list[int]) -> None:
+        """Continue row ``rows[i]``'s state in row i; rows not named are dropped (beam
+        search keeps its best rows, the server drops finished jobs)."""
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.h[0].device)
+        self.h = [h[index] for h in self.h]
+        self.c = [c[index] for c in self.c]
+
+    def add(self, state: State) -> None:
+        """Append rows after the current ones, each starting from ``state`` (N, R, H)."""
+        self.h = [torch.cat([h, state[0][k].float()]) for k, h in enumerate(self.h)]
+        self.c = [torch.cat([c, state[1][k].float()]) for k, c in enumerate(self.c)]
 
     @torch.no_grad()
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:

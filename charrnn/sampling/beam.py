@@ -90,6 +90,6 @@ def beam_search(
             index = torch.tensor(rows + [rows[0]] * pad)
             scores = torch.tensor(alive_scores + [-math.inf] * pad)
             seqs += [seqs[0]] * pad
-            stepper.reorder(index.to(device))
+            stepper.keep(index)
             logits = stepper(torch.tensor(chars + [chars[0]] * pad, device=device)).float()
     return sorted(finished, key=lambda h: (not h.ended, -h.log_prob))

@@ -19,7 +19,7 @@ import torch
 
 from charrnn.model.network import CharRNN
 from charrnn.sampling.novelty import ItemSets, NgramIndex
-from charrnn.sampling.sampler import SampleSettings, choose, primed
+from charrnn.sampling.sampler import NoiseStream, RowSettings, SampleSettings, choose, primed
 
 MAX_ITEM_BATCH = 1000  # items drawn together
 PROGRESS_EVERY = 1024  # steps between calls of draw_until's on_progress
@@ -82,6 +82,10 @@ def draw_until(
     model.eval()
     with torch.inference_mode():
         logits, stepper = primed(model, np.asarray(prime_ids, dtype=np.int64), rows, precision)
+        row_settings = RowSettings.of([(settings, rows)], logits.device)
+        # Redraws take from it too; block=1: draw_items calls this again with the same
+        # generator, which must go on where this call stopped.
+        noise = NoiseStream(generator, rows, logits.shape[-1], block=1)
         for t in range(ending.max_chars + k):
             banned = torch.zeros(logits.shape, dtype=torch.bool)
             if stop and t < ending.min_chars + k - 1:
@@ -93,7 +97,7 @@ def draw_until(
                 history = np.concatenate([context[:, -back:], recent], axis=1)[:, -back:]
                 if history.shape[1] == back:
                     banned |= torch.from_numpy(novel.completing(history, logits.shape[1]))
-            ids = choose(logits, settings, generator).cpu()
+            ids = choose(logits, row_settings, noise).cpu()
             if bool(banned.any()):
                 # Rejection: a forbidden draw is drawn again from what is allowed (the
                 # same distribution as masking first, and it counts the rejections).
@@ -104,7 +108,7 @@ def draw_until(
                 if bool(rejected.any()):
                     redrawn += int((rejected & ~done).sum())
                     mask = (banned & ~stuck[:, None]).to(logits.device)
-                    again = choose(logits.masked_fill(mask, -math.inf), settings, generator)
+                    again = choose(logits.masked_fill(mask, -math.inf), row_settings, noise)
                     ids = torch.where(rejected, again.cpu(), ids)
             drawn[:, t] = ids
             if stop and t >= k - 1:

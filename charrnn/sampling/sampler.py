@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,10 +21,11 @@ from charrnn.errors import ConfigError, VocabError
 from charrnn.events import SILENT, Reporter
 from charrnn.hardware import sampling_dtype
 from charrnn.model.network import CharRNN
+from charrnn.model.prefix import prefix_state
 from charrnn.model.stepper import Stepper
 
 MAX_SAMPLES = 100_000  # drawn as one batch: more would only exhaust memory
-PRIME_CHUNK = 4096  # priming text runs through the model this many characters at a time
+NOISE_BLOCK = 32  # steps of noise drawn from a generator at once (the same sequence)
 
 
 @dataclass(frozen=True)
@@ -96,30 +97,125 @@ class Request:
         return ids
 
 
+@dataclass(frozen=True)
+class RowSettings:
+    """Each row's :class:`SampleSettings` as (B,) tensors, built once per batch layout.
+
+    ``temperature`` (0: the most likely), ``top_k`` (0: all), ``top_p`` (1: all);
+    the flags say which steps of :func:`choose` any row needs, so that a step does not
+    ask the tensors (a device sync) every time.
+    """
+
+    temperature: torch.Tensor
+    top_k: torch.Tensor
+    top_p: torch.Tensor
+    all_greedy: bool
+    any_greedy: bool
+    max_k: int  # the largest top-k asked for (0: none)
+    any_nucleus: bool
+
+    @classmethod
+    def of(cls, groups: Sequence[tuple[SampleSettings, int]], device: torch.device) -> RowSettings:
+        """``groups``: (settings, rows) in row order."""
+        temps, ks, ps = [], [], []
+        for settings, rows in groups:
+            temps += [float(settings.temperature)] * rows
+            ks += [settings.top_k or 0] * rows
+            ps += [settings.top_p if settings.top_p is not None else 1.0] * rows
+        return cls(
+            temperature=torch.tensor(temps, device=device, dtype=torch.float32),
+            top_k=torch.tensor(ks, device=device, dtype=torch.long),
+            top_p=torch.tensor(ps, device=device, dtype=torch.float32),
+            all_greedy=all(t == 0 for t in temps),
+            any_greedy=any(t == 0 for t in temps),
+            max_k=max(ks, default=0),
+            any_nucleus=any(p < 1.0 for p in ps),
+        )
+
+
+class NoiseStream:
+    """Exp(1) noise for ``rows`` rows a step, from one seeded generator.
+
+    ``torch.multinomial`` draws one sample as the argmax of p / q with q ~ Exp(1)
+    drawn from its generator over p's shape; :func:`choose` does the same with noise
+    from here, so a seed gives what ``torch.multinomial`` would have drawn (tested).
+    The noise is drawn ``block`` steps at a time (:data:`NOISE_BLOCK`): one
+    (K, rows, V) draw is the same sequence as K draws of (rows, V) (tested), at a
+    fraction of the calls. Everything that draws from ``generator`` must take its
+    noise from here; a caller that makes several streams from one generator one after
+    another (items drawn batch by batch) takes ``block=1``, so that no stream leaves
+    drawn noise unused and each continues where the last stopped.
+    """
+
+    def __init__(
+        self, generator: torch.Generator, rows: int, vocab_size: int, block: int = NOISE_BLOCK
+    ) -> None:
+        self.generator = generator
+        self.shape = (block, rows, vocab_size)
+        self.block: torch.Tensor | None = None
+        self.at = block
+
+    def next(self) -> torch.Tensor:
+        """The next step's (rows, V) noise."""
+        if self.at == self.shape[0]:
+            device = self.generator.device
+            block = torch.empty(self.shape, device=device, dtype=torch.float32)
+            self.block = block.exponential_(generator=self.generator)
+            self.at = 0
+        assert self.block is not None
+        self.at += 1
+        return self.block[self.at - 1]
+
+
 def choose(
-    logits: torch.Tensor, settings: SampleSettings, generator: torch.Generator
+    logits: torch.Tensor,
+    settings: SampleSettings | RowSettings,
+    noise: torch.Generator | NoiseStream | torch.Tensor | None,
 ) -> torch.Tensor:
-    """Draw one id per row of ``logits`` (B, V); returns (B,) int64."""
-    if settings.temperature == 0:
-        return logits.argmax(dim=-1)
+    """Draw one id per row of ``logits`` (B, V), each row with its own settings;
+    returns (B,) int64. The one draw of ``sample``, its endings, and the server.
+
+    ``settings``: one for every row, or :class:`RowSettings`. ``noise``: a generator
+    (drawn from now over (B, V), as ``torch.multinomial`` draws), a
+    :class:`NoiseStream`, or (B, V) Exp(1) noise already drawn (the server joins the
+    noise of its jobs' streams). Greedy rows take the most likely id and ignore the
+    noise; when every row is greedy, no noise is drawn (``noise`` may be None).
+    """
+    if isinstance(settings, SampleSettings):
+        settings = RowSettings.of([(settings, logits.shape[0])], logits.device)
+    greedy = logits.argmax(dim=-1)
+    if settings.all_greedy:
+        return greedy
+    if noise is None:
+        raise ValueError("choose needs noise (a generator) unless every row is greedy")
+    if isinstance(noise, torch.Generator):
+        shape = logits.shape
+        noise = torch.empty(shape, device=logits.device).exponential_(generator=noise)
+    elif isinstance(noise, NoiseStream):
+        noise = noise.next()
     # Subtract the maximum first: with a tiny temperature (1e-39) the scaled logits
     # would overflow to inf and the softmax to NaN; this way they go to -inf and 0.
-    logits = logits.float()
-    logits = (logits - logits.max(dim=-1, keepdim=True).values) / settings.temperature
-    if settings.top_k:
-        k = min(settings.top_k, logits.shape[-1])
-        kth = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    if settings.top_p is not None and settings.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = sorted_logits.softmax(dim=-1)
+    temperature = settings.temperature
+    if settings.any_greedy:
+        temperature = torch.where(temperature > 0, temperature, 1.0)
+    z = logits.float() - logits.max(dim=-1, keepdim=True).values
+    z = z.div_(temperature[:, None])
+    if settings.max_k:
+        k = settings.top_k.clamp(1, min(settings.max_k, z.shape[-1]))
+        top = torch.topk(z, min(settings.max_k, z.shape[-1]), dim=-1).values
+        kth = top.gather(1, (k - 1)[:, None])  # (B, 1)
+        z = z.masked_fill((settings.top_k > 0)[:, None] & (z < kth), -math.inf)
+    if settings.any_nucleus:
+        sorted_z, order = torch.sort(z, dim=-1, descending=True)
+        probs = sorted_z.softmax(dim=-1)
         # Drop a character when the ones ranked above it already reach top_p; the
-        # most likely one always stays.
-        drop_sorted = probs.cumsum(dim=-1) - probs >= settings.top_p
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, -math.inf)
-    probs = logits.softmax(dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        # most likely one always stays. Rows at top_p 1 drop nothing (a cumulative
+        # sum can pass 1 by rounding).
+        drop_sorted = probs.cumsum(dim=-1) - probs >= settings.top_p[:, None]
+        drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+        z = z.masked_fill(drop & (settings.top_p < 1.0)[:, None], -math.inf)
+    drawn = (z.softmax(dim=-1) / noise).argmax(dim=-1)
+    return torch.where(settings.temperature > 0, drawn, greedy) if settings.any_greedy else drawn
 
 
 def fresh_seed() -> int:
@@ -162,8 +258,10 @@ def _draw(
 ) -> Iterator[torch.Tensor]:
     with torch.inference_mode():
         logits, stepper = primed(model, prime_ids, num_samples, precision)
+        rows = RowSettings.of([(settings, num_samples)], logits.device)
+        noise = NoiseStream(generator, num_samples, logits.shape[-1])
         for _ in range(length):
-            ids = choose(logits, settings, generator)  # (M,)
+            ids = choose(logits, rows, noise)  # (M,)
             yield ids.cpu()
             logits = stepper(ids)
 
@@ -174,18 +272,13 @@ def primed(
     """Run ``prime_ids`` through the model for ``rows`` identical rows: the logits for
     the next character (rows, V) and a :class:`Stepper` holding the state after it.
 
-    The prefix goes in chunks, state carried: constant memory for any priming text (in
-    one call, a 4 MB prime took 2.9 GB of activations and logits). Call it under
-    ``torch.inference_mode()``.
+    The prefix runs once, as one row, through :func:`~charrnn.model.prefix.run_prefix`
+    (in chunks: constant memory for any priming text); its state is then copied to
+    every row. Call it under ``torch.inference_mode()``.
     """
-    device = model.head.weight.device
-    state = None
-    for start in range(0, len(prime_ids), PRIME_CHUNK):
-        chunk = torch.as_tensor(np.asarray(prime_ids[start : start + PRIME_CHUNK]), device=device)
-        x = chunk.long().unsqueeze(0).expand(rows, -1)  # (rows, <=PRIME_CHUNK)
-        logits, state = model(x, state)
-    assert state is not None, "a priming text has at least one character"
-    return logits[:, -1].float(), Stepper(model, state, precision)  # weights prepared once
+    logits, state = prefix_state(model, prime_ids)
+    state = tuple(s.expand(-1, rows, -1) for s in state)
+    return logits.repeat(rows, 1), Stepper(model, state, precision)  # weights prepared once
 
 
 def generate(

@@ -22,6 +22,7 @@ from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError, VocabError
 from charrnn.events import SILENT, Reporter
 from charrnn.model.network import CharRNN, State
+from charrnn.model.prefix import run_prefix
 from charrnn.scoring import text as whole_text
 from charrnn.scoring.text import Line, Score, Totals, score_items
 from charrnn.units import to_bits
@@ -273,11 +274,11 @@ def _score_stream_blocks(model: CharRNN, blocks: Iterator[np.ndarray], tally: _T
             tally.start(int(ids[0]))
             previous, ids = int(ids[0]), ids[1:]
         inputs = np.concatenate([[previous], ids[:-1]]).astype(np.int64)
-        for start in range(0, len(ids), whole_text.CHUNK):
-            x = torch.as_tensor(inputs[start : start + whole_text.CHUNK], device=device)
-            y = torch.as_tensor(ids[start : start + whole_text.CHUNK], device=device).long()
-            logits, state = model(x.unsqueeze(0), state)
-            logits = logits[0].float()
+        chunks = run_prefix(model, inputs, state=state, chunk=whole_text.CHUNK)
+        for start, chunk_logits, after in chunks:
+            state = after  # carried into the next block
+            logits = chunk_logits[0]  # (T, V)
+            y = torch.as_tensor(ids[start : start + len(logits)], device=device).long()
             losses = F.cross_entropy(logits, y, reduction="none").cpu().numpy()
             tally.add(y.cpu().numpy(), losses, logits.argmax(dim=-1).cpu().numpy())
         if len(ids):

@@ -24,10 +24,11 @@ from charrnn.data.items import find_items
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError
 from charrnn.events import SILENT, Reporter
-from charrnn.model.network import CharRNN, State
+from charrnn.model.network import CharRNN
+from charrnn.model.prefix import PREFIX_CHUNK, run_prefix
 from charrnn.units import to_bits
 
-CHUNK = 4096  # characters through the model per call
+CHUNK = PREFIX_CHUNK  # characters through the model per call
 
 
 @dataclass(frozen=True)
@@ -148,13 +149,10 @@ def score_text(
         raise CorpusError("the text to score needs at least 2 characters of the vocabulary")
     model.eval()
     device = model.head.weight.device
-    state: State | None = None
     losses, expected = [], []
-    for start in range(0, len(ids) - 1, CHUNK):
-        y = torch.as_tensor(ids[start + 1 : start + CHUNK + 1], device=device).long()
-        x = torch.as_tensor(ids[start : start + len(y)], device=device).long()
-        logits, state = model(x.unsqueeze(0), state)  # (1, T, V)
-        logits = logits[0].float()
+    for start, chunk_logits, _ in run_prefix(model, ids[:-1], chunk=CHUNK):
+        logits = chunk_logits[0]  # (T, V)
+        y = torch.as_tensor(ids[start + 1 : start + 1 + len(logits)], device=device).long()
         losses.append(F.cross_entropy(logits, y, reduction="none").cpu())
         expected.append(logits.argmax(dim=-1).cpu())
     return Score(

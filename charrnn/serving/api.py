@@ -40,8 +40,8 @@ from charrnn.serving import prompts
 from charrnn.serving.guard import Access, Guard, too_large
 from charrnn.serving.jobs import Gone, Run, Stopping, stopping_error
 from charrnn.serving.page import page_html
-from charrnn.serving.prompts import Entry, Generation, Limits, Prompt, Served
-from charrnn.serving.render import DONE, ChatRenderer, CompletionRenderer, Piece, Renderer, Tokens
+from charrnn.serving.prompts import Generation, Limits, Served
+from charrnn.serving.render import DONE, ChatRenderer, CompletionRenderer, Piece, Renderer
 from charrnn.serving.schemas import ApiError, ChatBody, CompletionBody, parse_body
 
 log = logging.getLogger("uvicorn.error")
@@ -122,11 +122,8 @@ def build_app(
     async def completions(request: Request) -> Response:
         body = parse_body(await read_body(request, limits), CompletionBody)
         gen = _checked(prompts.completion, body, models, limits, max_batch)
-        echo: list[list[Entry]] = []
-        if gen.echo and gen.logprobs is not None:
-            echo = [await _score(gen, p) for p in gen.prompts]
         created, rid = int(time.time()), f"cmpl-{uuid.uuid4().hex}"
-        renderer = CompletionRenderer(gen, rid, created, echo)
+        renderer = CompletionRenderer(gen, rid, created)
         return await _answer(request, gen, renderer, stopping, retry_after_s)
 
     async def chat_completions(request: Request) -> Response:
@@ -210,17 +207,6 @@ def _authorised(request: Request, key: str | None) -> bool:
     return hmac.compare_digest(given.encode(), key.encode())
 
 
-async def _score(gen: Generation, prompt: Prompt) -> list[Entry]:
-    """The prompt's own tokens with their log-probabilities (echo with logprobs), one
-    per character, computed off the event loop."""
-    served = gen.served
-    top = gen.logprobs or 0
-    entries = await asyncio.to_thread(
-        prompts.prompt_logprobs, served.model, served.vocab, prompt.ids, top
-    )
-    return Tokens(served.vocab.byte_level).take(prompt.text, entries, final=True)
-
-
 # -- running a request ---------------------------------------------------------------
 
 
@@ -250,6 +236,7 @@ async def _answer(
                 whole.finish_reason = p.finish_reason or whole.finish_reason
     finally:
         run.cancel()  # nothing if it finished; frees the rows if this ended otherwise
+    renderer.echo = run.echo_tokens()
     return Response(renderer.whole(merged), media_type="application/json")
 
 
@@ -257,11 +244,21 @@ async def _stream(run: Run, renderer: Renderer) -> AsyncIterator[bytes]:
     """The events of one streamed response: the opening, the text as it comes (at
     most one event per :data:`STREAM_INTERVAL_S`), usage if asked, ``[DONE]``."""
     try:
-        opening = renderer.opening()
-        if opening:
-            yield opening
+        opened = False
+        held: list[list[Piece]] = []  # what came before every echoed prompt was scored
         sent_at = 0.0
         async for pieces in run.pieces(None):
+            if not opened:
+                if not run.echo_ready:
+                    held.append(pieces)
+                    continue
+                opened = True
+                renderer.echo = run.echo_tokens()
+                opening = renderer.opening()
+                if opening:
+                    yield opening
+                for earlier in held:
+                    yield renderer.chunk(earlier)
             yield renderer.chunk(pieces)
             sent_at = time.monotonic()
             # At most one event per STREAM_INTERVAL_S a client: what is drawn meanwhile
@@ -269,6 +266,13 @@ async def _stream(run: Run, renderer: Renderer) -> AsyncIterator[bytes]:
             wait = sent_at + STREAM_INTERVAL_S - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+        if not opened:  # nothing drawn (max_tokens 0): the echo alone
+            renderer.echo = run.echo_tokens()
+            opening = renderer.opening()
+            if opening:
+                yield opening
+            for earlier in held:
+                yield renderer.chunk(earlier)
         if run.gen.include_usage:
             yield renderer.usage_event()
     except ApiError as exc:  # the server is stopping

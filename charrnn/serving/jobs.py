@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.requests import Request
 
-from charrnn.serving.engine import Delta, Job
+from charrnn.serving.engine import Delta, Job, PromptTooLong
 from charrnn.serving.prompts import Entry, Generation
 from charrnn.serving.render import Piece, Tokens
 from charrnn.serving.schemas import ApiError
@@ -77,8 +77,12 @@ class Mailbox:
         return lambda deltas: self.put(job_no, deltas)
 
     def put(self, job_no: int, deltas: list[Delta] | None) -> None:
-        """Called on the worker thread; never blocks."""
+        """Called on the worker thread, or on the loop by the engine's batched
+        hand-over (:meth:`Engine.hand_over_with`); never blocks."""
         self.items.append((job_no, deltas))
+        if _running_loop() is self.loop:
+            self.ready.set()
+            return
         with self._lock:
             if self._woken:
                 return
@@ -117,6 +121,13 @@ class Mailbox:
         return self.open_jobs <= 0 and not self.items
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # the worker thread
+        return None
+
+
 class Run:
     """One request's jobs in the engine, read as :class:`Piece` lists."""
 
@@ -135,19 +146,51 @@ class Run:
                 seed=gen.seed,
                 stops=gen.stops,
                 logprobs=gen.logprobs,
+                # Echo with logprobs: the engine scores the prompt in its own queue,
+                # chunked like any prompt, before the job's first event.
+                echo=gen.logprobs if gen.echo and gen.logprobs is not None else None,
+                text_from=len(p.primer) - len(p.ids),  # a newline or the start symbol
             )
             for k, p in enumerate(gen.prompts)
         ]
 
     def submit(self) -> bool:
-        """Queue every job, or none: False (and nothing left queued) when busy."""
+        """Queue every job, or none: False (and nothing left queued) when busy; a
+        prompt over the engine's limit is the API's 400."""
         engine = self.gen.served.engine
+        # One wake-up of this loop per engine turn for all jobs (idempotent; the loop
+        # is only known here, as uvicorn runs without a lifespan).
+        engine.hand_over_with(self.box.loop.call_soon_threadsafe)
         for k, job in enumerate(self.jobs):
-            if not engine.submit(job):
-                for queued in self.jobs[:k]:
-                    queued.cancel()
+            try:
+                queued = engine.submit(job)
+            except PromptTooLong as exc:
+                queued = False
+                refusal: ApiError | None = ApiError(
+                    400, str(exc), param="prompt", code="prompt_too_long"
+                )
+            else:
+                refusal = None
+            if not queued:
+                for earlier in self.jobs[:k]:
+                    earlier.cancel()
+                if refusal is not None:
+                    raise refusal
                 return False
         return True
+
+    @property
+    def echo_ready(self) -> bool:
+        """Whether every prompt the engine scores (echo with logprobs) has its scores."""
+        return all(job.echo is None or job.prompt_logprobs is not None for job in self.jobs)
+
+    def echo_tokens(self) -> list[list[Entry]]:
+        """Per prompt, its scored tokens (echo with logprobs), grouped as the text is."""
+        byte_level = self.gen.served.vocab.byte_level
+        return [
+            Tokens(byte_level).take(p.text, list(job.prompt_logprobs or []), final=True)
+            for job, p in zip(self.jobs, self.gen.prompts, strict=True)
+        ]
 
     def cancel(self) -> None:
         for job in self.jobs:

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from charrnn.config import Docs
 from charrnn.data.vocab import Vocab
@@ -296,30 +294,3 @@ def _unknown(text: str, vocab: Vocab, param: str, template: ChatTemplate | None)
         f"has {len(vocab)} characters; leave these out or replace them)", param=param,
         code="unknown_characters",
     )  # fmt: skip
-
-
-@torch.inference_mode()
-def prompt_logprobs(model: CharRNN, vocab: Vocab, ids: np.ndarray, top: int) -> list[Entry]:
-    """Each prompt symbol with its log-probability given those before it (the first
-    has none), from a zero state, as ``charrnn score`` computes them."""
-    out: list[Entry] = []
-    if len(ids) == 0:
-        return out
-    out.append((vocab.decode(ids[:1]), None, None))
-    device = model.head.weight.device
-    state = None
-    chunk = 4096
-    for start in range(0, len(ids) - 1, chunk):
-        y = torch.as_tensor(ids[start + 1 : start + chunk + 1], device=device).long()
-        x = torch.as_tensor(ids[start : start + len(y)], device=device).long()
-        logits, state = model(x.unsqueeze(0), state)
-        logp = F.log_softmax(logits[0].float(), dim=-1)  # (T, V)
-        chosen = logp.gather(1, y[:, None])[:, 0].tolist()
-        values, order = logp.topk(min(max(top, 1), len(vocab)), dim=-1)
-        for j, char_id in enumerate(y.tolist()):
-            alternatives = {
-                vocab.decode([int(i)]): float(v)
-                for v, i in zip(values[j].tolist(), order[j].tolist(), strict=True)
-            }
-            out.append((vocab.decode([char_id]), chosen[j], alternatives if top else None))
-    return out

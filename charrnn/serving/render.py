@@ -100,6 +100,9 @@ class Renderer:
         tail = json.dumps({"created": created, "model": gen.served.id})[1:-1]
         self._head = f'data: {head}, {tail}, "choices": ['.encode()
         self.completion_chars = 0
+        # Per prompt: its scored tokens (echo with logprobs), set once the engine has
+        # scored them, before the first event that shows them.
+        self.echo: list[list[Entry]] = []
 
     def event(self, choices: list[str]) -> bytes:
         """One stream event holding ``choices`` (each already JSON)."""
@@ -143,9 +146,8 @@ class CompletionRenderer(Renderer):
 
     object_name = chunk_name = "text_completion"
 
-    def __init__(self, gen: Generation, response_id: str, created: int, echo: list[list[Entry]]):
+    def __init__(self, gen: Generation, response_id: str, created: int) -> None:
         super().__init__(gen, response_id, created)
-        self.echo = echo  # per prompt: its scored tokens (echo with logprobs)
         self.offsets = [0] * gen.choices
 
     def _choice(self, index: int, text: str, tokens: list[Entry], finish: str | None) -> str:

@@ -122,6 +122,7 @@ def load_served(runs: list[Path], options: ServeOptions) -> dict[str, Served]:
             max_batch=options.max_batch,
             max_queue=options.max_queue,
             precision=options.precision,
+            max_prompt_chars=options.limits.max_prompt,
         )
         docs = Docs(config.data.docs)
         served[unique] = Served(unique, model, vocab, engine, docs, facts, chat=chat)
