@@ -430,7 +430,7 @@ def test_a_spliced_event_is_the_json_of_its_fields() -> None:
                                opening="", served=SimpleNamespace(id='m"1'))  # fmt: skip
     text = 'a"b\\c\n\u2028é😀</script>'
     pieces = [Piece(0, text), Piece(1, "", finish_reason="stop")]
-    event = CompletionRenderer(gen, "cmpl-1", 5, []).chunk(pieces)
+    event = CompletionRenderer(gen, "cmpl-1", 5).chunk(pieces)
     assert event.startswith(b"data: ") and event.endswith(b"\n\n")
     assert json.loads(event[6:]) == {
         "id": "cmpl-1", "object": "text_completion", "created": 5, "model": 'm"1',
@@ -561,7 +561,7 @@ def test_the_serve_command_passes_its_options(
     monkeypatch.setattr(server, "serve", lambda runs, options, ready=None: seen.append(options))
     args = ["serve", str(tmp_path), "--allow-host", "box.lan", "--allow-host", "pi.local",
             "--allow-origin", "http://localhost:3000", "--chat-template", "{Role}: {content}\\n",
-            "--read-timeout", "2.5", "--max-connections", "50"]  # fmt: skip
+            "--read-timeout", "2.5", "--max-connections", "50", "--max-prompt", "500"]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     options = seen[0]
@@ -569,3 +569,4 @@ def test_the_serve_command_passes_its_options(
     assert options.allow_origins == ("http://localhost:3000",)
     assert ChatTemplate.parse(options.chat_template or "").stop == "\n"
     assert options.limits.read_timeout_s == 2.5 and options.max_connections == 50
+    assert options.limits.max_prompt == 500

@@ -53,6 +53,15 @@ def serve(
     max_tokens: Annotated[
         int, typer.Option("--max-tokens", min=1, help="Characters one request may ask for.")
     ] = 4096,
+    max_prompt: Annotated[
+        int,
+        typer.Option(
+            "--max-prompt",
+            min=1,
+            help="Characters one prompt may have (a 400 beyond); prompts run in chunks "
+            "between decoding steps, so a long one slows no other request.",
+        ),
+    ] = 100_000,
     chat_template: Annotated[
         str | None,
         typer.Option(
@@ -115,7 +124,7 @@ def serve(
         max_queue=max_queue,
         device=(device or Device.auto).value,
         precision=precision.value,
-        limits=Limits(max_tokens=max_tokens, read_timeout_s=read_timeout),
+        limits=Limits(max_tokens=max_tokens, max_prompt=max_prompt, read_timeout_s=read_timeout),
         allow_hosts=tuple(allow_host or ()),
         allow_origins=tuple(allow_origin or ()),
         chat_template=chat_template,
