@@ -176,3 +176,15 @@ def test_a_beam_search_for_five_endings_finds_five() -> None:
     assert ended[:5] == ["a", "b", "aa", "ab", "ba"]
     scores = [h.log_prob for h in found if h.ended]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_byte_level_model_stops_at_the_bytes_of_its_stop_string() -> None:
+    """--stop on a byte-level run was refused as 'characters the model never writes'
+    (every byte is in its vocabulary): the stop is matched as its UTF-8 bytes."""
+    from charrnn.data.vocab import Vocab
+    from charrnn.sampling.shaping import _stop_ids
+
+    vocab = Vocab.bytes_vocab()
+    assert _stop_ids(vocab, "e") == (vocab.index_of("e"),)
+    assert _stop_ids(vocab, "é") == tuple(int(i) for i in vocab.encode("é"))
+    assert len(_stop_ids(vocab, "é")) == 2

@@ -103,9 +103,11 @@ def shaped_samples(
 def _stop_ids(vocab: Vocab, stop: str | None) -> tuple[int, ...]:
     if not stop:
         return ()
+    if vocab.byte_level:  # every byte is in its vocabulary: the stop is its UTF-8 bytes
+        return tuple(int(i) for i in vocab.encode(stop))
     unknown = sorted({c for c in stop if c not in vocab})
-    if unknown or vocab.byte_level:
-        shown = ", ".join(repr(c) for c in unknown) or "(a byte-level model)"
+    if unknown:
+        shown = ", ".join(repr(c) for c in unknown)
         raise VocabError(
             f"--stop {stop!r} has characters the model never writes: {shown}; "
             "it would never stop there"
