@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import random
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,3 +129,42 @@ def lstm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(app, ["train", str(corpus), *options])
     assert result.exit_code == 0, result.output
     return out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that drives the real browser is in the slow tier, wherever it is written
+    (starting chromium costs seconds): ``pytest -m "not slow"`` leaves it to CI."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless chromium for the whole session: a selenium ``WebDriver`` (Debian's
+    chromium and chromedriver; .ci/run installs them), window 1200 x 1600, with the
+    browser's console readable through ``browser.get_log("browser")``.
+
+    Skips the test, saying why, when selenium or the browser is absent. Tests share it:
+    each opens its own page with ``browser.get(...)``; one that resizes the window or
+    leaves state behind puts it back.
+    """
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    chromedriver = shutil.which("chromedriver")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not (chromedriver and chromium):
+        pytest.skip(
+            "no headless browser: apt-get install chromium chromium-driver (CI installs them)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
