@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import shutil
 from collections.abc import Iterator
@@ -9,9 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.testing
 
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charrnn.events import Silent
+
+# CliRunner.invoke builds the click command from the Typer app on every call: 60-120 ms
+# of signature inspection, most of a contract test's time and about a minute of the
+# suite's. The app does not change during a session, so each app is built once. (A
+# test that replaced a command's own function after the first invoke would not be
+# heard: tests patch the library functions the commands import when they run.) Should
+# typer rename this private name, the suite only loses the speed.
+if hasattr(typer.testing, "_get_command"):
+    typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 WORDS = (
     "the a cat dog sat on mat ran far away and then came back home to sleep under "
