@@ -142,6 +142,7 @@ def lstm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that drives the real browser is in the slow tier, wherever it is written
     (starting chromium costs seconds): ``pytest -m "not slow"`` leaves it to CI."""
