@@ -1,4 +1,11 @@
-"""Shared fixtures: tiny corpora we write ourselves, an isolated cache, a quiet Rich."""
+"""Shared fixtures: tiny corpora we write ourselves, an isolated cache, a quiet Rich,
+runs trained once for the session (``lstm_run``; ``tiny_run`` for a module's own) and
+one headless ``browser``.
+
+Two tiers: ``pytest -m "not slow"`` is the inner loop; ``slow`` marks a test over ~3 s,
+one that starts a process importing torch, torchrun, the browser or a wheel build. CI
+runs both.
+"""
 
 from __future__ import annotations
 
