@@ -1,14 +1,35 @@
-"""Shared fixtures: tiny corpora we write ourselves, an isolated cache, a quiet Rich."""
+"""Shared fixtures: tiny corpora we write ourselves, an isolated cache, a quiet Rich,
+runs trained once for the session (``lstm_run``; ``tiny_run`` for a module's own) and
+one headless ``browser``.
+
+Two tiers: ``pytest -m "not slow"`` is the inner loop; ``slow`` marks a test over ~3 s,
+one that starts a process importing torch, torchrun, the browser or a wheel build. CI
+runs both.
+"""
 
 from __future__ import annotations
 
+import functools
 import random
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer.testing
 
 from charrnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charrnn.events import Silent
+
+# CliRunner.invoke builds the click command from the Typer app on every call: 60-120 ms
+# of signature inspection, most of a contract test's time and about a minute of the
+# suite's. The app does not change during a session, so each app is built once. (A
+# test that replaced a command's own function after the first invoke would not be
+# heard: tests patch the library functions the commands import when they run.) Should
+# typer rename this private name, the suite only loses the speed.
+if hasattr(typer.testing, "_get_command"):
+    typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 WORDS = (
     "the a cat dog sat on mat ran far away and then came back home to sleep under "
@@ -126,3 +147,43 @@ def lstm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(app, ["train", str(corpus), *options])
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that drives the real browser is in the slow tier, wherever it is written
+    (starting chromium costs seconds): ``pytest -m "not slow"`` leaves it to CI."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless chromium for the whole session: a selenium ``WebDriver`` (Debian's
+    chromium and chromedriver; .ci/run installs them), window 1200 x 1600, with the
+    browser's console readable through ``browser.get_log("browser")``.
+
+    Skips the test, saying why, when selenium or the browser is absent. Tests share it:
+    each opens its own page with ``browser.get(...)``; one that resizes the window or
+    leaves state behind puts it back.
+    """
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    chromedriver = shutil.which("chromedriver")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not (chromedriver and chromium):
+        pytest.skip(
+            "no headless browser: apt-get install chromium chromium-driver (CI installs them)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -168,6 +168,7 @@ def test_the_plan_watch_speaks_once_after_a_sustained_drift() -> None:
     assert PlanWatch(None, 100.0).observe(1.0, 0.2, 50.0, 0) is None  # nothing planned
 
 
+@pytest.mark.slow  # a 3-second --time run, by design
 def test_a_run_slower_than_planned_says_so_and_the_summary_shows_both_speeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

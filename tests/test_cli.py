@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CLI
+from conftest import TINY_CLI, make_text
 from typer.testing import CliRunner
 
 from charrnn import __version__
@@ -22,22 +23,23 @@ def run(*args: str, input: str | None = None) -> object:
     return runner.invoke(app, list(args), input=input)
 
 
-def trained(tmp_path: Path, corpus_file: Path, *extra: str) -> Path:
-    out = tmp_path / "run"
-    result = run(
-        "train",
-        str(corpus_file),
-        "--out",
-        str(out),
-        "--steps",
-        "20",
-        "--eval-every",
-        "10",
-        *TINY,
-        *extra,
-    )
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LSTM trained 20 steps on ``t.txt`` beside it, once for the module: the
+    tests that only read a run share it (one that changes a run copies it first)."""
+    folder = tmp_path_factory.mktemp("cli-run")
+    corpus = folder / "t.txt"
+    corpus.write_text(make_text(6000), encoding="utf-8")
+    out = folder / "run"
+    options = ["--steps", "20", "--eval-every", "10", "--cache-dir", str(folder / "cache")]
+    result = run("train", str(corpus), "--out", str(out), *options, *TINY)
     assert result.exit_code == 0, result.output
     return out
+
+
+def copied(run_dir: Path, tmp_path: Path) -> Path:
+    """A copy of ``run_dir`` of this test's own, to change."""
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
 
 
 def test_help_lists_every_command() -> None:
@@ -151,8 +153,8 @@ def test_vocab_of_the_default_corpus() -> None:
     assert "python-stdlib" in result.stdout
 
 
-def test_train_sample_info_round_trip(tmp_path: Path, corpus_file: Path) -> None:
-    out = trained(tmp_path, corpus_file)
+def test_train_sample_info_round_trip(trained: Path) -> None:
+    out = trained
     assert {"last.pt", "best.pt", "metrics.jsonl", "config.toml"} <= {p.name for p in out.iterdir()}
 
     result = run("sample", str(out), "--length", "50", "--seed", "1", "--prime", "The ")
@@ -173,14 +175,14 @@ def test_train_sample_info_round_trip(tmp_path: Path, corpus_file: Path) -> None
     assert as_json["step"] == 20 and as_json["best_val_bpc"] > 0
 
 
-def test_sample_primes_from_stdin(tmp_path: Path, corpus_file: Path) -> None:
-    out = trained(tmp_path, corpus_file)
+def test_sample_primes_from_stdin(trained: Path) -> None:
+    out = trained
     result = run("sample", str(out), "-n", "5", "--prime", "-", "--seed", "0", input="The cat")
     assert result.exit_code == 0 and result.stdout.startswith("The cat")
 
 
-def test_sample_errors_are_one_line(tmp_path: Path, corpus_file: Path) -> None:
-    out = trained(tmp_path, corpus_file)
+def test_sample_errors_are_one_line(tmp_path: Path, trained: Path) -> None:
+    out = trained
     bad = run("sample", str(out), "--prime", "Zebra€")
     assert bad.exit_code == 1 and "'€'" in bad.stderr and bad.stdout == ""
     skipped = run("sample", str(out), "--prime", "Zebra€", "--skip-unknown", "-n", "5")
@@ -286,16 +288,20 @@ def test_time_budget_replaces_the_default_steps(tmp_path: Path, corpus_file: Pat
     assert bad.exit_code == 2 and "invalid duration" in bad.stderr
 
 
-def test_an_existing_run_is_never_trained_over(tmp_path: Path, corpus_file: Path) -> None:
-    out = trained(tmp_path, corpus_file)
+def test_an_existing_run_is_never_trained_over(
+    tmp_path: Path, corpus_file: Path, trained: Path
+) -> None:
+    out = copied(trained, tmp_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     again = run("train", str(corpus_file), "--out", str(out), "--steps", "20", *TINY)
     assert again.exit_code == 1 and "already holds a run" in again.stderr
     conflict = run("train", "--resume", str(out), "--hidden", "99")
     assert conflict.exit_code == 2 and "--resume takes" in conflict.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
 
 
-def test_resume_continues_to_a_new_budget_and_no_further(tmp_path: Path, corpus_file: Path) -> None:
-    out = trained(tmp_path, corpus_file)
+def test_resume_continues_to_a_new_budget_and_no_further(tmp_path: Path, trained: Path) -> None:
+    out = copied(trained, tmp_path)
     more = run("train", "--resume", str(out), "--steps", "30", "-q")
     assert more.exit_code == 0, more.output
     assert [r["step"] for r in RunDir(out).read_metrics()] == [10, 20, 30]
@@ -321,8 +327,9 @@ def test_hello_command() -> None:
     assert result.stdout.rstrip().endswith("hello")
 
 
-def test_sample_streams_into_a_closed_pipe(tmp_path: Path, corpus_file: Path) -> None:
-    out = trained(tmp_path, corpus_file)
+@pytest.mark.slow  # a process that imports torch, writing into a real pipe
+def test_sample_streams_into_a_closed_pipe(trained: Path) -> None:
+    out = trained
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(
         f"{sys.executable} -m charrnn sample {out} --length 100000000 | head -c 1000",

@@ -233,6 +233,8 @@ def test_a_stop_signal_under_torchrun_saves_the_whole_batch_state(
     assert err.count(said) == 1, err  # rank 0 alone says it
     record = load_checkpoint(run / "last.pt")
     assert all(s.shape[1] == 4 for s in record.state)  # every rank's rows were gathered
+    if name == "SIGINT":
+        return  # the saved state is the same either way: one resume (a torchrun) suffices
     result = torchrun("--resume", str(run), "--steps", str(record.step + 10), "-q")
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(run / "last.pt").step == record.step + 10

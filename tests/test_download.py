@@ -66,7 +66,8 @@ class Server:
 def server() -> Iterator[tuple[str, Server]]:
     state = Server()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), state.handler())
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # Polled every 50 ms, not 0.5 s: shutdown waits for the poll, at every test's end.
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", state

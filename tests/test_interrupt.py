@@ -3,6 +3,7 @@ signal's number, and resume from there."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,9 +12,14 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_cli
+from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint
+from charrnn.cli.app import app
+from charrnn.rundir import RunDir
 from charrnn.training.launch import resume
+
+runner = CliRunner()
 
 
 def train_command(corpus_file: Path, out: Path, *options: str) -> list[str]:
@@ -53,6 +59,7 @@ def stop_with(proc: subprocess.Popen[str], signum: int) -> str:
     return err
 
 
+@pytest.mark.slow  # a process that imports torch: Ctrl-C from outside, then resume
 def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, corpus_file: Path) -> None:
     out = tmp_path / "run"
     proc = start_training(out, corpus_file)
@@ -66,22 +73,56 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path: Path, corpus_file: Path) -> No
     assert summary.step == step + 10
 
 
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP", "SIGQUIT"])
-def test_termination_signals_save_like_ctrl_c(tmp_path: Path, corpus_file: Path, name: str) -> None:
+@pytest.mark.slow  # a process that imports torch: the real signal from outside
+def test_sigterm_saves_like_ctrl_c(tmp_path: Path, corpus_file: Path) -> None:
     # Before: SIGTERM (scancel, SLURM preemption), SIGHUP and SIGQUIT ended the process at
     # once and lost up to --save-every - 1 steps.
-    signum = getattr(signal, name)
     out = tmp_path / "run"
     proc = start_training(out, corpus_file)
-    err = stop_with(proc, signum)
-    assert proc.returncode == 128 + signum, err
-    assert f"stopped by signal {name} at step" in err and "--resume" in err
+    err = stop_with(proc, signal.SIGTERM)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by signal SIGTERM at step" in err and "--resume" in err
     step = load_checkpoint(out / "last.pt").step
     assert 50 <= step < 500, (
         "last.pt exists before the first --save-every (500): the signal saved it"
     )
 
 
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"])
+def test_every_stop_signal_saves_and_exits_with_its_code(
+    tmp_path: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The signal is sent to this process, mid-run (after the first evaluation), through
+    the command itself: one handler (launch.graceful_interrupt) serves them all, so no
+    process need be started for each; the two tests above send it from outside."""
+    signum = getattr(signal, name)
+    out = tmp_path / "run"
+    # Had training installed no handler, the signal lands here instead of ending pytest.
+    unhandled: list[int] = []
+    previous = signal.signal(signum, lambda s, f: unhandled.append(s))
+    append = RunDir.append_metrics
+
+    def signal_after_evaluating(self: RunDir, record: dict[str, object]) -> None:
+        append(self, record)
+        if record["step"] == 50:
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(RunDir, "append_metrics", signal_after_evaluating)
+    options = tiny_cli(embed=None, eval_every=50, sample_length=0, steps=400)
+    try:
+        result = runner.invoke(app, ["train", str(corpus_file), "--out", str(out), *options])
+    finally:
+        signal.signal(signum, previous)
+    said = "interrupted" if name == "SIGINT" else f"stopped by signal {name}"
+    assert unhandled == [] and result.exit_code == 128 + signum, result.output
+    assert f"{said} at step" in result.stderr and "--resume" in result.stderr
+    assert "Traceback" not in result.output
+    saved = load_checkpoint(out / "last.pt")
+    # No save before the end (--save-every 500 > --steps 400): the signal saved last.pt.
+    assert 50 <= saved.step < 400 and not saved.finished
+
+
+@pytest.mark.slow  # a process that imports torch: a real pipe closed by its reader
 def test_a_closed_output_pipe_never_stops_training(tmp_path: Path, corpus_file: Path) -> None:
     # Before: `charrnn train ... --json | head -c 5` ended with exit 1, no message and no
     # final save.

@@ -6,13 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import tiny_cli
+from conftest import make_text, tiny_cli
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli.app import app
+from charrnn.errors import ConfigError
+from charrnn.layering import Layers
+from charrnn.training import launch
 
 runner = CliRunner()
 TINY = [
@@ -144,14 +147,106 @@ NUMERIC_OPTIONS = [
 ODD_VALUES = ["0", "-1", "1e30", "999999999999", "abc", "nan", "inf", ""]
 
 
+# The odd values the option checks let through to training, each run for real below.
+# The contract test fails when a check changes so that another one reaches training:
+# then add it here (or refuse it).
+REACHES_TRAINING = {
+    "fit": [
+        ("--embed", "0"), ("--dropout", "0"), ("--clip", "0"), ("--warmup", "0"),
+        ("--weight-decay", "0"), ("--seed", "0"), ("--sample-length", "0"),
+    ],
+    "huge": [
+        ("--steps", "999999999999"), ("--eval-every", "999999999999"),
+        ("--save-every", "999999999999"), ("--max-bad-steps", "999999999999"),
+        ("--seed", "999999999999"),
+    ],
+    "too big to build": [
+        ("--hidden", "999999999999"), ("--layers", "999999999999"),
+        ("--embed", "999999999999"), ("--batch-size", "999999999999"),
+        ("--seq-len", "999999999999"),
+    ],
+}  # fmt: skip
+
+
+def _same(a: object, b: object) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
 @pytest.mark.parametrize("option", NUMERIC_OPTIONS)
-def test_odd_option_values(tmp_path: Path, corpus_file: Path, option: str) -> None:
+def test_odd_option_values_are_refused_or_passed_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, option: str
+) -> None:
+    """Each odd value is refused before any work, or reaches the library as given.
+
+    Training is patched out (STYLE.md's fastapi-cli pattern): the command either stops
+    with a usage error (exit 2, one line) without calling the library, or hands it the
+    settings, which either refuse the value (``ConfigError``, one line, exit 1: see
+    test_cli_contract) or hold it as given. The values that get through run for real in
+    the tests below.
+    """
+    calls: list[Layers] = []
+    monkeypatch.setattr(launch, "train", lambda layers, *a, **k: calls.append(layers))
+    covered = {pair for pairs in REACHES_TRAINING.values() for pair in pairs}
     for value in ODD_VALUES:
-        run = tmp_path / f"run{ODD_VALUES.index(value)}"
-        args = ["train", str(corpus_file), "--out", str(run), "--time", "1s", *TINY]
-        args += [option, value]  # the odd value is given last, so it wins
-        result = runner.invoke(app, args)
-        assert_clean_outcome(result, run)
+        calls.clear()
+        args = ["train", "t.txt", "--out", str(tmp_path / "run"), "--time", "1s", *TINY]
+        result = runner.invoke(app, [*args, option, value])  # given last, so it wins
+        assert result.exit_code in (0, 2), (value, result.output)
+        if result.exit_code == 2:
+            assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+            assert calls == [], "a usage error must stop before the library is called"
+            continue
+        assert len(calls) == 1, (value, result.output)
+        layers = calls[0]
+        try:
+            config = layers.settle()
+        except ConfigError as error:
+            assert "\n" not in str(error)
+            continue
+        for section, table in layers.given.items():
+            for key, wanted in table.items():
+                held = getattr(getattr(config, section), key)
+                assert _same(held, wanted), (option, value, section, key, held, wanted)
+        assert (option, value) in covered, f"{option} {value} reaches training: test it below"
+
+
+@pytest.mark.parametrize("case", ["fit", "huge"])
+def test_odd_values_that_pass_the_checks_train(
+    tmp_path: Path, corpus_file: Path, case: str
+) -> None:
+    """The odd values the checks let through, all at once: a real (short) run."""
+    run = tmp_path / "run"
+    odd = [part for pair in REACHES_TRAINING[case] for part in pair]
+    args = ["train", str(corpus_file), "--out", str(run), "--time", "1s", *TINY, *odd]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert_clean_outcome(result, run)
+    assert load_checkpoint(run / "last.pt").finished
+
+
+@pytest.mark.parametrize(("option", "value"), REACHES_TRAINING["too big to build"])
+def test_a_model_or_batch_too_big_is_refused_before_training(
+    tmp_path: Path, corpus_file: Path, option: str, value: str
+) -> None:
+    run = tmp_path / "run"
+    args = ["train", str(corpus_file), "--out", str(run), "--time", "1s", *TINY]
+    result = runner.invoke(app, [*args, option, value])
+    assert result.exit_code == 1, result.output
+    assert_clean_outcome(result, run)
+    assert not (run / "last.pt").exists()
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny run the sampling tests only read, trained once for the module."""
+    folder = tmp_path_factory.mktemp("odd-sample")
+    corpus = folder / "t.txt"
+    corpus.write_text(make_text(6000), encoding="utf-8")
+    run = folder / "run"
+    cache = ["--cache-dir", str(folder / "cache")]
+    trained = runner.invoke(app, ["train", str(corpus), "--out", str(run), *TINY, *cache])
+    assert trained.exit_code == 0, trained.output
+    return run
 
 
 @pytest.mark.parametrize(
@@ -168,11 +263,8 @@ def test_odd_option_values(tmp_path: Path, corpus_file: Path, option: str) -> No
         ["--length", "abc"],
     ],
 )
-def test_odd_sample_options(tmp_path: Path, corpus_file: Path, args: list[str]) -> None:
-    run = tmp_path / "run"
-    trained = runner.invoke(app, ["train", str(corpus_file), "--out", str(run), *TINY])
-    assert trained.exit_code == 0, trained.output
-    result = runner.invoke(app, ["sample", str(run), *args])
+def test_odd_sample_options(sample_run: Path, args: list[str]) -> None:
+    result = runner.invoke(app, ["sample", str(sample_run), *args])
     assert result.exit_code in (1, 2)
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output

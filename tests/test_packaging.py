@@ -7,11 +7,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from charrnn.data.catalog import bundled_corpus, bundled_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # pip builds the wheel in a process of its own
 def test_wheel_contains_the_bundled_corpora(tmp_path: Path) -> None:
     done = subprocess.run(
         [

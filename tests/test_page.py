@@ -1,6 +1,6 @@
-"""The inspect page in a real headless browser (Debian's chromium and chromedriver;
-.ci/run installs them): no console errors, the prediction tooltip on hover, colours
-that change with the unit, and a screenshot.
+"""The inspect page in a real headless browser (conftest's session ``browser``: Debian's
+chromium and chromedriver, which .ci/run installs; the slow tier): no console errors, the
+prediction tooltip on hover, colours that change with the unit, and a screenshot.
 
 Screenshots go to $CHARRNN_SCREENSHOTS when set (to look at them), else a temporary
 folder.
@@ -9,7 +9,6 @@ folder.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,7 @@ from typer.testing import CliRunner
 
 from charrnn.cli.app import app
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-CHROMEDRIVER = shutil.which("chromedriver")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    not (CHROMEDRIVER and CHROMIUM),
-    reason="no headless browser: apt-get install chromium chromium-driver (CI installs them)",
-)
+pytestmark = pytest.mark.slow  # a real browser (conftest marks any test using it, too)
 runner = CliRunner()
 
 
@@ -38,20 +31,6 @@ def page(lstm_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.exit_code == 0, result.output
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 def _shots(tmp_path: Path) -> Path:

@@ -69,6 +69,7 @@ def test_failed_saves_keep_the_previous_checkpoint(
     assert not list(run.glob(".*.tmp")), "temporary files left behind"
 
 
+@pytest.mark.slow  # the holder is a process of its own, and it imports torch
 def test_a_lock_held_by_a_killed_process_is_taken_over(tmp_path: Path, corpus_file: Path) -> None:
     run = RunDir(tmp_path / "run")
     run.make()

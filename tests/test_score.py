@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import make_text, tiny_config
 from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_model
@@ -18,6 +18,7 @@ from charrnn.cli.score import coloured_text
 from charrnn.config import ModelConfig
 from charrnn.data.vocab import Vocab
 from charrnn.errors import CorpusError, VocabError
+from charrnn.events import Silent
 from charrnn.model.network import CharRNN
 from charrnn.scoring.text import CHUNK, score_text
 from charrnn.training.launch import train
@@ -25,19 +26,22 @@ from charrnn.training.launch import train
 runner = CliRunner()
 
 
-@pytest.fixture
-def run(tmp_path: Path, corpus_file: Path) -> Path:
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run the tests only read, trained once for the module on ``t.txt`` beside it."""
+    folder = tmp_path_factory.mktemp("score")
+    corpus = folder / "t.txt"
+    corpus.write_text(make_text(6000), encoding="utf-8")
+    out = folder / "run"
     # batch 1: training scores its validation text as one stream, as score does
-    out = tmp_path / "run"
-    train(tiny_config(corpus_file, batch_size=1, steps=40, eval_every=20), out)
+    config = tiny_config(corpus, batch_size=1, steps=40, eval_every=20)
+    train(config, out, reporter=Silent(), cache_dir=folder / "cache")
     return out
 
 
-def test_score_agrees_with_the_validation_loss_training_reported(
-    run: Path, corpus_file: Path
-) -> None:
+def test_score_agrees_with_the_validation_loss_training_reported(run: Path) -> None:
     model, vocab, checkpoint = load_model(run)  # best.pt: its loss is best_val_loss
-    text = corpus_file.read_text()
+    text = (run.parent / "t.txt").read_text()
     validation = text[len(text) - int(len(text) * 0.1) :]
     result = score_text(model, vocab, validation)
     assert result.nats == pytest.approx(checkpoint.best_val_loss, rel=1e-5)
@@ -177,6 +181,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
 """
 
 
+@pytest.mark.slow  # two processes that import torch, to read their peak memory
 def test_scoring_takes_the_same_memory_for_a_file_eight_times_longer(tmp_path: Path) -> None:
     """Before: the whole text, its ids and every loss were held (1.9 GB for 10 MB)."""
     import subprocess

@@ -67,6 +67,7 @@ def test_a_git_checkout_honours_its_gitignore(folder: Path, tmp_path: Path) -> N
     assert made.skipped["hidden"] == 1
 
 
+@pytest.mark.slow  # a scale test: 10,000 files written, then joined
 def test_ten_thousand_tiny_files_stay_quick_and_small(tmp_path: Path) -> None:
     root = tmp_path / "many"
     for group in range(100):
