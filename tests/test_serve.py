@@ -312,6 +312,7 @@ def _rss_kb(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+@pytest.mark.slow
 def test_load_and_faults_lose_nothing_and_the_server_still_answers(
     runs: dict[str, Path],
 ) -> None:
@@ -395,6 +396,7 @@ def _stream_text(url: str, body: dict[str, object]) -> str | int:
     return "".join(text)
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_running_requests_and_exits_0(runs: dict[str, Path]) -> None:
     from charrnn.serving.server import free_port
 

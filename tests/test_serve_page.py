@@ -46,18 +46,12 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert _stop(process) == 0
 
 
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,800"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
+@pytest.fixture
+def browser(browser):  # type: ignore[no-untyped-def]
+    """The session's headless chromium (conftest), at this page's 1200 x 800 window."""
+    browser.set_window_size(1200, 800)
+    yield browser
+    browser.set_window_size(1200, 1600)
 
 
 def _wait(condition, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]

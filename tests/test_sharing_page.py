@@ -64,19 +64,12 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return made
 
 
-@pytest.fixture(scope="module")
-def browser():  # type: ignore[no-untyped-def]
-    """One headless chromium for the module (swap for a shared fixture when there is one)."""
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,800"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
+@pytest.fixture
+def browser(browser):  # type: ignore[no-untyped-def]
+    """The session's headless chromium (conftest), at this page's 1200 x 800 window."""
+    browser.set_window_size(1200, 800)
+    yield browser
+    browser.set_window_size(1200, 1600)
 
 
 def _wait(condition: Callable[[], object], seconds: float = 60.0) -> None:
