@@ -2,8 +2,25 @@
 live display, errors and exit codes.
 """
 
+import os
 import time
 
-# When the command started (before torch is imported): a --time budget is the whole
-# command's, start-up included.
-STARTED = time.monotonic()
+
+def process_start() -> float:
+    """When this process started, on the :func:`time.monotonic` clock: the
+    interpreter's own start-up and imports count too (Linux's ``/proc``; elsewhere,
+    or when it cannot be read, now)."""
+    now = time.monotonic()
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    return now - age if 0.0 <= age < 60.0 else now
+
+
+# When the command started: a --time budget is the whole command's, start-up included.
+# Read here, before torch is imported, and passed to the library as an argument.
+STARTED = process_start()

@@ -2,7 +2,9 @@
 
 Evaluations during training read a fixed, seeded part of the validation text sized
 to the budget (every evaluation the same part, so they compare); the final one reads
-all of it, and is the figure a run reports. nanoGPT estimates its loss on a fixed
+all of it, or as much as the time left allows (and says so), and is the figure a run
+reports. How much each reads is the budget's decision
+(:class:`charrnn.training.schedule.Budget`). nanoGPT estimates its loss on a fixed
 number of batches for the same reason: reading a 5 MB validation text ten times ate
 a third of a 75-second budget on a slow CPU.
 """
@@ -26,7 +28,6 @@ from charrnn.model.network import CharRNN, State
 from charrnn.sampling.endings import draw_items
 from charrnn.sampling.sampler import SampleSettings, generate
 from charrnn.training.averaging import WeightAverage
-from charrnn.training.schedule import EVALUATIONS, MAX_EVALUATION_SHARE
 
 
 @torch.no_grad()
@@ -73,42 +74,28 @@ def progress_sample(
     return Docs(docs).separator.join(vocab.decode(i) for i in items)
 
 
-# -- how much of the validation text an evaluation during training reads --------------
-
-MIN_EVAL_CHARS = 20_000  # below this a validation figure is mostly noise
-FORWARD_SPEEDUP = 2.0  # a forward pass per character against a training step: ~3x, said 2x
+# -- how much of the validation text an evaluation reads ---------------------------------
 
 
 def evaluation_part(
-    whole: ValidationWindows | ItemValidation,
-    config: TrainConfig,
-    *,
-    train_chars_per_s: float,
-    budget_s: float,
-    reads: int = 1,
+    whole: ValidationWindows | ItemValidation, config: TrainConfig, chars: int
 ) -> ValidationWindows | ItemValidation:
     """The fixed, seeded part of the validation text each evaluation during training
-    reads: ``--eval-chars`` when given, else as much as keeps the ~10 evaluations
-    (each reading it ``reads`` times: the weights and their average) within
-    :data:`~charrnn.training.schedule.MAX_EVALUATION_SHARE` of ``budget_s`` at the
-    speed measured so far (``train_chars_per_s``); never less than
-    :data:`MIN_EVAL_CHARS`, never more than the whole text."""
+    reads: ``--eval-chars`` when given (0: all of it), else about ``chars`` characters
+    (what the budget affords: :meth:`charrnn.training.schedule.Budget.part_chars`);
+    never more than the whole text."""
     if config.eval_chars is not None:
         return whole if config.eval_chars == 0 else whole.subset(config.eval_chars, config.seed)
-    evaluations = EVALUATIONS
-    if config.eval_every is not None and config.steps is not None:
-        evaluations = max(1, config.steps // config.eval_every)
-    seconds = MAX_EVALUATION_SHARE * budget_s / evaluations / reads
-    chars = int(seconds * train_chars_per_s * FORWARD_SPEEDUP)
-    return whole.subset(max(chars, MIN_EVAL_CHARS), config.seed)
+    return whole.subset(chars, config.seed)
 
 
 @torch.no_grad()
 def loss_of_saved(
     path: Path, model: CharRNN, whole: ValidationWindows | ItemValidation, device: torch.device
 ) -> tuple[Checkpoint, float]:
-    """The checkpoint at ``path`` and its weights' loss on the whole validation text,
-    measured in ``model`` (whose own weights are put back after)."""
+    """The checkpoint at ``path`` and its weights' loss on ``whole`` (the validation
+    text, or the part of it the final evaluation reads), measured in ``model`` (whose
+    own weights are put back after)."""
     checkpoint = load_checkpoint(path)
     own = {k: v.detach().clone() for k, v in model.state_dict().items()}
     try:
@@ -127,13 +114,15 @@ Windows = ValidationWindows | ItemValidation
 class Reading:
     """What one evaluation found: the windows it read, the loss, whether that is a new
     best, and whether the weight average (not the weights) gave it; ``kept_best`` is
-    best.pt's whole-text figure when the final evaluation kept it."""
+    best.pt's final figure when the final evaluation kept it; ``final`` is what the
+    final figure read: the whole text, or as much as the budget left."""
 
     windows: Windows
     loss: float
     is_best: bool
     averaged: bool
     kept_best: float | None = None
+    final: Windows | None = None  # what the final figure read (the whole text, or less)
 
 
 class Validator:
@@ -160,6 +149,7 @@ class Validator:
         # (step, loss, averaged) of the last read of the part: a final evaluation right
         # after one at the same step reads it once.
         self.last: tuple[int, float, bool] = (-1, math.inf, False)
+        self.read_chars = 0  # characters of validation text read so far (for its speed)
 
     @property
     def reads(self) -> int:
@@ -169,21 +159,22 @@ class Validator:
     def evaluate(self, windows: Windows | None = None) -> float:
         """Mean validation loss in nats per character over ``windows`` (default: the
         whole validation text); the model is back in training mode after."""
-        loss = validation_loss(self.model, windows or self.validation, self.device)
+        windows = windows or self.validation
+        loss = validation_loss(self.model, windows, self.device)
+        self.read_chars += windows.num_targets
         self.model.train()
         return loss
 
-    def choose_part(self, *, train_chars_per_s: float, budget_s: float) -> Windows:
-        """The part evaluations during training read (chosen once)."""
+    def choose_part(self, chars: int) -> Windows:
+        """The part evaluations during training read: about ``chars`` characters
+        (chosen once, then the same every time)."""
         if self.part is None:
-            self.part = evaluation_part(
-                self.validation,
-                self.config,
-                train_chars_per_s=train_chars_per_s,
-                budget_s=budget_s,
-                reads=self.reads,
-            )
+            self.part = evaluation_part(self.validation, self.config, chars)
         return self.part
+
+    def part_read(self, step: int) -> bool:
+        """Whether the part was read at ``step`` already."""
+        return self.last[0] == step
 
     def better_on_part(self, step: int) -> tuple[float, bool]:
         """(loss, averaged) on the part of the better of the weights and their
@@ -201,35 +192,50 @@ class Validator:
         self.last = (step, loss, averaged)
         return loss, averaged
 
-    def whole_loss(self, averaged: bool) -> float:
-        """The loss on the whole validation text of the weights, or their average."""
+    def whole_loss(self, averaged: bool, windows: Windows | None = None) -> float:
+        """The loss on ``windows`` (default: the whole validation text) of the weights,
+        or their average."""
         if not averaged or self.average is None:
-            return self.evaluate(self.validation)
+            return self.evaluate(windows)
         with self.average.swapped_in(self.model):
-            return self.evaluate(self.validation)
+            return self.evaluate(windows)
 
-    def read(self, step: int, *, final: bool, best_loss: float, best_path: Path) -> Reading:
+    def final_windows(self, chars: int) -> Windows:
+        """What the final evaluation reads when ``chars`` characters fit in the time
+        left: the whole text, else a seeded part of it (the part evaluations read
+        during training when no more fits: it is read already)."""
+        assert self.part is not None, "choose_part first"
+        if chars >= self.validation.num_targets:
+            return self.validation
+        if chars <= self.part.num_targets:
+            return self.part
+        return self.validation.subset(chars, self.config.seed)
+
+    def read(
+        self,
+        step: int,
+        *,
+        final: bool,
+        best_loss: float,
+        best_path: Path,
+        final_chars: int | None = None,
+    ) -> Reading:
         """This evaluation, against the best loss so far (``best_loss``, best.pt's).
-        When the final one keeps best.pt from an earlier step, best.pt is rewritten
-        with its figure on the whole text (:attr:`Reading.kept_best`)."""
+        The final one reads ``final_chars`` characters (default: all) for the weights
+        it keeps; when it keeps best.pt from an earlier step, best.pt is rewritten with
+        its figure on them (:attr:`Reading.kept_best`)."""
         assert self.part is not None, "choose_part first"
         loss, averaged = self.better_on_part(step)
         if not final or self.part.whole:
             return Reading(self.part, loss, loss < best_loss, averaged)
+        chars = self.validation.num_targets if final_chars is None else final_chars
+        windows = self.final_windows(chars)
         if loss < best_loss or not best_path.exists():
-            return Reading(self.validation, self.whole_loss(averaged), True, averaged)
-        # best.pt, from an earlier step, stays the best: its figure on the whole text.
-        saved, whole = loss_of_saved(best_path, self.model, self.validation, self.device)
-        save_checkpoint(best_path, replace(saved, best_val_loss=whole, best_whole=True))
-        return Reading(self.part, loss, False, averaged, kept_best=whole)
-
-    def final_cost(self, evaluation_s: float, first_guess_s: float) -> float:
-        """Seconds to keep back for the final evaluation: what the last one took
-        (``evaluation_s``, its reads of the part) plus one read of the whole text,
-        scaled; before any, ``first_guess_s``."""
-        if not evaluation_s or self.part is None:
-            return first_guess_s * self.reads
-        if self.part.whole:
-            return evaluation_s
-        scale = self.validation.num_targets / max(self.part.num_targets, 1)
-        return evaluation_s * (1 + scale / self.reads)
+            figure = loss if windows is self.part else self.whole_loss(averaged, windows)
+            return Reading(windows, figure, True, averaged, final=windows)
+        # best.pt, from an earlier step, stays the best: its figure on the same text.
+        saved, figure = loss_of_saved(best_path, self.model, windows, self.device)
+        self.read_chars += windows.num_targets
+        kept = replace(saved, best_val_loss=figure, best_whole=bool(windows.whole))
+        save_checkpoint(best_path, kept)
+        return Reading(self.part, loss, False, averaged, kept_best=figure, final=windows)
