@@ -93,9 +93,11 @@ def train(
     and this machine (--preset auto, said in one line at start); the defaults below
     apply under a named --preset.
     """
-    from charrnn.cli import STARTED
+    from charrnn.cli import STARTED, exit_quickly
     from charrnn.cli.live import JsonReporter, LiveReporter, Quiet
     from charrnn.training import launch
+
+    exit_quickly()
 
     if resume is not None:
         model = [dropout, input_dropout, embed_dropout, weight_drop, forget_bias]

@@ -176,6 +176,17 @@ class Validator:
         """Whether the part was read at ``step`` already."""
         return self.last[0] == step
 
+    def better_on(self, windows: Windows) -> tuple[float, bool]:
+        """(loss, averaged) on ``windows`` of the better of the weights and their
+        average."""
+        loss, averaged = self.evaluate(windows), False
+        if self.average is not None and self.average.updates:
+            with self.average.swapped_in(self.model):
+                of_average = self.evaluate(windows)
+            if of_average < loss:
+                loss, averaged = of_average, True
+        return loss, averaged
+
     def better_on_part(self, step: int) -> tuple[float, bool]:
         """(loss, averaged) on the part of the better of the weights and their
         average at ``step``, read once per step."""
@@ -183,12 +194,7 @@ class Validator:
         at, loss, averaged = self.last
         if at == step:
             return loss, averaged
-        loss, averaged = self.evaluate(self.part), False
-        if self.average is not None and self.average.updates:
-            with self.average.swapped_in(self.model):
-                of_average = self.evaluate(self.part)
-            if of_average < loss:
-                loss, averaged = of_average, True
+        loss, averaged = self.better_on(self.part)
         self.last = (step, loss, averaged)
         return loss, averaged
 
@@ -221,21 +227,55 @@ class Validator:
         final_chars: int | None = None,
     ) -> Reading:
         """This evaluation, against the best loss so far (``best_loss``, best.pt's).
-        The final one reads ``final_chars`` characters (default: all) for the weights
-        it keeps; when it keeps best.pt from an earlier step, best.pt is rewritten with
-        its figure on them (:attr:`Reading.kept_best`)."""
+
+        The final one may read ``final_chars`` characters in all (default: no limit):
+        the part (unless read at this step already) to choose between the weights,
+        their average and best.pt, then as much of the whole text as is left for the
+        chosen; when it keeps best.pt from an earlier step, best.pt is rewritten with
+        its figure on that text (:attr:`Reading.kept_best`). When not even the part
+        fits, all three are read on one smaller seeded part (:meth:`_short_final`).
+        """
         assert self.part is not None, "choose_part first"
+        chars = final_chars
+        if final and chars is not None:
+            part_cost = 0 if self.part_read(step) else self.reads * self.part.num_targets
+            if chars < part_cost:
+                return self._short_final(chars, best_path)
+            chars -= part_cost
         loss, averaged = self.better_on_part(step)
         if not final or self.part.whole:
             return Reading(self.part, loss, loss < best_loss, averaged)
-        chars = self.validation.num_targets if final_chars is None else final_chars
-        windows = self.final_windows(chars)
+        windows = self.final_windows(self.validation.num_targets if chars is None else chars)
         if loss < best_loss or not best_path.exists():
             figure = loss if windows is self.part else self.whole_loss(averaged, windows)
             return Reading(windows, figure, True, averaged, final=windows)
         # best.pt, from an earlier step, stays the best: its figure on the same text.
+        figure = self._keep_best(best_path, windows)
+        return Reading(self.part, loss, False, averaged, kept_best=figure, final=windows)
+
+    def _keep_best(self, best_path: Path, windows: Windows) -> float:
+        """best.pt's figure on ``windows``, written into it."""
         saved, figure = loss_of_saved(best_path, self.model, windows, self.device)
         self.read_chars += windows.num_targets
-        kept = replace(saved, best_val_loss=figure, best_whole=bool(windows.whole))
-        save_checkpoint(best_path, kept)
-        return Reading(self.part, loss, False, averaged, kept_best=figure, final=windows)
+        save_checkpoint(
+            best_path, replace(saved, best_val_loss=figure, best_whole=bool(windows.whole))
+        )
+        return figure
+
+    def _short_final(self, chars: int, best_path: Path) -> Reading:
+        """The final evaluation when ``chars`` is less than the part's reads: the
+        weights, their average and best.pt (when there is one) each read the same
+        seeded part of the text, as long as the time left allows; the best of them is
+        the run's figure on it."""
+        saved = best_path.exists()
+        rivals = self.reads + (1 if saved else 0)
+        windows = self.validation.subset(max(chars // rivals, 1), self.config.seed)
+        loss, averaged = self.better_on(windows)
+        if saved:
+            checkpoint, of_best = loss_of_saved(best_path, self.model, windows, self.device)
+            self.read_chars += windows.num_targets
+            if of_best <= loss:
+                kept = replace(checkpoint, best_val_loss=of_best, best_whole=bool(windows.whole))
+                save_checkpoint(best_path, kept)
+                return Reading(windows, loss, False, averaged, kept_best=of_best, final=windows)
+        return Reading(windows, loss, True, averaged, final=windows)

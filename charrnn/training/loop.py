@@ -379,7 +379,7 @@ class Trainer:
             if self.group.is_main:
                 part = validator.choose_part(budget.part_chars())
                 budget.part = (part.num_targets, bool(part.whole))
-                fits = budget.final_chars(part_read=validator.part_read(self.step))
+                fits = budget.final_chars() if final else None
                 before = validator.read_chars
                 reading = validator.read(
                     self.step,

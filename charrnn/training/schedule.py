@@ -251,27 +251,23 @@ class Budget:
 
     def reserve_s(self) -> float:
         """Seconds kept back from a time budget for the final evaluation and save: what
-        they take now, but at most :data:`FINAL_SHARE` of the evaluations' share (the
-        final one then reads a part of the text: :meth:`final_chars`)."""
+        they take now, but at most :data:`FINAL_SHARE` of the evaluations' share (or
+        the sample and saves alone, when they take more): the final one then reads
+        what fits (:meth:`final_chars`)."""
         time_s = self.config.time_s
         if time_s is None:
             return 0.0
         cap = FINAL_SHARE * MAX_EVALUATION_SHARE * time_s
-        return min(self.final_s(), max(cap, self.final_s(whole=False)))
+        return min(self.final_s(), max(cap, self.extra_s + self.save_s))
 
-    def final_chars(self, *, part_read: bool) -> int:
-        """Characters of the validation text the final evaluation can read in what is
-        left of the budget (all of them without a time budget, or when they fit);
-        ``part_read``: the part was read at this step already."""
+    def final_chars(self) -> int | None:
+        """Characters of validation text the final evaluation can read in all, in what
+        is left of a time budget after its sample and the saves (None: no limit)."""
         time_s = self.config.time_s
-        if time_s is None:
-            return self.whole_chars
-        chars, _ = self._part()
+        if time_s is None or self.step_s is None:
+            return None
         left = time_s - self.clock.elapsed() - self.extra_s - self.save_s
-        if not part_read:
-            left -= self.reads * chars / self.eval_speed()
-        fits = int(max(left, 0.0) * self.eval_speed())
-        return self.whole_chars if fits >= self.whole_chars else fits
+        return int(min(max(left, 0.0) * self.eval_speed(), 1e15))
 
     # -- the decisions -----------------------------------------------------------------
 
