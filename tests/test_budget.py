@@ -251,3 +251,50 @@ def test_time_is_the_wall_clock_beside_a_cpu_burning_process(tmp_path: Path) -> 
     last = load_checkpoint(out / "last.pt")
     assert last.finished and last.stopped_by == "time"
     assert 0.0 <= wall - last.elapsed_s <= 0.1 * budget, (wall, last.elapsed_s)
+
+
+def test_a_run_that_starts_after_its_budget_ran_out_ends_at_once(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    """Start-up took longer than the whole budget (a busy machine: 39 s of a 20 s
+    budget here once): one step, a final figure on one window per stream, no sample
+    (200 characters of a 1x512 LSTM took 4.7 s then), and the summary says so."""
+    from conftest import Recorder
+
+    class Evaluations(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.samples: list[str] = []
+
+        def evaluated(self, evaluation: object) -> None:
+            self.samples.append(evaluation.sample)  # type: ignore[attr-defined]
+
+    reporter = Evaluations()
+    config = tiny_config(corpus_file, steps=None, time_s=2.0, eval_every=None, sample_length=50)
+    started = time.monotonic() - 3.0  # as if the command had spent 3 s starting
+    summary = train(config, tmp_path / "run", reporter=reporter, started=started)
+    assert summary.step == 1 and summary.stopped_by == "time"
+    assert reporter.samples == [""]
+    assert summary.final_part is not None
+    assert summary.elapsed_s <= 3.0 + 0.5
+
+
+def test_auto_measures_one_model_for_a_short_time_budget() -> None:
+    """A bigger model is no faster: when the smallest one's speed cannot reach the next
+    rung's threshold in the budget, the next is not measured (before, a 20-second run
+    measured a 2x512 it could never choose, on the budget's time)."""
+    from charrnn.config import RunConfig
+    from charrnn.layering import Layers
+    from charrnn.training.auto import LADDER, choose
+
+    measured: list[int] = []
+
+    def speed(config: RunConfig) -> float:
+        measured.append(config.model.num_layers * config.model.hidden_size)
+        return 20_000.0
+
+    choose(Layers(given={"train": {"time_s": 20.0}}), 1_000_000, 65, speed)
+    assert measured == [LADDER[0].layers * LADDER[0].hidden]
+    measured.clear()
+    choose(Layers(given={"train": {"time_s": 3600.0}}), 1_000_000, 65, speed)
+    assert len(measured) == len(LADDER)  # a long budget measures every rung

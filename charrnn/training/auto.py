@@ -164,8 +164,9 @@ def choose(
 
     For a time budget, ``speed(config)`` measures a candidate's characters per second;
     candidates are tried smallest first and measuring stops at the first that does not
-    pay off, so a short run measures one. ``items`` (the longest item's window, the
-    count) fits the settings to a text of items (:func:`fit_items`).
+    pay off (or cannot, at the smaller one's speed), so a short run measures one.
+    ``items`` (the longest item's window, the count) fits the settings to a text of
+    items (:func:`fit_items`).
     """
     no_dropout = REGULARISATION[0][1:]
     speeds: dict[Rung, float] = {}
@@ -187,9 +188,21 @@ def choose(
             limits.append(speeds[rung] * tc.time_s * TRAINING_SHARE)
         return min(limits)
 
+    def out_of_reach(candidate: Rung, smaller: Rung) -> bool:
+        """Whether a time budget cannot pay ``candidate`` off even at ``smaller``'s
+        speed (a bigger model is no faster), so it need not be measured: on a short
+        budget, measuring it only added to the start-up the budget pays for."""
+        config = settle(_tables(smaller, no_dropout, train_chars))
+        time_s = config.train.time_s
+        if time_s is None:
+            return False
+        if smaller not in speeds:
+            speeds[smaller] = speed(config)
+        return speeds[smaller] * time_s * TRAINING_SHARE < candidate.min_chars
+
     rung = LADDER[0]
     for candidate in LADDER[1:]:
-        if chars_of(candidate) < candidate.min_chars:
+        if out_of_reach(candidate, rung) or chars_of(candidate) < candidate.min_chars:
             break
         rung = candidate
     chars = chars_of(rung)

@@ -401,7 +401,10 @@ class Trainer:
             read_s = self.group.from_main(read_s)
             read_chars = int(self.group.from_main(float(read_chars)))
             val_s = time.monotonic() - began
-            sample = self.sample_text() if self.group.is_main else ""
+            # The final sample only while the budget lasts: a run that started late (a
+            # busy machine) must not draw 200 characters past its end.
+            drawn = self.group.is_main and not (final and budget.left_s() <= 0)
+            sample = self.sample_text() if drawn else ""
         self.last_val_loss = val_loss
         self.since_best = 0 if is_best else self.since_best + 1
         if is_best:
@@ -565,7 +568,9 @@ class Trainer:
             self.finished, self.stopped_by = verdict.stop is not None, verdict.stop
             ending = verdict.evaluate or verdict.stop is not None
             if ending or time.monotonic() - report_at >= _REPORT_INTERVAL_S:
-                elapsed = self._elapsed()
+                # This rank's clock: the condition is this rank's too, so no collective
+                # here (only rank 0 speaks anyway).
+                elapsed = self.clock.elapsed()
                 self._report_progress(lr, elapsed, self.speed(), evaluating=ending)
                 trained = self.clock.training_s()
                 chars, seconds = self.chars_seen - reported[0], trained - reported[1]

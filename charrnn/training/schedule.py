@@ -269,6 +269,11 @@ class Budget:
         left = time_s - self.clock.elapsed() - self.extra_s - self.save_s
         return int(min(max(left, 0.0) * self.eval_speed(), 1e15))
 
+    def left_s(self) -> float:
+        """Seconds left of a time budget (infinite without one)."""
+        time_s = self.config.time_s
+        return math.inf if time_s is None else time_s - self.clock.elapsed()
+
     # -- the decisions -----------------------------------------------------------------
 
     def fraction(self, step: int) -> float:
