@@ -233,14 +233,14 @@ class Validator:
         their average and best.pt, then as much of the whole text as is left for the
         chosen; when it keeps best.pt from an earlier step, best.pt is rewritten with
         its figure on that text (:attr:`Reading.kept_best`). When not even the part
-        fits, all three are read on one smaller seeded part (:meth:`_short_final`).
+        fits, one smaller seeded part is read once (:meth:`_short_final`).
         """
         assert self.part is not None, "choose_part first"
         chars = final_chars
         if final and chars is not None:
             part_cost = 0 if self.part_read(step) else self.reads * self.part.num_targets
             if chars < part_cost:
-                return self._short_final(chars, best_path)
+                return self._short_final(chars, best_loss, best_path)
             chars -= part_cost
         loss, averaged = self.better_on_part(step)
         if not final or self.part.whole:
@@ -262,20 +262,15 @@ class Validator:
         )
         return figure
 
-    def _short_final(self, chars: int, best_path: Path) -> Reading:
-        """The final evaluation when ``chars`` is less than the part's reads: the
-        weights, their average and best.pt (when there is one) each read the same
-        seeded part of the text, as long as the time left allows; the best of them is
-        the run's figure on it."""
-        saved = best_path.exists()
-        rivals = self.reads + (1 if saved else 0)
-        windows = self.validation.subset(max(chars // rivals, 1), self.config.seed)
-        loss, averaged = self.better_on(windows)
-        if saved:
-            checkpoint, of_best = loss_of_saved(best_path, self.model, windows, self.device)
-            self.read_chars += windows.num_targets
-            if of_best <= loss:
-                kept = replace(checkpoint, best_val_loss=of_best, best_whole=bool(windows.whole))
-                save_checkpoint(best_path, kept)
-                return Reading(windows, loss, False, averaged, kept_best=of_best, final=windows)
-        return Reading(windows, loss, True, averaged, final=windows)
+    def _short_final(self, chars: int, best_loss: float, best_path: Path) -> Reading:
+        """The final evaluation when ``chars`` is less than the part's reads: one read
+        of a seeded part of the text that long, with the weights or their average
+        (whichever the last evaluation found better). They become best.pt when they
+        beat its figure (on the part evaluations read during training); else best.pt
+        stays, with that figure."""
+        averaged = self.last[2]
+        windows = self.validation.subset(max(chars, 1), self.config.seed)
+        loss = self.whole_loss(averaged, windows)
+        if loss < best_loss or not best_path.exists():
+            return Reading(windows, loss, True, averaged, final=windows)
+        return Reading(windows, loss, False, averaged, final=self.part)

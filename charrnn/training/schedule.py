@@ -105,6 +105,7 @@ EVALUATIONS = 10  # per budget, when --eval-every is not given
 MAX_EVALUATION_SHARE = 0.08  # of a time budget: every evaluation, the final one included
 FINAL_SHARE = 0.75  # of that share, at most, is kept back for the final evaluation
 MIN_EVAL_CHARS = 20_000  # below this a validation figure is mostly noise
+LEAST_FINAL_SHARE = 0.25  # of a time budget, at most, for the final's one read of the part
 # Characters a second an evaluation reads, against training's, until one is measured: a
 # forward pass costs about a third of a training step per character; said 2x.
 FORWARD_SPEEDUP = 2.0
@@ -251,14 +252,17 @@ class Budget:
 
     def reserve_s(self) -> float:
         """Seconds kept back from a time budget for the final evaluation and save: what
-        they take now, but at most :data:`FINAL_SHARE` of the evaluations' share (or
-        the sample and saves alone, when they take more): the final one then reads
-        what fits (:meth:`final_chars`)."""
+        they take now, but at most :data:`FINAL_SHARE` of the evaluations' share, or
+        when that is less, what one read of the part (up to :data:`LEAST_FINAL_SHARE`
+        of the budget), the sample and the saves take: a final figure reads no less
+        than evaluations during training did, unless that alone would take a quarter
+        of the run. The final one then reads what fits (:meth:`final_chars`)."""
         time_s = self.config.time_s
         if time_s is None:
             return 0.0
         cap = FINAL_SHARE * MAX_EVALUATION_SHARE * time_s
-        return min(self.final_s(), max(cap, self.extra_s + self.save_s))
+        one_read = min(self._part()[0] / self.eval_speed(), LEAST_FINAL_SHARE * time_s)
+        return min(self.final_s(), max(cap, one_read + self.extra_s + self.save_s))
 
     def final_chars(self) -> int | None:
         """Characters of validation text the final evaluation can read in all, in what
