@@ -1,8 +1,12 @@
-"""How much of the budget is used, and the learning rate at that point.
+"""The run's budget and its time: one owner.
 
 The budget is whichever of ``steps``, ``epochs`` and ``time_s`` ends first
-(:class:`Budget`); the learning rate follows the fraction of it used so far
-(:func:`learning_rate`), so a time budget gets a whole warm-up and decay too.
+(:class:`Budget`); a time budget is the command's wall time, start-up, evaluating,
+saving and exit included (:class:`Clock`). The budget decides once per step whether
+the run stops or evaluates (:meth:`Budget.verdict`), sizes what evaluations read and
+keeps back what the final one needs. The learning rate follows the fraction of the
+budget used so far (:func:`learning_rate`), so a time budget gets a whole warm-up and
+decay too. Training speed has one definition (:func:`chars_per_s`).
 """
 
 from __future__ import annotations
