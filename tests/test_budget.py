@@ -194,12 +194,18 @@ def test_the_bar_and_the_summary_show_the_same_speed(tmp_path: Path, corpus_file
     assert summary.chars_per_s == pytest.approx(summary.chars_seen / training_s, rel=0.02)
 
 
-def test_the_summary_clock_is_the_wall(tmp_path: Path, corpus_file: Path) -> None:
+@pytest.fixture
+def warm() -> None:
+    """Building the first AdamW of a process imports torch._dynamo (seconds on a busy
+    machine; a command's start-up, counted in its budget): done here first, so that
+    what a short budget measures in-process is the run's own time."""
     import torch
 
-    # Building the first AdamW imports torch._dynamo (seconds on a busy machine): done
-    # here first, so the 2 seconds measured are the run's own.
     torch.optim.AdamW([torch.zeros(1, requires_grad=True)], fused=True)
+
+
+@pytest.mark.usefixtures("warm")
+def test_the_summary_clock_is_the_wall(tmp_path: Path, corpus_file: Path) -> None:
     started = time.monotonic()
     config = tiny_config(corpus_file, steps=None, time_s=2.0, eval_every=None, sample_length=0)
     summary = train(config, tmp_path / "run", started=started)
@@ -306,3 +312,46 @@ def test_auto_measures_one_model_for_a_short_time_budget() -> None:
     measured.clear()
     choose(Layers(given={"train": {"time_s": 3600.0}}), 1_000_000, 65, speed)
     assert len(measured) == len(LADDER)  # a long budget measures every rung
+
+
+@pytest.mark.usefixtures("warm")
+def test_a_command_inside_a_longer_process_counts_from_its_own_start(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    """``charrnn train`` run in-process (here by CliRunner, minutes after pytest
+    started) counts its budget from its own start, not the process's: a 2-second
+    budget trains for about 2 seconds."""
+    from typer.testing import CliRunner
+
+    from charrnn.cli.app import app
+
+    out = tmp_path / "run"
+    options = [*tiny_cli(), "--time", "2s", "--sample-length", "0", "--out", str(out), "-q"]
+    result = CliRunner().invoke(app, ["train", str(corpus_file), *options])
+    assert result.exit_code == 0, result.output
+    last = load_checkpoint(out / "last.pt")
+    assert last.stopped_by == "time" and last.step > 10
+    assert 2.0 * 0.8 <= last.elapsed_s <= 2.0 * 1.15
+
+
+def test_the_evaluation_speed_is_measured_early_not_guessed() -> None:
+    """Until an evaluation is measured, the budget guesses an evaluation's speed from
+    training's (FORWARD_SPEEDUP); a time budget asks for a small timed read after the
+    second step (the first warms up), and uses that from then on."""
+    budget, _ = _budget()
+    trained = [0.0]
+    budget.clock.training_s = lambda: trained[0]  # type: ignore[method-assign]
+    budget.step_s = None
+    budget.begin(0)
+    trained[0] += 0.5
+    budget.stepped()
+    assert not budget.wants_probe()  # the first step warms up
+    trained[0] += 0.1
+    budget.stepped()
+    assert budget.wants_probe()
+    budget.read(2_000, 0.1)  # 20,000 characters/s against training's 1,000
+    assert not budget.wants_probe()
+    assert budget.eval_speed() == pytest.approx(20_000)
+    steps, _ = _budget()
+    steps.config = TrainConfig(steps=100)
+    assert not steps.wants_probe()  # a step budget needs no time estimates

@@ -5,7 +5,9 @@ live display, errors and exit codes.
 import atexit
 import gc
 import os
+import sys
 import time
+from pathlib import Path
 
 
 def process_start() -> float:
@@ -23,9 +25,23 @@ def process_start() -> float:
     return now - age if 0.0 <= age < 60.0 else now
 
 
-# When the command started: a --time budget is the whole command's, start-up included.
-# Read here, before torch is imported, and passed to the library as an argument.
+# When the process started: a --time budget is the whole command's, start-up included.
+# Read here, before torch is imported; commands pass command_started() to the library.
 STARTED = process_start()
+_CLAIMED: list[bool] = []  # whether a command has counted from STARTED already
+
+
+def command_started() -> float:
+    """When this command started (a :func:`time.monotonic` reading): the process's
+    start when the process was started to run it (``charrnn ...`` or ``python -m
+    charrnn ...``, its first command), else now, for a command invoked inside a longer
+    process (a test's ``CliRunner``, a notebook)."""
+    entry = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    ours = entry.name == "charrnn" or entry.parts[-2:] == ("charrnn", "__main__.py")
+    if ours and not _CLAIMED:
+        _CLAIMED.append(True)
+        return STARTED
+    return time.monotonic()
 
 
 def exit_quickly() -> None:

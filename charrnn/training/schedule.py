@@ -159,6 +159,7 @@ class Budget:
         self._trained_s = 0.0  # clock.training_s() at the last step
         self._steps = 0  # steps this process has timed
         self.eval_ratio = FORWARD_SPEEDUP  # evaluation's characters/s over training's
+        self.eval_measured = False  # eval_ratio is a measurement, not FORWARD_SPEEDUP
         self.extra_s = 0.0  # an evaluation's seconds beyond reading (sample, best.pt)
         self.save_s = 0.0  # the last save
         # The validation text: all of it, the part evaluations during training read (None
@@ -204,10 +205,24 @@ class Budget:
         """An evaluation ended at ``fraction`` of the budget: it took ``cost_s`` in all,
         ``read_s`` of it reading ``read_chars`` characters of validation text."""
         self.extra_s = max(cost_s - read_s, 0.0)
-        if read_chars > 0 and read_s > 0 and self.train_speed() > 0:
-            self.eval_ratio = read_chars / read_s / self.train_speed()
+        self.read(read_chars, read_s)
         if not final:
             self.cadence.evaluated(fraction, cost_s, self.final_s())
+
+    def read(self, chars: int, seconds: float) -> None:
+        """Reading ``chars`` characters of validation text took ``seconds``: the
+        evaluation's speed against training's now."""
+        if chars > 0 and seconds > 0 and self.train_speed() > 0:
+            self.eval_ratio = chars / seconds / self.train_speed()
+            self.eval_measured = True
+
+    def wants_probe(self) -> bool:
+        """Whether a time budget should time a small read of the validation text now:
+        its estimates rest on :data:`FORWARD_SPEEDUP` until an evaluation is measured,
+        and that guess was 4x or more off for a 1x128 LSTM on a busy machine (a
+        20-second run kept so much back that it ended at 16.2 s). Asked after the
+        second step: the first warms up."""
+        return self.config.time_s is not None and not self.eval_measured and self._steps >= 2
 
     def saved(self, seconds: float) -> None:
         self.save_s = seconds
