@@ -438,19 +438,6 @@ class Trainer:
         fraction = budget.fraction(self.step)
         budget.evaluated(fraction, cost, read_chars, read_s, final)
 
-    def _probe(self) -> None:
-        """Time one window per stream of the validation text (a fraction of a training
-        step), so the budget's first estimates of an evaluation are measured here."""
-        with self.clock.spending("evaluating"):
-            began, chars = time.monotonic(), 0
-            if self.group.is_main:
-                windows = self.validation.subset(1, self.config.train.seed)
-                self.validator.evaluate(windows)
-                chars = windows.num_targets
-            seconds = self.group.from_main(time.monotonic() - began)
-            chars = int(self.group.from_main(float(chars)))
-        self.budget.read(chars, seconds)
-
     def _final_evaluation(self, lr: float, elapsed: float, chars_per_s: float) -> None:
         """The evaluation that gives the run its figure, at the step it stopped."""
         part = self.validator.part
@@ -574,8 +561,6 @@ class Trainer:
                 # so under torchrun every rank stops at the same step.
                 self.check_divergence()
             budget.stepped()
-            if budget.wants_probe():
-                self._probe()
 
             # The one decision of this step: stop (and why), evaluate, or train on.
             verdict = self._agreed(budget.verdict(self.step))

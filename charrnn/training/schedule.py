@@ -159,7 +159,6 @@ class Budget:
         self._trained_s = 0.0  # clock.training_s() at the last step
         self._steps = 0  # steps this process has timed
         self.eval_ratio = FORWARD_SPEEDUP  # evaluation's characters/s over training's
-        self.eval_measured = False  # eval_ratio is a measurement, not FORWARD_SPEEDUP
         self.extra_s = 0.0  # an evaluation's seconds beyond reading (sample, best.pt)
         self.save_s = 0.0  # the last save
         # The validation text: all of it, the part evaluations during training read (None
@@ -214,15 +213,6 @@ class Budget:
         evaluation's speed against training's now."""
         if chars > 0 and seconds > 0 and self.train_speed() > 0:
             self.eval_ratio = chars / seconds / self.train_speed()
-            self.eval_measured = True
-
-    def wants_probe(self) -> bool:
-        """Whether a time budget should time a small read of the validation text now:
-        its estimates rest on :data:`FORWARD_SPEEDUP` until an evaluation is measured,
-        and that guess was 4x or more off for a 1x128 LSTM on a busy machine (a
-        20-second run kept so much back that it ended at 16.2 s). Asked after the
-        second step: the first warms up."""
-        return self.config.time_s is not None and not self.eval_measured and self._steps >= 2
 
     def saved(self, seconds: float) -> None:
         self.save_s = seconds
@@ -333,6 +323,11 @@ class Budget:
         is skipped when it would eat into that time, or (the default cadence) take more
         than its share of the budget at the speed now."""
         elapsed = self.clock.elapsed()
+        if self._steps < 2:
+            # The first step warms up (and nothing is measured yet): its time says
+            # little of the next one's; ending here on it once stopped a 30-second run
+            # at 22 s.
+            return Verdict(self.limit(step, elapsed))
         reserve = self.reserve_s()
         stop = self.limit(step, elapsed + (self.step_s or 0.0) + reserve)
         if stop is not None:
