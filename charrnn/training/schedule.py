@@ -229,14 +229,20 @@ class Budget:
         """Characters each evaluation during training reads: as many as keep the ~10
         evaluations (each reading ``reads`` times) within :data:`MAX_EVALUATION_SHARE`
         of the budget at the speed measured now; never fewer than
-        :data:`MIN_EVAL_CHARS`."""
+        :data:`MIN_EVAL_CHARS` unless, under a time budget, that many would take more
+        than a quarter of the share (2 % of the budget): on a slow machine the first
+        evaluation then still fits, and measures the evaluation's speed for the rest."""
         tc = self.config
         evaluations = EVALUATIONS
         if tc.eval_every is not None and tc.steps is not None:
             evaluations = max(1, tc.steps // tc.eval_every)
-        seconds = MAX_EVALUATION_SHARE * self._planned_s() / evaluations / self.reads
-        chars = min(seconds * self.eval_speed(), max(self.whole_chars, MIN_EVAL_CHARS))
-        return max(int(chars), MIN_EVAL_CHARS)
+        share = MAX_EVALUATION_SHARE * self._planned_s()
+        speed = self.eval_speed() / self.reads
+        floor = float(MIN_EVAL_CHARS)
+        if tc.time_s is not None:
+            floor = min(floor, share / 4 * speed)
+        chars = max(share / evaluations * speed, floor)
+        return int(min(chars, max(self.whole_chars, MIN_EVAL_CHARS)))
 
     def _part(self) -> tuple[int, bool]:
         if self.part is not None:
