@@ -103,6 +103,9 @@ def test_the_estimates_follow_the_machine_as_it_is_now(monkeypatch: pytest.Monke
         trained[0] += 0.1
         budget.stepped()
     assert budget.step_s == pytest.approx(0.1)
+    trained[0] += 2.0  # one step held up for 2 s: not a slower machine
+    budget.stepped()
+    assert budget.step_s == pytest.approx(0.1)
     quiet_reserve = budget.reserve_s()
     for _ in range(40):  # another program takes the CPU: 0.3 s a step for 12 s
         trained[0] += 0.3

@@ -12,7 +12,9 @@ decay too. Training speed has one definition (:func:`chars_per_s`).
 from __future__ import annotations
 
 import math
+import statistics
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -158,6 +160,7 @@ class Budget:
         self.step_s: float | None = None  # one training step now, smoothed
         self._trained_s = 0.0  # clock.training_s() at the last step
         self._steps = 0  # steps this process has timed
+        self._recent: deque[float] = deque(maxlen=3)  # the last steps' seconds
         self.eval_ratio = FORWARD_SPEEDUP  # evaluation's characters/s over training's
         self.extra_s = 0.0  # an evaluation's seconds beyond reading (sample, best.pt)
         self.save_s = 0.0  # the last save
@@ -177,15 +180,22 @@ class Budget:
         self.cadence = Cadence(self.config, self.fraction(step))
 
     def stepped(self) -> None:
-        """A training step just ended: fold its time into the step time."""
+        """A training step just ended: fold its time into the step time. A step's time
+        is first taken as the median of the last three, so one step that the machine
+        held up for seconds does not count as a slower machine (it would end the run
+        that much early); two in a row do."""
         now = self.clock.training_s()
         seconds, self._trained_s = now - self._trained_s, now
         self._steps += 1
+        if self._steps == 2:
+            self._recent.clear()  # the first step warms up (allocations, kernels)
+        self._recent.append(seconds)
+        typical = statistics.median(self._recent)
         if self.step_s is None or self._steps == 2:
-            self.step_s = seconds  # the first step warms up (allocations, kernels): replaced
+            self.step_s = typical
         else:
-            weight = min(1.0, seconds / SMOOTHING_S)
-            self.step_s += weight * (seconds - self.step_s)
+            weight = min(1.0, typical / SMOOTHING_S)
+            self.step_s += weight * (typical - self.step_s)
 
     def train_speed(self) -> float:
         """Characters a second training gets through now."""
