@@ -90,11 +90,14 @@ class Summary:
     last_val_loss: float
     stopped_by: str
     bad_steps: int
-    # This process's seconds by activity: training, evaluating, saving.
+    # This process's seconds by activity: starting, training, evaluating, saving.
     time_spent: dict[str, float] = field(default_factory=dict)
     # Characters per second while training (this process), and what auto planned for.
     chars_per_s: float = 0.0
     planned_chars_per_s: float | None = None
+    # (characters read, of all) when the final figure read only a part of the
+    # validation text because the time budget ran out; None: it read all of it.
+    final_part: tuple[int, int] | None = None
 
     @property
     def best_val_bpc(self) -> float:

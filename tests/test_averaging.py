@@ -86,7 +86,7 @@ def test_best_pt_holds_the_average_when_it_validates_better(tmp_path: Path) -> N
     trainer.run_dir.best.unlink()
     trainer.best_val_loss = math.inf
     trainer.step += 1
-    trainer._evaluate_and_record(1e-3, 1.0, 1.0, True, (0, 0.0))
+    trainer._evaluate_and_record(1e-3, 1.0, 1.0, True)
     best = load_checkpoint(trainer.run_dir.best)
     for name, tensor in trained.items():
         assert torch.equal(best.model[name], tensor), name

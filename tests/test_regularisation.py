@@ -17,7 +17,7 @@ from charrnn.cli.app import app
 from charrnn.config import ModelConfig, RunConfig, TrainConfig
 from charrnn.data.streams import COLD_START_CHARS, StreamBatches
 from charrnn.data.vocab import Vocab
-from charrnn.layering import layered
+from charrnn.layering import Layers
 from charrnn.model.network import CharRNN, locked_dropout
 from charrnn.rundir import RunDir
 from charrnn.sampling.sampler import SampleSettings, generate
@@ -234,11 +234,8 @@ def test_the_final_evaluation_comes_out_of_the_same_share() -> None:
     assert not cadence.due(0, 0.79) and cadence.due(0, 0.81)
 
 
-def _settle(given: dict[str, dict[str, object]]):
-    def settle(chosen: dict[str, dict[str, object]]) -> RunConfig:
-        return layered(chosen=chosen, given=given)
-
-    return settle
+def _settle(given: dict[str, dict[str, object]]) -> Layers:
+    return Layers(given=given)
 
 
 def test_auto_picks_a_small_unregularised_model_for_a_short_budget() -> None:

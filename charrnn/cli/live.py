@@ -206,12 +206,14 @@ class LiveReporter(Quiet):
             self.console.print(Text(shown(sample), style="dim"), soft_wrap=True)
 
     def finish(self, s: Summary) -> None:
+        if self.task is not None:  # the bar ends on the summary's speed: one figure
+            self.bar.update(self.task, speed=human(s.chars_per_s), doing="ETA")
         self.bar.stop()
         self.console.print(
             f"done after {s.step} steps ({human(s.chars_seen)} characters, "
             f"{duration(s.elapsed_s)}; {stop_reason(s.stopped_by)}): best validation "
-            f"{s.best_val_loss:.4f} nats = {s.best_val_bpc:.4f} bpc (the whole validation "
-            f"text)\n{too_short(s)}"
+            f"{s.best_val_loss:.4f} nats = {s.best_val_bpc:.4f} bpc ({measured_on(s)})\n"
+            f"{too_short(s)}"
             f"time spent: {time_spent(s.time_spent)}\n{speeds(s)}"
             f"checkpoints in {escape(str(s.run_dir))} — sample with: "
             f"charrnn sample {escape(str(s.run_dir))}"
@@ -279,6 +281,15 @@ def too_short(s: Summary) -> str:
     )
 
 
+def measured_on(s: Summary) -> str:
+    """What the final figure read: ``"the whole validation text"``, or the part the
+    time budget left room for."""
+    if s.final_part is None:
+        return "the whole validation text"
+    read, of = s.final_part
+    return f"final figure on {read:,} of {of:,} characters because the budget ran out"
+
+
 def speeds(s: Summary) -> str:
     """``"speed: 8.1k characters/s training (auto planned for 9.0k)\n"``, or ""."""
     if s.chars_per_s <= 0:
@@ -288,7 +299,8 @@ def speeds(s: Summary) -> str:
 
 
 def time_spent(spent: dict[str, float]) -> str:
-    """``"71.2 s training, 3.1 s evaluating, 0.4 s saving"``."""
+    """``"2.1 s starting, 71.2 s training, 3.1 s evaluating, 0.4 s saving"``: this
+    process's wall time (the run's clock, for a run that was not resumed)."""
     return ", ".join(f"{seconds:.1f} s {activity}" for activity, seconds in spent.items())
 
 

@@ -94,9 +94,12 @@ def train(
     and this machine (--preset auto, said in one line at start); the defaults below
     apply under a named --preset.
     """
-    from charrnn.cli import STARTED
+    from charrnn.cli import command_started, exit_quickly
     from charrnn.cli.live import JsonReporter, LiveReporter, Quiet
     from charrnn.training import launch
+
+    started = command_started()
+    exit_quickly()
 
     if resume is not None:
         model = [dropout, input_dropout, embed_dropout, weight_drop, forget_bias]
@@ -136,7 +139,7 @@ def train(
                 reporter=reporter,
                 cache_dir=cache_dir,
                 skip_unknown=skip_unknown,
-                started=STARTED,
+                started=started,
             )
             return
         given = overrides(
@@ -204,7 +207,7 @@ def train(
             cache_dir=cache_dir,
             skip_unknown=skip_unknown,
             init_from=init_from,
-            started=STARTED,
+            started=started,
         )
     finally:
         if isinstance(shown, LiveReporter):

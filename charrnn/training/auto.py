@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from charrnn.config import RunConfig
 from charrnn.hardware import autocast_dtype
-from charrnn.layering import Tables
+from charrnn.layering import Layers, Tables
 from charrnn.model.network import count_parameters, new_model
 from charrnn.units import human
 
@@ -79,8 +79,10 @@ TRAINING_SHARE = 0.9
 
 @dataclass(frozen=True)
 class Choice:
-    """The chosen settings (as tables for :func:`charrnn.config.layered`) and why."""
+    """The chosen settings, settled under what the person gave (``config``), the
+    tables chosen (for :func:`charrnn.layering.layered`), and why."""
 
+    config: RunConfig
     tables: Tables
     reason: str
     # Characters per second measured here for the chosen model (a time budget), so
@@ -137,21 +139,40 @@ def measure_speed(config: RunConfig, vocab: int, device: torch.device) -> float:
     return tc.batch_size * tc.seq_len / min(timings[1:])
 
 
+def fit_items(tables: Tables, items: tuple[int, int] | None) -> Tables:
+    """``tables`` for a text of items (``--docs``; ``items`` is the longest item's
+    window and their count): the window is the longest item's, and a batch at most
+    all of them."""
+    if items is None:
+        return tables
+    span, count = items
+    train = {**tables.get("train", {}), "seq_len": span}
+    train["batch_size"] = min(train.get("batch_size", 32), count)
+    return {**tables, "train": train}
+
+
 def choose(
-    settle: Callable[[Tables], RunConfig],
+    layers: Layers,
     train_chars: int,
     vocab: int,
     speed: Callable[[RunConfig], float],
+    *,
+    items: tuple[int, int] | None = None,
 ) -> Choice:
-    """Settings for a run on ``train_chars`` characters.
+    """Settings for a run on ``train_chars`` characters, settled once under what the
+    person gave (``layers``, their budget included).
 
-    ``settle(tables)`` layers candidate settings under the user's own (their budget
-    included). For a time budget, ``speed(config)`` measures a candidate's characters
-    per second; candidates are tried smallest first and measuring stops at the first
-    that does not pay off, so a short run measures one.
+    For a time budget, ``speed(config)`` measures a candidate's characters per second;
+    candidates are tried smallest first and measuring stops at the first that does not
+    pay off (or cannot, at the smaller one's speed), so a short run measures one.
+    ``items`` (the longest item's window, the count) fits the settings to a text of
+    items (:func:`fit_items`).
     """
     no_dropout = REGULARISATION[0][1:]
     speeds: dict[Rung, float] = {}
+
+    def settle(tables: Tables) -> RunConfig:
+        return layers.settle(fit_items(tables, items))
 
     def chars_of(rung: Rung) -> float:
         config = settle(_tables(rung, no_dropout, train_chars))
@@ -167,16 +188,28 @@ def choose(
             limits.append(speeds[rung] * tc.time_s * TRAINING_SHARE)
         return min(limits)
 
+    def out_of_reach(candidate: Rung, smaller: Rung) -> bool:
+        """Whether a time budget cannot pay ``candidate`` off even at ``smaller``'s
+        speed (a bigger model is no faster), so it need not be measured: on a short
+        budget, measuring it only added to the start-up the budget pays for."""
+        config = settle(_tables(smaller, no_dropout, train_chars))
+        time_s = config.train.time_s
+        if time_s is None:
+            return False
+        if smaller not in speeds:
+            speeds[smaller] = speed(config)
+        return speeds[smaller] * time_s * TRAINING_SHARE < candidate.min_chars
+
     rung = LADDER[0]
     for candidate in LADDER[1:]:
-        if chars_of(candidate) < candidate.min_chars:
+        if out_of_reach(candidate, rung) or chars_of(candidate) < candidate.min_chars:
             break
         rung = candidate
     chars = chars_of(rung)
     epochs = chars / max(train_chars, 1)
     regularisation = next(r[1:] for r in reversed(REGULARISATION) if epochs >= r[0])
-    tables = _tables(rung, regularisation, train_chars)
-    chosen = settle(tables)
+    tables = fit_items(_tables(rung, regularisation, train_chars), items)
+    chosen = layers.settle(tables)
     m, tc = chosen.model, chosen.train
     regularised = (
         f"dropout {m.dropout:g}, weight drop {m.weight_drop:g}" if m.dropout else "no dropout"
@@ -192,4 +225,4 @@ def choose(
         f"lr {tc.lr:g}, {regularised}, {tc.precision}: about {human(chars)} characters in "
         f"{how} = {epochs:.1f} passes over {human(train_chars)} training characters"
     )
-    return Choice(tables, reason, speeds.get(rung))
+    return Choice(chosen, tables, reason, speeds.get(rung))

@@ -2,7 +2,9 @@
 
 Evaluations during training read a fixed, seeded part of the validation text sized
 to the budget (every evaluation the same part, so they compare); the final one reads
-all of it, and is the figure a run reports. nanoGPT estimates its loss on a fixed
+all of it, or as much as the time left allows (and says so), and is the figure a run
+reports. How much each reads is the budget's decision
+(:class:`charrnn.training.schedule.Budget`). nanoGPT estimates its loss on a fixed
 number of batches for the same reason: reading a 5 MB validation text ten times ate
 a third of a 75-second budget on a slow CPU.
 """
@@ -26,7 +28,6 @@ from charrnn.model.network import CharRNN, State
 from charrnn.sampling.endings import draw_items
 from charrnn.sampling.sampler import SampleSettings, generate
 from charrnn.training.averaging import WeightAverage
-from charrnn.training.schedule import EVALUATIONS, MAX_EVALUATION_SHARE
 
 
 @torch.no_grad()
@@ -73,42 +74,28 @@ def progress_sample(
     return Docs(docs).separator.join(vocab.decode(i) for i in items)
 
 
-# -- how much of the validation text an evaluation during training reads --------------
-
-MIN_EVAL_CHARS = 20_000  # below this a validation figure is mostly noise
-FORWARD_SPEEDUP = 2.0  # a forward pass per character against a training step: ~3x, said 2x
+# -- how much of the validation text an evaluation reads ---------------------------------
 
 
 def evaluation_part(
-    whole: ValidationWindows | ItemValidation,
-    config: TrainConfig,
-    *,
-    train_chars_per_s: float,
-    budget_s: float,
-    reads: int = 1,
+    whole: ValidationWindows | ItemValidation, config: TrainConfig, chars: int
 ) -> ValidationWindows | ItemValidation:
     """The fixed, seeded part of the validation text each evaluation during training
-    reads: ``--eval-chars`` when given, else as much as keeps the ~10 evaluations
-    (each reading it ``reads`` times: the weights and their average) within
-    :data:`~charrnn.training.schedule.MAX_EVALUATION_SHARE` of ``budget_s`` at the
-    speed measured so far (``train_chars_per_s``); never less than
-    :data:`MIN_EVAL_CHARS`, never more than the whole text."""
+    reads: ``--eval-chars`` when given (0: all of it), else about ``chars`` characters
+    (what the budget affords: :meth:`charrnn.training.schedule.Budget.part_chars`);
+    never more than the whole text."""
     if config.eval_chars is not None:
         return whole if config.eval_chars == 0 else whole.subset(config.eval_chars, config.seed)
-    evaluations = EVALUATIONS
-    if config.eval_every is not None and config.steps is not None:
-        evaluations = max(1, config.steps // config.eval_every)
-    seconds = MAX_EVALUATION_SHARE * budget_s / evaluations / reads
-    chars = int(seconds * train_chars_per_s * FORWARD_SPEEDUP)
-    return whole.subset(max(chars, MIN_EVAL_CHARS), config.seed)
+    return whole.subset(chars, config.seed)
 
 
 @torch.no_grad()
 def loss_of_saved(
     path: Path, model: CharRNN, whole: ValidationWindows | ItemValidation, device: torch.device
 ) -> tuple[Checkpoint, float]:
-    """The checkpoint at ``path`` and its weights' loss on the whole validation text,
-    measured in ``model`` (whose own weights are put back after)."""
+    """The checkpoint at ``path`` and its weights' loss on ``whole`` (the validation
+    text, or the part of it the final evaluation reads), measured in ``model`` (whose
+    own weights are put back after)."""
     checkpoint = load_checkpoint(path)
     own = {k: v.detach().clone() for k, v in model.state_dict().items()}
     try:
@@ -127,13 +114,15 @@ Windows = ValidationWindows | ItemValidation
 class Reading:
     """What one evaluation found: the windows it read, the loss, whether that is a new
     best, and whether the weight average (not the weights) gave it; ``kept_best`` is
-    best.pt's whole-text figure when the final evaluation kept it."""
+    best.pt's final figure when the final evaluation kept it; ``final`` is what the
+    final figure read: the whole text, or as much as the budget left."""
 
     windows: Windows
     loss: float
     is_best: bool
     averaged: bool
     kept_best: float | None = None
+    final: Windows | None = None  # what the final figure read (the whole text, or less)
 
 
 class Validator:
@@ -160,6 +149,7 @@ class Validator:
         # (step, loss, averaged) of the last read of the part: a final evaluation right
         # after one at the same step reads it once.
         self.last: tuple[int, float, bool] = (-1, math.inf, False)
+        self.read_chars = 0  # characters of validation text read so far (for its speed)
 
     @property
     def reads(self) -> int:
@@ -169,21 +159,33 @@ class Validator:
     def evaluate(self, windows: Windows | None = None) -> float:
         """Mean validation loss in nats per character over ``windows`` (default: the
         whole validation text); the model is back in training mode after."""
-        loss = validation_loss(self.model, windows or self.validation, self.device)
+        windows = windows or self.validation
+        loss = validation_loss(self.model, windows, self.device)
+        self.read_chars += windows.num_targets
         self.model.train()
         return loss
 
-    def choose_part(self, *, train_chars_per_s: float, budget_s: float) -> Windows:
-        """The part evaluations during training read (chosen once)."""
+    def choose_part(self, chars: int) -> Windows:
+        """The part evaluations during training read: about ``chars`` characters
+        (chosen once, then the same every time)."""
         if self.part is None:
-            self.part = evaluation_part(
-                self.validation,
-                self.config,
-                train_chars_per_s=train_chars_per_s,
-                budget_s=budget_s,
-                reads=self.reads,
-            )
+            self.part = evaluation_part(self.validation, self.config, chars)
         return self.part
+
+    def part_read(self, step: int) -> bool:
+        """Whether the part was read at ``step`` already."""
+        return self.last[0] == step
+
+    def better_on(self, windows: Windows) -> tuple[float, bool]:
+        """(loss, averaged) on ``windows`` of the better of the weights and their
+        average."""
+        loss, averaged = self.evaluate(windows), False
+        if self.average is not None and self.average.updates:
+            with self.average.swapped_in(self.model):
+                of_average = self.evaluate(windows)
+            if of_average < loss:
+                loss, averaged = of_average, True
+        return loss, averaged
 
     def better_on_part(self, step: int) -> tuple[float, bool]:
         """(loss, averaged) on the part of the better of the weights and their
@@ -192,44 +194,83 @@ class Validator:
         at, loss, averaged = self.last
         if at == step:
             return loss, averaged
-        loss, averaged = self.evaluate(self.part), False
-        if self.average is not None and self.average.updates:
-            with self.average.swapped_in(self.model):
-                of_average = self.evaluate(self.part)
-            if of_average < loss:
-                loss, averaged = of_average, True
+        loss, averaged = self.better_on(self.part)
         self.last = (step, loss, averaged)
         return loss, averaged
 
-    def whole_loss(self, averaged: bool) -> float:
-        """The loss on the whole validation text of the weights, or their average."""
+    def whole_loss(self, averaged: bool, windows: Windows | None = None) -> float:
+        """The loss on ``windows`` (default: the whole validation text) of the weights,
+        or their average."""
         if not averaged or self.average is None:
-            return self.evaluate(self.validation)
+            return self.evaluate(windows)
         with self.average.swapped_in(self.model):
-            return self.evaluate(self.validation)
+            return self.evaluate(windows)
 
-    def read(self, step: int, *, final: bool, best_loss: float, best_path: Path) -> Reading:
-        """This evaluation, against the best loss so far (``best_loss``, best.pt's).
-        When the final one keeps best.pt from an earlier step, best.pt is rewritten
-        with its figure on the whole text (:attr:`Reading.kept_best`)."""
+    def final_windows(self, chars: int) -> Windows:
+        """What the final evaluation reads when ``chars`` characters fit in the time
+        left: the whole text, else a seeded part of it (the part evaluations read
+        during training when no more fits: it is read already)."""
         assert self.part is not None, "choose_part first"
+        if chars >= self.validation.num_targets:
+            return self.validation
+        if chars <= self.part.num_targets:
+            return self.part
+        return self.validation.subset(chars, self.config.seed)
+
+    def read(
+        self,
+        step: int,
+        *,
+        final: bool,
+        best_loss: float,
+        best_path: Path,
+        final_chars: int | None = None,
+    ) -> Reading:
+        """This evaluation, against the best loss so far (``best_loss``, best.pt's).
+
+        The final one may read ``final_chars`` characters in all (default: no limit):
+        the part (unless read at this step already) to choose between the weights,
+        their average and best.pt, then as much of the whole text as is left for the
+        chosen; when it keeps best.pt from an earlier step, best.pt is rewritten with
+        its figure on that text (:attr:`Reading.kept_best`). When not even the part
+        fits, one smaller seeded part is read once (:meth:`_short_final`).
+        """
+        assert self.part is not None, "choose_part first"
+        chars = final_chars
+        if final and chars is not None:
+            part_cost = 0 if self.part_read(step) else self.reads * self.part.num_targets
+            if chars < part_cost:
+                return self._short_final(chars, best_loss, best_path)
+            chars -= part_cost
         loss, averaged = self.better_on_part(step)
         if not final or self.part.whole:
             return Reading(self.part, loss, loss < best_loss, averaged)
+        windows = self.final_windows(self.validation.num_targets if chars is None else chars)
         if loss < best_loss or not best_path.exists():
-            return Reading(self.validation, self.whole_loss(averaged), True, averaged)
-        # best.pt, from an earlier step, stays the best: its figure on the whole text.
-        saved, whole = loss_of_saved(best_path, self.model, self.validation, self.device)
-        save_checkpoint(best_path, replace(saved, best_val_loss=whole, best_whole=True))
-        return Reading(self.part, loss, False, averaged, kept_best=whole)
+            figure = loss if windows is self.part else self.whole_loss(averaged, windows)
+            return Reading(windows, figure, True, averaged, final=windows)
+        # best.pt, from an earlier step, stays the best: its figure on the same text.
+        figure = self._keep_best(best_path, windows)
+        return Reading(self.part, loss, False, averaged, kept_best=figure, final=windows)
 
-    def final_cost(self, evaluation_s: float, first_guess_s: float) -> float:
-        """Seconds to keep back for the final evaluation: what the last one took
-        (``evaluation_s``, its reads of the part) plus one read of the whole text,
-        scaled; before any, ``first_guess_s``."""
-        if not evaluation_s or self.part is None:
-            return first_guess_s * self.reads
-        if self.part.whole:
-            return evaluation_s
-        scale = self.validation.num_targets / max(self.part.num_targets, 1)
-        return evaluation_s * (1 + scale / self.reads)
+    def _keep_best(self, best_path: Path, windows: Windows) -> float:
+        """best.pt's figure on ``windows``, written into it."""
+        saved, figure = loss_of_saved(best_path, self.model, windows, self.device)
+        self.read_chars += windows.num_targets
+        save_checkpoint(
+            best_path, replace(saved, best_val_loss=figure, best_whole=bool(windows.whole))
+        )
+        return figure
+
+    def _short_final(self, chars: int, best_loss: float, best_path: Path) -> Reading:
+        """The final evaluation when ``chars`` is less than the part's reads: one read
+        of a seeded part of the text that long, with the weights or their average
+        (whichever the last evaluation found better). They become best.pt when they
+        beat its figure (on the part evaluations read during training); else best.pt
+        stays, with that figure."""
+        averaged = self.last[2]
+        windows = self.validation.subset(max(chars, 1), self.config.seed)
+        loss = self.whole_loss(averaged, windows)
+        if loss < best_loss or not best_path.exists():
+            return Reading(windows, loss, True, averaged, final=windows)
+        return Reading(windows, loss, False, averaged, final=self.part)

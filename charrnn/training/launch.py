@@ -35,7 +35,7 @@ from charrnn.errors import CheckpointError, CorpusError
 from charrnn.events import Reporter, Summary, for_rank
 from charrnn.hardware import select_device, set_threads
 from charrnn.hub import is_hub_folder
-from charrnn.layering import Layers, Tables
+from charrnn.layering import Layers
 from charrnn.rundir import RunDir, default_run_name
 from charrnn.training.auto import Choice, choose, measure_speed
 from charrnn.training.distributed import Group, holding, main_first, on_main, session
@@ -67,7 +67,8 @@ def train(
     (:mod:`charrnn.training.finetune`).
 
     ``started`` (a :func:`time.monotonic` reading) is when the command began: a time
-    budget then counts its start-up too, so the command ends on time.
+    budget counts from there, start-up included, so the command ends on time by a
+    clock on the wall (default: from when the run is set up and training can begin).
 
     Under torchrun every process calls this; rank 0 alone writes ``out`` and speaks.
 
@@ -99,7 +100,7 @@ def train(
         chosen = None
         if layers is not None and layers.auto:
             chosen = _auto_settings(dataset, group, device, layers)
-            config = with_absolute_paths(layers.settle(chosen.tables))
+            config = with_absolute_paths(chosen.config)
         run_dir = RunDir(out)
         # Build the trainer first: bad settings fail before the run directory is touched.
         trainer = Trainer(
@@ -111,6 +112,7 @@ def train(
             group=group,
             device=device,
             planned_chars_per_s=chosen.planned_chars_per_s if chosen else None,
+            started=started,
         )
         if chosen is not None:
             speaker.notice(chosen.reason)
@@ -120,7 +122,7 @@ def train(
         with holding(group, run_dir, claim=lambda: run_dir.claim(overwrite=overwrite)):
             on_main(group, lambda: run_dir.write_config(config))
             on_main(group, lambda: record_sources(dataset.corpus.source, run_dir.path))
-            return _run(trainer, stop, started)
+            return _run(trainer, stop)
 
 
 def default_out(config: RunConfig) -> Path:
@@ -185,7 +187,14 @@ def resume(
             )
         with holding(group, run_dir):
             trainer = Trainer(
-                config, dataset, run_dir, reporter=speaker, stop=stop, group=group, device=device
+                config,
+                dataset,
+                run_dir,
+                reporter=speaker,
+                stop=stop,
+                group=group,
+                device=device,
+                started=started,
             )
             trainer.restore(checkpoint, run_dir.last)
             if checkpoint.stopped_by == "patience":
@@ -194,7 +203,7 @@ def resume(
                     f"{run_dir.path} had stopped early (no new best for --patience "
                     "evaluations); continuing, the count starts again"
                 )
-            if trainer.budget.stopped_by(trainer.step, trainer.clock.banked) is not None:
+            if trainer.budget.limit(trainer.step, trainer.clock.banked) is not None:
                 raise CheckpointError(
                     f"{run_dir.path} has already used its budget ({trainer.step} steps); "
                     "give a larger --steps, --epochs or --time to continue"
@@ -205,20 +214,13 @@ def resume(
                 run_dir.write_config(config)
 
             on_main(group, rewrite)
-            return _run(trainer, stop, started)
+            return _run(trainer, stop)
 
 
 def _auto_settings(dataset: Dataset, group: Group, device: torch.device, layers: Layers) -> Choice:
-    """The settings :func:`charrnn.training.auto.choose` picks for this corpus and machine."""
+    """The settings :func:`charrnn.training.auto.choose` picks for this corpus and
+    machine, settled under ``layers``."""
     items = dataset.train_items
-
-    def fit(tables: Tables) -> Tables:
-        """Items: the window is the longest item's, and a batch at most all of them."""
-        if items is None:
-            return tables
-        train = {**tables.get("train", {}), "seq_len": items.span}
-        train["batch_size"] = min(train.get("batch_size", 32), len(items))
-        return {**tables, "train": train}
 
     def speed(candidate: RunConfig) -> float:
         tc = candidate.train
@@ -235,9 +237,9 @@ def _auto_settings(dataset: Dataset, group: Group, device: torch.device, layers:
         # but most of it is still padding: count the characters that are predicted.
         return measured * items.num_targets / len(items) / tc.seq_len
 
+    shape = None if items is None else (items.span, len(items))
     vocab = len(dataset.corpus.vocab)
-    choice = choose(lambda tables: layers.settle(fit(tables)), dataset.train_chars, vocab, speed)
-    return Choice(fit(choice.tables), choice.reason, choice.planned_chars_per_s)
+    return choose(layers, dataset.train_chars, vocab, speed, items=shape)
 
 
 def _check_corpus_unchanged(checkpoint: Checkpoint, config: RunConfig) -> None:
@@ -256,11 +258,8 @@ def _check_corpus_unchanged(checkpoint: Checkpoint, config: RunConfig) -> None:
         )
 
 
-def _run(trainer: Trainer, stop: Callable[[], bool] | None, started: float | None) -> Summary:
-    """Run with Ctrl-C turned into a clean stop, unless the caller handles stopping;
-    the start-up since ``started`` comes out of a time budget."""
-    if started is not None:
-        trainer.budget.startup_s = max(time.monotonic() - started, 0.0)
+def _run(trainer: Trainer, stop: Callable[[], bool] | None) -> Summary:
+    """Run with Ctrl-C turned into a clean stop, unless the caller handles stopping."""
     try:
         if stop is not None:
             return trainer.run()

@@ -2,10 +2,12 @@
 
 Each step feeds window k of every stream, carries the recurrent state into window
 k + 1 and detaches it there (see :mod:`charrnn.data.streams`), so the model sees long
-context while gradients flow back ``seq_len`` steps. At each evaluation (see
-:class:`~charrnn.training.schedule.Cadence`) the whole validation text is scored, a short
-sample drawn, ``metrics.jsonl`` appended and ``best.pt`` saved when the loss is the
-best so far (``--patience`` ends the run when it stops improving); every ``save_every`` steps
+context while gradients flow back ``seq_len`` steps. After each step the budget
+(:class:`~charrnn.training.schedule.Budget`) says whether to stop, evaluate or train on.
+An evaluation during training scores a fixed part of the validation text, draws a
+short sample, appends to ``metrics.jsonl`` and saves ``best.pt`` when the loss is the
+best so far (``--patience`` ends the run when it stops improving); the final one scores
+the whole text, or as much as the budget has left. Every ``save_every`` steps
 ``last.pt`` is saved. Everything that decides what happens next — weights,
 optimizer, step, carried state, random-generator state — is in the checkpoint, so a
 resumed run continues exactly as if it had never stopped.
@@ -19,6 +21,7 @@ Setting a run up (process group, dataset, run directory, lock) is
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
@@ -45,8 +48,8 @@ from charrnn.model.network import CharRNN, State, detach_state, new_model
 from charrnn.rundir import RunDir
 from charrnn.training.averaging import AVERAGE_EVERY, WeightAverage
 from charrnn.training.distributed import Group
-from charrnn.training.evaluation import Reading, Validator, progress_sample
-from charrnn.training.schedule import Budget, Cadence, Clock, PlanWatch, Rate
+from charrnn.training.evaluation import Validator, progress_sample
+from charrnn.training.schedule import Budget, PlanWatch, Verdict, chars_per_s
 from charrnn.units import to_bits
 
 _REPORT_INTERVAL_S = 0.2
@@ -70,7 +73,10 @@ class Trainer:
         group: Group | None = None,
         device: torch.device | None = None,
         planned_chars_per_s: float | None = None,
+        started: float | None = None,
     ) -> None:
+        """``started`` (a :func:`time.monotonic` reading) is when the command began: a
+        time budget counts from there (default: now)."""
         self.config = config
         self.dataset = dataset
         self.vocab = dataset.corpus.vocab
@@ -89,7 +95,6 @@ class Trainer:
         self.autocast = autocast_dtype(tc.precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda") if tc.precision == "fp16" else None
         self.batches, self.validation = batches_for(dataset, tc)
-        self.budget = Budget(tc, self.batches.windows_per_epoch)
         self.plan = PlanWatch(planned_chars_per_s, tc.time_s)
         self.cold_starts = self.batches.cold_starts()[:, self.rows].to(self.device)
         self.model, self.optimizer = self._build()
@@ -98,6 +103,17 @@ class Trainer:
         self.average = WeightAverage(self.model) if tc.average else None
         # What each evaluation reads, and which weights it keeps.
         self.validator = Validator(self.model, self.validation, self.device, tc, self.average)
+        # The one owner of the run's time; without ``started`` it counts from here, once
+        # the model and optimizer are built (building AdamW imports torch._dynamo: seconds).
+        self.budget = Budget(
+            tc,
+            self.batches.windows_per_epoch,
+            started=started,
+            chars_per_step=self.batches.chars_per_window,
+        )
+        self.budget.whole_chars = self.validation.num_targets
+        self.budget.reads = self.validator.reads
+        self.clock = self.budget.clock  # the run's wall time (the budget's)
         # The model itself (saved, evaluated, sampled) and what trains it: under torchrun,
         # DistributedDataParallel, which starts every rank from rank 0's weights and
         # averages the gradients.
@@ -108,7 +124,7 @@ class Trainer:
         self.step = 0
         self.start_step = 0  # where this process began (a resumed run: later)
         self.chars_seen = 0
-        self.clock = Clock()
+        self.start_chars = 0  # characters seen when this process began training
         self.best_val_loss = math.inf
         self.last_val_loss = math.inf
         self.state: State | None = None
@@ -125,10 +141,8 @@ class Trainer:
         self.stopped_by: str | None = None  # which limit ended it
         self.since_best = 0  # evaluations since the best one, for --patience
         self.best_whole = True  # best_val_loss read the whole validation text
-        # What the last evaluation and save took (rank-agreed): the time budget keeps
-        # this much back for the final ones.
-        self.evaluation_cost = self.save_cost = 0.0
-        self.reading_cost = 0.0  # of that evaluation, reading the validation text
+        # (characters read, of all) when the final figure read a part: the budget ran out
+        self.final_part: tuple[int, int] | None = None
 
     def _build(self) -> tuple[CharRNN, torch.optim.Optimizer]:
         """The model on this device and AdamW over it (weight decay on matrices only)."""
@@ -334,20 +348,6 @@ class Trainer:
 
     # -- evaluation --------------------------------------------------------------------
 
-    def _read(self, final: bool, start: tuple[int, float], elapsed: float) -> Reading:
-        """This evaluation (see :class:`~charrnn.training.evaluation.Validator`); the
-        part it reads is sized at the first from the training speed so far."""
-        steps = max(self.step - self.start_step, 1)
-        spent = max(elapsed - start[1], 1e-3)
-        self.validator.choose_part(
-            train_chars_per_s=(self.chars_seen - start[0]) / spent,
-            budget_s=self.config.train.time_s
-            or (spent / steps * (self.budget.total_steps or self.step)),
-        )
-        return self.validator.read(
-            self.step, final=final, best_loss=self.best_val_loss, best_path=self.run_dir.best
-        )
-
     def sample_text(self) -> str:
         """A short sample to show how the model writes at this point."""
         text = progress_sample(
@@ -361,33 +361,57 @@ class Trainer:
         return text
 
     def _evaluate_and_record(
-        self, lr: float, elapsed: float, chars_per_s: float, final: bool, start: tuple[int, float]
+        self, lr: float, elapsed: float, chars_per_s: float, final: bool
     ) -> None:
-        """Validate (rank 0, shared), sample, append the metrics, save a new best."""
+        """Validate (rank 0, shared), sample, append the metrics, save a new best; tell
+        the budget what it took. The part evaluations during training read is sized
+        by the budget at the first; the final evaluation reads what fits in the time
+        left (:meth:`~charrnn.training.schedule.Budget.final_chars`)."""
         train_loss = self.group.mean(self.mean_train_loss())
         self.loss_sum.zero_()
         self.loss_count.zero_()
+        budget, validator = self.budget, self.validator
+        began = time.monotonic()
+        read_s, read_chars = 0.0, 0
         with self.clock.spending("evaluating"):
-            began = self._elapsed()
             windows, val_loss, is_best, averaged = self.validation, 0.0, False, False
+            final_windows = None
             if self.group.is_main:
-                reading = self._read(final, start, elapsed)
+                part = validator.choose_part(budget.part_chars())
+                budget.part = (part.num_targets, bool(part.whole))
+                fits = budget.final_chars() if final else None
+                before = validator.read_chars
+                reading = validator.read(
+                    self.step,
+                    final=final,
+                    best_loss=self.best_val_loss,
+                    best_path=self.run_dir.best,
+                    final_chars=fits,
+                )
+                read_s, read_chars = time.monotonic() - began, validator.read_chars - before
                 windows, val_loss, is_best = reading.windows, reading.loss, reading.is_best
-                averaged = reading.averaged
-                if reading.kept_best is not None:  # best.pt stays, measured on it all
-                    self.best_val_loss, self.best_whole = reading.kept_best, True
+                averaged, final_windows = reading.averaged, reading.final
+                if reading.kept_best is not None:  # best.pt stays, measured again
+                    self.best_val_loss = reading.kept_best
+                    self.best_whole = bool(final_windows is None or final_windows.whole)
             val_loss = self.group.from_main(val_loss)
             is_best = self.group.from_main(float(is_best)) > 0
             averaged = self.group.from_main(float(averaged)) > 0
             self.best_val_loss = self.group.from_main(self.best_val_loss)
-            val_s = self._elapsed() - began
-            self.reading_cost = val_s
-            sample = self.sample_text() if self.group.is_main else ""
+            read_s = self.group.from_main(read_s)
+            read_chars = int(self.group.from_main(float(read_chars)))
+            val_s = time.monotonic() - began
+            # The final sample only while the budget lasts: a run that started late (a
+            # busy machine) must not draw 200 characters past its end.
+            drawn = self.group.is_main and not (final and budget.left_s() <= 0)
+            sample = self.sample_text() if drawn else ""
         self.last_val_loss = val_loss
         self.since_best = 0 if is_best else self.since_best + 1
         if is_best:
             self.best_val_loss = val_loss
             self.best_whole = bool(windows.whole)
+        if final and final_windows is not None and not final_windows.whole:
+            self.final_part = (final_windows.num_targets, self.validation.num_targets)
         evaluation = Evaluation(
             step=self.step,
             epoch=round(self.step / self.batches.windows_per_epoch, 4),
@@ -410,20 +434,21 @@ class Trainer:
         self.reporter.evaluated(evaluation)
         if is_best:
             self.save(best=True, last=False, averaged=averaged)
+        cost = self.group.max(time.monotonic() - began)[0]
+        fraction = budget.fraction(self.step)
+        budget.evaluated(fraction, cost, read_chars, read_s, final)
 
-    def _finish_evaluation(
-        self, lr: float, elapsed: float, chars_per_s: float, start: tuple[int, float]
-    ) -> None:
-        """Make the evaluation just done at this step the final one."""
+    def _final_evaluation(self, lr: float, elapsed: float, chars_per_s: float) -> None:
+        """The evaluation that gives the run its figure, at the step it stopped."""
         part = self.validator.part
-        if part is not None and part.whole:
-            # It read the whole text: its figure is final already (reading it again
-            # cost a whole evaluation past the budget); a best.pt saved by it is
-            # saved again to say the run is finished.
+        if part is not None and part.whole and self.validator.part_read(self.step):
+            # The evaluation at this step read the whole text: its figure is final
+            # already (reading it again would cost a whole evaluation past the
+            # budget); a best.pt saved by it is saved again to say the run is finished.
             if self.since_best == 0:  # every rank: the checkpoint gathers their state
                 self.save(best=True, last=False, averaged=self.validator.last[2])
             return
-        self._evaluate_and_record(lr, elapsed, chars_per_s, True, start)
+        self._evaluate_and_record(lr, elapsed, chars_per_s, True)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -453,7 +478,7 @@ class Trainer:
             Progress(
                 step=self.step,
                 epoch=self.step / self.batches.windows_per_epoch,
-                fraction=self.budget.fraction(self.step, elapsed),
+                fraction=self.budget.fraction(self.step),
                 train_loss=self.mean_train_loss(),
                 lr=lr,
                 chars_per_s=chars_per_s,
@@ -486,44 +511,43 @@ class Trainer:
         patience = self.config.train.patience
         return patience is not None and self.since_best >= patience
 
-    def _timed(self, action: Callable[[], None]) -> float:
-        """Run ``action``; the seconds it took, the same on every rank."""
-        before = self._elapsed()
-        action()
-        return self._elapsed() - before
+    def speed(self) -> float:
+        """This process's training speed so far (the one definition:
+        :func:`~charrnn.training.schedule.chars_per_s`), as the bar and the summary show it."""
+        return chars_per_s(self.chars_seen - self.start_chars, self.clock.training_s())
 
-    def _final_cost(self, start: tuple[int, float], elapsed: float) -> float:
-        """Seconds the final evaluation will take: its reads of the validation text
-        scaled from the last evaluation's (only the reading scales with the text: a
-        best.pt saved inside the evaluation, scaled 100-fold, once kept a tenth of a
-        4-second budget back), plus the rest of that evaluation once."""
-        reads = self.validator.final_cost(
-            self.reading_cost, self._evaluation_estimate(start, elapsed)
-        )
-        return reads + max(self.evaluation_cost - self.reading_cost, 0.0)
+    def _agreed(self, verdict: Verdict) -> Verdict:
+        """The budget's verdict, the same on every rank (under torchrun each measures
+        its own clock; steps and epochs agree by themselves)."""
+        if not self.group.enabled:
+            return verdict
+        time_up, evaluate = self.group.max(float(verdict.stop == "time"), float(verdict.evaluate))
+        stop = verdict.stop or ("time" if time_up > 0 else None)
+        return Verdict(stop, evaluate > 0 and stop is None)
 
-    def _evaluation_estimate(self, start: tuple[int, float], elapsed: float) -> float:
-        """Seconds one read of the whole validation text will take, from the training
-        speed so far: a forward pass costs about a third of a training step per
-        character."""
-        speed = (self.chars_seen - start[0]) / max(elapsed - start[1], 1e-3)
-        return self.validation.num_targets / max(speed, 1.0) / 2
+    def _save_last(self) -> None:
+        began = time.monotonic()
+        self.save()
+        self.budget.saved(self.group.max(time.monotonic() - began)[0])
 
     def run(self) -> Summary:
         """Train until the budget is used up (or patience runs out); save and return
-        how it ended."""
+        how it ended. At least one step: a run whose budget is used up is refused
+        before it gets here (:func:`charrnn.training.launch.resume`)."""
         tc = self.config.train
+        budget = self.budget
         self.model.train()
-        self.clock.restart()
+        budget.begin(self.step)
         self.reporter.start(self._run_start())
-        since_report, since_eval = Rate(self.chars_seen), Rate(self.chars_seen)
-        cadence = Cadence(tc, self.budget.fraction(self.step, self.clock.banked))
-        start = (self.chars_seen, self.clock.banked)
-        self.start_step = self.step
-        stopped_by = self.budget.stopped_by(self.step, self.clock.banked)
-        while stopped_by is None:
+        self.start_step, self.start_chars = self.step, self.chars_seen
+        # (characters, training seconds) at the last report and the last evaluation
+        reported = evaluated = (self.chars_seen, 0.0)
+        report_at = time.monotonic()
+        verdict = Verdict()
+        lr = budget.learning_rate(self.step)
+        while verdict.stop is None:
             self._stop_if_requested()
-            lr = self.budget.learning_rate(self.step + 1, self._elapsed())
+            lr = budget.learning_rate(self.step + 1)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
 
@@ -536,45 +560,41 @@ class Trainer:
                 # A read every few steps, not every step; at a step number, not a time,
                 # so under torchrun every rank stops at the same step.
                 self.check_divergence()
+            budget.stepped()
 
-            elapsed = self._elapsed()
-            fraction = self.budget.fraction(self.step, elapsed)
-            stopped_by = self.budget.stopped_by(self.step, elapsed)
-            evaluate = cadence.due(self.step, fraction) or stopped_by is not None
+            # The one decision of this step: stop (and why), evaluate, or train on.
+            verdict = self._agreed(budget.verdict(self.step))
             # Set before the final evaluation, so a best.pt saved there says it is final.
-            self.finished, self.stopped_by = stopped_by is not None, stopped_by
-            if evaluate or since_report.seconds() >= _REPORT_INTERVAL_S:
-                seconds = since_report.seconds()
-                speed = since_report.take(self.chars_seen)
-                self._report_progress(lr, elapsed, speed, evaluating=evaluate)
-                drifted = self.plan.observe(speed, seconds, elapsed, self.chars_seen)
+            self.finished, self.stopped_by = verdict.stop is not None, verdict.stop
+            ending = verdict.evaluate or verdict.stop is not None
+            if ending or time.monotonic() - report_at >= _REPORT_INTERVAL_S:
+                # This rank's clock: the condition is this rank's too, so no collective
+                # here (only rank 0 speaks anyway).
+                elapsed = self.clock.elapsed()
+                self._report_progress(lr, elapsed, self.speed(), evaluating=ending)
+                trained = self.clock.training_s()
+                chars, seconds = self.chars_seen - reported[0], trained - reported[1]
+                drifted = self.plan.observe(
+                    chars_per_s(chars, seconds), seconds, elapsed, self.chars_seen
+                )
                 if drifted:
                     self.reporter.warning(drifted)
-            if evaluate:
-                rate = since_eval.take(self.chars_seen)
-                final = stopped_by is not None
-                evaluation = partial(self._evaluate_and_record, lr, elapsed, rate, final, start)
-                self.evaluation_cost = self._timed(evaluation)
-                cadence.evaluated(fraction, self.evaluation_cost, self._final_cost(start, elapsed))
-                if stopped_by is None and self._out_of_patience():
-                    stopped_by = "patience"
-                if stopped_by is None:
-                    stopped_by = self.budget.stopped_by(self.step, self._elapsed())
-                if stopped_by is not None and not final:
-                    # The run ends here (patience, or an evaluation that ran into the
-                    # time kept for the final one): the figure it reports reads the
-                    # whole text, like any final evaluation.
-                    self.finished, self.stopped_by = True, stopped_by
-                    self._timed(partial(self._finish_evaluation, lr, elapsed, rate, start))
-                since_report.reset(self.chars_seen)
-                since_eval.reset(self.chars_seen)
-            self.finished = stopped_by is not None
-            self.stopped_by = stopped_by
-            if self.step % tc.save_every == 0 or self.finished:
-                self.save_cost = self._timed(self.save)
-            self.budget.reserve_s = self._final_cost(start, elapsed) + self.save_cost
+                reported, report_at = (self.chars_seen, trained), time.monotonic()
+            if verdict.evaluate:
+                trained = self.clock.training_s()
+                rate = chars_per_s(self.chars_seen - evaluated[0], trained - evaluated[1])
+                self._evaluate_and_record(lr, self._elapsed(), rate, False)
+                evaluated = (self.chars_seen, trained)
+                if self._out_of_patience():  # early stopping: the evaluation decides
+                    verdict = Verdict("patience")
+                    self.finished, self.stopped_by = True, "patience"
+            if verdict.stop is None and self.step % tc.save_every == 0:
+                self._save_last()
 
-        spent = self.clock.breakdown()
+        trained = self.clock.training_s()
+        rate = chars_per_s(self.chars_seen - evaluated[0], trained - evaluated[1])
+        self._final_evaluation(lr, self._elapsed(), rate)
+        self._save_last()
         summary = Summary(
             run_dir=self.run_dir.path,
             step=self.step,
@@ -582,13 +602,12 @@ class Trainer:
             elapsed_s=self.clock.elapsed(),
             best_val_loss=self.best_val_loss,
             last_val_loss=self.last_val_loss,
-            stopped_by=stopped_by,
+            stopped_by=verdict.stop or "unknown",
             bad_steps=self.bad_steps,
-            time_spent={"starting": round(self.budget.startup_s, 2), **spent}
-            if self.budget.startup_s
-            else spent,
-            chars_per_s=(self.chars_seen - start[0]) / max(spent["training"], 1e-9),
+            time_spent=self.clock.breakdown(),
+            chars_per_s=self.speed(),
             planned_chars_per_s=self.plan.planned,
+            final_part=self.final_part,
         )
         self.reporter.finish(summary)
         return summary
