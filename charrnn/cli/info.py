@@ -139,11 +139,13 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
     files = len(run_sources(path.parent) or [])
     left_out = left_out_text(run_skipped(path.parent))
     # A finished run's figures read the whole validation text (its final evaluation
-    # did); until then, the fixed part evaluations during training read.
+    # did) unless its time budget ran out first; until then, the fixed part
+    # evaluations during training read.
     measured = (
         " (the whole validation text)"
         if checkpoint.best_whole
-        else " (the part of the validation text evaluations read during training)"
+        else " (a part of the validation text: the one evaluations read during training,"
+        " or what the final evaluation had time for)"
     )
     listed = escape(printable(str(path.parent / RUN_SOURCES)))
     t = Table(title=escape(printable(str(path))), title_justify="left", show_header=False)

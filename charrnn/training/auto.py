@@ -14,7 +14,7 @@ training steps), and how many passes over the corpus that makes.
   character is seen again.
 
 The thresholds and values come from sweeps on three texts (``python -m
-benchmarks.sweep``; the table is in the README). Settings given on the command
+benchmarks.sweep``; the table is in docs/benchmarks.md). Settings given on the command
 line or in a ``--config`` file win over the chosen ones.
 """
 
@@ -50,7 +50,7 @@ class Rung:
 
 # Measured on Tiny Shakespeare (2-core CPU, bf16): 1x512 reached 1.48 nats in 75 s,
 # where 2x512 had not reached 1.57 after 1M characters; at 5 min (2.9M characters)
-# 2x512 reached 1.43 and 1x512 1.49 (README, Benchmarks).
+# 2x512 reached 1.43 and 1x512 1.49 (docs/benchmarks.md).
 LADDER = (
     Rung(1, 512, 32, 32, 1e-2, 0),
     Rung(2, 512, 32, 64, 4e-3, 1.5e6),
@@ -62,7 +62,7 @@ LADDER = (
 # (1.431) than with 0.2 (1.478); by 5 passes it overfits without (train 1.05, val 1.43).
 # At 7 passes a 2x768 did better with 0.1 (1.4006) than with 0.2 (1.4090). On 90k
 # characters 0.3 stays best at 20-30 passes: a 1x512 reached 1.269 with it, 1.286 with
-# 0.2 and 1.320 with 0.5; a 2x512 1.245 with it and 1.274 with 0.5 (README, the
+# 0.2 and 1.320 with 0.5; a 2x512 1.245 with it and 1.274 with 0.5 (docs/benchmarks.md, the
 # sweep; one run each).
 REGULARISATION = (
     (0.0, 0.0, 0.0, 0.0),
