@@ -88,6 +88,25 @@ def _fsync_dir(folder: Path) -> None:
 # ``inspect --out``, ``hello --html``, ``corpus make -o``): one rule for all of them.
 
 
+def _named(path: Path) -> tuple[Path, os.stat_result | None]:
+    """A path the user named to write: where it leads (a symbolic link followed) and
+    what is there now (None: nothing yet, in a folder that exists). A link loop, a
+    missing folder or an unreadable entry is one :class:`ConfigError` line."""
+    try:
+        resolved = path.resolve() if path.is_symlink() else path
+    except (OSError, RuntimeError):  # a symbolic link loop
+        raise ConfigError(f"cannot write {path}: it is a symbolic link loop") from None
+    try:
+        return resolved, os.stat(resolved)
+    except FileNotFoundError:
+        if not resolved.parent.is_dir():
+            folder = resolved.parent
+            raise ConfigError(f"cannot write {path}: folder {folder} does not exist") from None
+        return resolved, None
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def output_target(path: Path, *, overwrite: bool) -> tuple[Path, bool]:
     """Where a file the user named is written, and whether it is written straight through.
 
@@ -106,19 +125,9 @@ def output_target(path: Path, *, overwrite: bool) -> tuple[Path, bool]:
         # /dev/stdout, /dev/fd/3, /proc/self/fd/1: the stream a shell handed over, even
         # when it leads to a regular file the shell opened (``> out.txt``).
         return path, True
-    try:
-        resolved = path.resolve() if path.is_symlink() else path
-    except (OSError, RuntimeError):  # a symbolic link loop
-        raise ConfigError(f"cannot write {path}: it is a symbolic link loop") from None
-    try:
-        st = os.stat(resolved)
-    except FileNotFoundError:
-        if not resolved.parent.is_dir():
-            folder = resolved.parent
-            raise ConfigError(f"cannot write {path}: folder {folder} does not exist") from None
+    resolved, st = _named(path)
+    if st is None:
         return resolved, False
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     if stat.S_ISREG(st.st_mode):
         if not overwrite:
             raise ConfigError(f"{path} exists; pass --overwrite to replace it")
@@ -169,19 +178,9 @@ def output_folder(path: Path, *, overwrite: bool, ours: tuple[str, ...]) -> Path
     exists is refused. Raises :class:`ConfigError` with one line for a refusal.
     """
     path = Path(path)
-    try:
-        resolved = path.resolve() if path.is_symlink() else path
-    except (OSError, RuntimeError):
-        raise ConfigError(f"cannot write {path}: it is a symbolic link loop") from None
-    try:
-        st = os.stat(resolved)
-    except FileNotFoundError:
-        if not resolved.parent.is_dir():
-            folder = resolved.parent
-            raise ConfigError(f"cannot write {path}: folder {folder} does not exist") from None
+    resolved, st = _named(path)
+    if st is None:
         return resolved
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise ConfigError(f"cannot write {path}: it exists and is not a folder")
     if not overwrite:
