@@ -240,6 +240,14 @@ async def _answer(
     return Response(renderer.whole(merged), media_type="application/json")
 
 
+def _opening(run: Run, renderer: Renderer, held: list[list[Piece]]) -> list[bytes]:
+    """A stream's first events: its opening (for completions with ``echo``, the
+    prompts with the scores the engine gave them) and what was drawn meanwhile."""
+    renderer.echo = run.echo_tokens()
+    opening = renderer.opening()
+    return ([opening] if opening else []) + [renderer.chunk(p) for p in held]
+
+
 async def _stream(run: Run, renderer: Renderer) -> AsyncIterator[bytes]:
     """The events of one streamed response: the opening, the text as it comes (at
     most one event per :data:`STREAM_INTERVAL_S`), usage if asked, ``[DONE]``."""
@@ -253,12 +261,8 @@ async def _stream(run: Run, renderer: Renderer) -> AsyncIterator[bytes]:
                     held.append(pieces)
                     continue
                 opened = True
-                renderer.echo = run.echo_tokens()
-                opening = renderer.opening()
-                if opening:
-                    yield opening
-                for earlier in held:
-                    yield renderer.chunk(earlier)
+                for event in _opening(run, renderer, held):
+                    yield event
             yield renderer.chunk(pieces)
             sent_at = time.monotonic()
             # At most one event per STREAM_INTERVAL_S a client: what is drawn meanwhile
@@ -267,12 +271,8 @@ async def _stream(run: Run, renderer: Renderer) -> AsyncIterator[bytes]:
             if wait > 0:
                 await asyncio.sleep(wait)
         if not opened:  # nothing drawn (max_tokens 0): the echo alone
-            renderer.echo = run.echo_tokens()
-            opening = renderer.opening()
-            if opening:
-                yield opening
-            for earlier in held:
-                yield renderer.chunk(earlier)
+            for event in _opening(run, renderer, held):
+                yield event
         if run.gen.include_usage:
             yield renderer.usage_event()
     except ApiError as exc:  # the server is stopping
