@@ -198,3 +198,68 @@ def test_scoring_takes_the_same_memory_for_a_file_eight_times_longer(tmp_path: P
         )  # fmt: skip
         grown.append(int(done.stdout) / 1024)  # MB (ru_maxrss is in kB on Linux)
     assert grown[1] - grown[0] < 20, f"peak memory grew {grown} MB with the file"
+
+
+@pytest.mark.parametrize(("block", "chunk"), [(1 << 20, 4096), (37, 11), (53, 200)])
+def test_windows_score_every_character_each_window_from_a_fresh_state(
+    block: int, chunk: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--window W`` is nanoGPT's protocol: consecutive windows of W predictions, each
+    from a zero state, every character after the first scored — computed here window
+    by window with the model itself, with blocks and chunks cut across the windows."""
+    import torch.nn.functional as F
+
+    from charrnn.scoring import file as file_score
+    from charrnn.scoring import text as scoring
+
+    torch.manual_seed(0)
+    vocab = Vocab.from_text(ODD_LINES)
+    model = CharRNN(len(vocab), ModelConfig(cell="gru", num_layers=2, hidden_size=8)).eval()
+    path = tmp_path / "t.txt"
+    path.write_text(ODD_LINES, encoding="utf-8")
+    ids = torch.as_tensor(vocab.encode(ODD_LINES)).long()
+    window = 29
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(ids) - 1, window):
+            x = ids[start : min(start + window, len(ids) - 1)]
+            y = ids[start + 1 : start + 1 + len(x)]
+            logits, _ = model(x[None], None)
+            total += F.cross_entropy(logits[0].float(), y, reduction="sum").item()
+            count += len(y)
+    monkeypatch.setattr(file_score, "BLOCK", block)
+    monkeypatch.setattr(scoring, "CHUNK", chunk)
+    windowed = file_score.score_file(model, vocab, path, window=window)
+    assert windowed.predicted == count == len(ids) - 1
+    assert windowed.nats == pytest.approx(total / count, rel=1e-5)
+    assert windowed.window == window
+    carried = file_score.score_file(model, vocab, path)
+    assert carried.nats != pytest.approx(windowed.nats, rel=1e-4)  # the state matters here
+    assert file_score.score_file(model, vocab, path, window=len(ids)).nats == pytest.approx(
+        carried.nats, rel=1e-6
+    )  # one window as long as the text is the carried stream
+
+
+def test_score_window_on_the_command_line(run: Path, tmp_path: Path) -> None:
+    text = tmp_path / "t.txt"
+    text.write_text(make_text(2_000), encoding="utf-8")
+    result = runner.invoke(app, ["score", str(run), str(text), "--window", "64", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["window"] == 64 and summary["predicted"] == summary["characters"] - 1
+    plain = json.loads(runner.invoke(app, ["score", str(run), str(text), "--json"]).output)
+    assert "window" not in plain and plain["nats_per_char"] != summary["nats_per_char"]
+    refused = runner.invoke(app, ["score", str(run), str(text), "--window", "0"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+
+
+def test_a_window_on_an_items_model_is_one_clear_error(tmp_path: Path) -> None:
+    from charrnn.errors import ConfigError
+    from charrnn.scoring.file import score_file
+
+    vocab = Vocab.from_text(ODD_LINES)
+    model = CharRNN(len(vocab), ModelConfig(cell="lstm", num_layers=1, hidden_size=8)).eval()
+    path = tmp_path / "t.txt"
+    path.write_text(ODD_LINES, encoding="utf-8")
+    with pytest.raises(ConfigError, match="trained on items"):
+        score_file(model, vocab, path, docs="lines", window=64)

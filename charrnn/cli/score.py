@@ -50,6 +50,17 @@ def score(
     top: Annotated[
         int, typer.Option("--top", min=1, max=10_000, help="Lines or spots listed.")
     ] = 20,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            "--window",
+            min=1,
+            help="Score in consecutive windows of this many characters, each from a fresh "
+            "state (nanoGPT's protocol: 256 for shakespeare_char); default: one stream, the "
+            "state carried through the text as in training.",
+            show_default=False,
+        ),
+    ] = None,
     encoding: opt.EncodingOpt = None,
     skip_unknown: opt.SkipUnknownOpt = False,
     strict: opt.StrictOpt = False,
@@ -92,11 +103,14 @@ def score(
             worst_spots=top if show else 0,
             worst_lines=top if per_line and not as_json else 0,
             every_line=per_line and as_json,
+            window=window,
             on_progress=advance,
             reporter=Quiet(),
         )
     if as_json:
         summary: dict[str, object] = {"file": label, **result.summary()}
+        if result.window is not None:
+            summary["window"] = result.window
         if result.all_lines is not None:
             summary["lines"] = [
                 {"line": number, "bpc": to_bits(nats), "chars": chars}
@@ -111,7 +125,8 @@ def score(
         console.print(worst_table(result.vocab, result.spots))
     if per_line:
         console.print(lines_table(result.worst_lines, result.lines_seen))
-    console.print(score_table(f"{label} scored by {checkpoint}", result))
+    how = f" in windows of {result.window:,}, each from a fresh state" if result.window else ""
+    console.print(score_table(f"{label} scored by {checkpoint}{how}", result))
 
 
 # Background by surprisal in bits: what the model found easy stays plain.

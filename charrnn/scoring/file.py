@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from charrnn.config import Docs
 from charrnn.data.text import check_readable, iter_symbol_chunks
 from charrnn.data.vocab import Vocab
-from charrnn.errors import CorpusError, VocabError
+from charrnn.errors import ConfigError, CorpusError, VocabError
 from charrnn.events import SILENT, Reporter
 from charrnn.model.network import CharRNN, State
-from charrnn.model.prefix import run_prefix
+from charrnn.model.prefix import run_chunk
 from charrnn.scoring import text as whole_text
 from charrnn.scoring.text import Line, Score, Totals, score_items
 from charrnn.units import to_bits
@@ -63,6 +63,7 @@ class FileScore(Totals):
     lines_seen: int = 0  # lines with at least one predicted character
     all_lines: list[tuple[int, int, float]] | None = None  # (number, predicted, nats)
     dropped: int = 0  # characters outside the vocabulary, skipped
+    window: int | None = None  # scored in windows of this many, each from a fresh state
 
     @property
     def nats(self) -> float:
@@ -243,30 +244,69 @@ def score_file(
     worst_spots: int = 0,
     worst_lines: int = 0,
     every_line: bool = False,
+    window: int | None = None,
     on_progress: Callable[[int], None] | None = None,
     reporter: Reporter = SILENT,
 ) -> FileScore:
     """Score the file at ``path`` as :func:`score_text` scores its text, in memory that
     does not grow with the file: the first ``show`` characters are kept in full, the
     ``worst_spots`` most surprising characters and ``worst_lines`` lines, and
-    (``every_line``) each line's numbers. ``on_progress`` hears the bytes read."""
+    (``every_line``) each line's numbers. ``on_progress`` hears the bytes read.
+
+    ``window`` scores the text in consecutive windows of that many predictions, each
+    from a fresh (zero) state, every character after the first still scored: the
+    protocol of Transformer baselines such as nanoGPT (windows of their block size,
+    256 for shakespeare_char), where a prediction sees at most ``window`` characters.
+    Without it the state runs through the whole text, as training carried it.
+
+    Raises:
+        ConfigError: ``window`` with a model trained on items (each item is already
+            scored from a fresh state).
+    """
     check_readable(path)
+    if window is not None and Docs(docs).on:
+        raise ConfigError(
+            "--window scores a stream in windows; this model was trained on items, which "
+            "are each scored from a fresh state already"
+        )
+    if window is not None and window < 1:
+        raise ConfigError(f"--window must be at least 1 (got {window})")
     tally = _Tally(vocab, show, worst_spots, worst_lines, every_line)
+    tally.result.window = window
     blocks = _blocks(path, vocab, encoding, skip_unknown, tally.result, on_progress)
     if Docs(docs).on:
         _score_item_blocks(model, vocab, blocks, docs, tally)
     else:
-        _score_stream_blocks(model, blocks, tally)
+        _score_stream_blocks(model, blocks, tally, window)
     if tally.result.dropped:
         reporter.warning(f"skipped {tally.result.dropped:,} characters outside the vocabulary")
     return tally.finish()
 
 
-def _score_stream_blocks(model: CharRNN, blocks: Iterator[np.ndarray], tally: _Tally) -> None:
+def _pieces(offset: int, length: int, window: int | None) -> Iterator[tuple[int, int, bool]]:
+    """Cut ``length`` inputs whose first is prediction ``offset`` of the text into
+    pieces of at most one chunk that never cross a window's edge: ``(start, end,
+    fresh)``, ``fresh`` when the piece begins a window (its state starts at zero)."""
+    start = 0
+    while start < length:
+        at = offset + start
+        end = min(length, start + whole_text.CHUNK)
+        if window is not None:
+            end = min(end, start + window - at % window)
+        yield start, end, window is not None and at % window == 0
+        start = end
+
+
+def _score_stream_blocks(
+    model: CharRNN, blocks: Iterator[np.ndarray], tally: _Tally, window: int | None = None
+) -> None:
+    """The text as one stream, block by block, the state carried from each block to the
+    next (or, with ``window``, dropped at every window's start)."""
     model.eval()
     device = model.head.weight.device
     state: State | None = None
     previous: int | None = None
+    offset = 0  # predictions made before this block
     for ids in blocks:
         if len(ids) == 0:
             continue
@@ -274,13 +314,13 @@ def _score_stream_blocks(model: CharRNN, blocks: Iterator[np.ndarray], tally: _T
             tally.start(int(ids[0]))
             previous, ids = int(ids[0]), ids[1:]
         inputs = np.concatenate([[previous], ids[:-1]]).astype(np.int64)
-        chunks = run_prefix(model, inputs, state=state, chunk=whole_text.CHUNK)
-        for start, chunk_logits, after in chunks:
-            state = after  # carried into the next block
-            logits = chunk_logits[0]  # (T, V)
-            y = torch.as_tensor(ids[start : start + len(logits)], device=device).long()
+        for start, end, fresh in _pieces(offset, len(inputs), window):
+            logits, state = run_chunk(model, inputs[None, start:end], None if fresh else state)
+            logits = logits[0]  # (T, V)
+            y = torch.as_tensor(ids[start:end], device=device).long()
             losses = F.cross_entropy(logits, y, reduction="none").cpu().numpy()
             tally.add(y.cpu().numpy(), losses, logits.argmax(dim=-1).cpu().numpy())
+        offset += len(inputs)
         if len(ids):
             previous = int(ids[-1])
 
