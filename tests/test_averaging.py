@@ -22,10 +22,10 @@ from charrnn.events import Silent
 from charrnn.model.network import CharRNN
 from charrnn.rundir import RunDir
 from charrnn.training.averaging import WeightAverage, gamma_for_width
+from charrnn.training.clock import PlanWatch
 from charrnn.training.evaluation import validation_loss
 from charrnn.training.launch import resume, train
 from charrnn.training.loop import Trainer
-from charrnn.training.schedule import PlanWatch
 
 
 def _model(seed: int) -> CharRNN:
@@ -173,12 +173,12 @@ def test_a_run_slower_than_planned_says_so_and_the_summary_shows_both_speeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from charrnn.layering import Layers
-    from charrnn.training import auto, schedule
+    from charrnn.training import auto, clock
 
     # auto "measures" a machine 1000x faster than this one: the plan is wrong from the start.
     real = auto.measure_speed
     monkeypatch.setattr("charrnn.training.launch.measure_speed", lambda *a: 1000 * real(*a))
-    monkeypatch.setattr(schedule, "PLAN_HOLD_S", 0.5)
+    monkeypatch.setattr(clock, "PLAN_HOLD_S", 0.5)
     corpus = tmp_path / "t.txt"
     corpus.write_text(make_text(20_000), encoding="utf-8")
     # auto chooses the cell, batch and window; a tiny model is given, to train quickly.

@@ -23,14 +23,9 @@ from charrnn.checkpoint import load_checkpoint
 from charrnn.cli.live import LiveReporter, measured_on
 from charrnn.config import TrainConfig
 from charrnn.rundir import RunDir
+from charrnn.training.clock import chars_per_s
 from charrnn.training.launch import train
-from charrnn.training.schedule import (
-    FINAL_SHARE,
-    MAX_EVALUATION_SHARE,
-    Budget,
-    Verdict,
-    chars_per_s,
-)
+from charrnn.training.schedule import FINAL_SHARE, MAX_EVALUATION_SHARE, Budget, Verdict
 from charrnn.units import human
 
 # -- the budget's arithmetic, on a clock the test sets ----------------------------------

@@ -86,7 +86,7 @@ class Choice:
     tables: Tables
     reason: str
     # Characters per second measured here for the chosen model (a time budget), so
-    # the run can say when it gets another speed (charrnn.training.schedule.PlanWatch).
+    # the run can say when it gets another speed (charrnn.training.clock.PlanWatch).
     planned_chars_per_s: float | None = None
 
 

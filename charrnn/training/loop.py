@@ -47,9 +47,10 @@ from charrnn.hardware import autocast_dtype, select_device, set_threads
 from charrnn.model.network import CharRNN, State, detach_state, new_model
 from charrnn.rundir import RunDir
 from charrnn.training.averaging import AVERAGE_EVERY, WeightAverage
+from charrnn.training.clock import PlanWatch, chars_per_s
 from charrnn.training.distributed import Group
 from charrnn.training.evaluation import Validator, progress_sample
-from charrnn.training.schedule import Budget, PlanWatch, Verdict, chars_per_s
+from charrnn.training.schedule import Budget, Verdict
 from charrnn.units import to_bits
 
 _REPORT_INTERVAL_S = 0.2
@@ -513,7 +514,7 @@ class Trainer:
 
     def speed(self) -> float:
         """This process's training speed so far (the one definition:
-        :func:`~charrnn.training.schedule.chars_per_s`), as the bar and the summary show it."""
+        :func:`~charrnn.training.clock.chars_per_s`), as the bar and the summary show it."""
         return chars_per_s(self.chars_seen - self.start_chars, self.clock.training_s())
 
     def _agreed(self, verdict: Verdict) -> Verdict:
