@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from charrnn.checkpoint import check_optimizer_state
 from charrnn.cli.app import app
-from charrnn.data.sources import check_sources, read_stdin
+from charrnn.data.run_sources import check_sources
+from charrnn.data.sources import read_stdin
 from charrnn.errors import CorpusError
 
 runner = CliRunner()

@@ -134,7 +134,8 @@ def info_table(path: Path, checkpoint: Checkpoint) -> Table:
     model, train, data = checkpoint.config.model, checkpoint.config.train, checkpoint.config.data
     corpus = checkpoint.corpus
     where = corpus.path if corpus is not None else (data.path or "?")
-    from charrnn.data.sources import RUN_SOURCES, left_out_text, run_skipped, run_sources
+    from charrnn.data.run_sources import RUN_SOURCES, run_skipped, run_sources
+    from charrnn.data.sources import left_out_text
 
     files = len(run_sources(path.parent) or [])
     left_out = left_out_text(run_skipped(path.parent))

@@ -168,7 +168,7 @@ def read_stdin(
 
 
 class _StreamCheck:
-    """Standard input checked as it streams past, as :func:`_unusable` checks a file."""
+    """Standard input checked as it streams past, as :func:`unusable` checks a file."""
 
     def __init__(self, encoding: str | None) -> None:
         self.probed = 0  # bytes looked at for a NUL so far
@@ -247,7 +247,7 @@ def gather(
                 raw = file.read_bytes()
             except OSError as exc:
                 raise CorpusError(f"{file}: cannot read: {exc.strerror}") from None
-            why = _unusable(raw, encoding)
+            why = unusable(raw, encoding)
             if why is not None:
                 if strict:
                     raise CorpusError(f"{file}: {why} (drop --strict to skip such files)")
@@ -267,7 +267,7 @@ def gather(
     if not sources:
         target.unlink(missing_ok=True)
         raise CorpusError(f"{', '.join(inputs)}: no readable text files ({_counted(skipped)})")
-    counted = _ordered(skipped)
+    counted = ordered_counts(skipped)
     manifest = {
         "name": _name(inputs),
         "files": [source.__dict__ for source in sources],
@@ -294,12 +294,12 @@ def _unchanged(target: Path, files: list[Path], left_out: Counter[str]) -> Gathe
         sources = tuple(Source(**entry) for entry in manifest["files"])
         read = {str(k): int(v) for k, v in manifest["skipped"].items()}
         skipped = Counter({k: read.get(k, 0) for k in (BINARY, UNDECODABLE, EMPTY)}) + left_out
-        return Gathered(target, str(manifest["name"]), sources, _ordered(skipped))
+        return Gathered(target, str(manifest["name"]), sources, ordered_counts(skipped))
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
 
 
-def _ordered(counts: Counter[str] | dict[str, int]) -> dict[str, int]:
+def ordered_counts(counts: Counter[str] | dict[str, int]) -> dict[str, int]:
     """The counts that occur, in the order of :data:`REASONS`."""
     return {why: int(counts[why]) for why in REASONS if counts.get(why)}
 
@@ -340,7 +340,8 @@ def file_starts(corpus: Path, byte_level: bool) -> np.ndarray | None:
     return starts if len(starts) > 1 else None
 
 
-def _unusable(raw: bytes, encoding: str) -> str | None:
+def unusable(raw: bytes, encoding: str) -> str | None:
+    """Why a file's bytes cannot join the corpus (empty, binary, undecodable), or None."""
     if not raw:
         return EMPTY
     if b"\0" in raw[:BINARY_PROBE]:
@@ -355,7 +356,7 @@ def _unusable(raw: bytes, encoding: str) -> str | None:
 
 
 def _counted(skipped: dict[str, int], empty: str = "none found") -> str:
-    return ", ".join(f"{n:,} {why}" for why, n in _ordered(skipped).items()) or empty
+    return ", ".join(f"{n:,} {why}" for why, n in ordered_counts(skipped).items()) or empty
 
 
 def _name(inputs: Sequence[str]) -> str:
@@ -400,102 +401,3 @@ def _real(file: Path, resolved: dict[Path, Path]) -> Path:
     if parent is None:
         parent = resolved[file.parent] = file.parent.resolve()
     return parent / file.name
-
-
-RUN_SOURCES = "sources.json"  # a run's copy of its joined corpus's manifest
-
-
-def record_sources(corpus: Path, run: Path) -> None:
-    """Keep a joined corpus's list of files and hashes, what it left out, and how it
-    was gathered (to see added files on resume) in the run directory."""
-    manifest = read_manifest(corpus)
-    if manifest is not None:
-        listed = {
-            "files": manifest["files"],
-            "skipped": manifest.get("skipped", {}),
-            "inputs": manifest.get("inputs"),
-            "options": manifest.get("options"),
-            "seen": [entry[0] for entry in manifest.get("seen", []) if entry],
-        }
-        atomic_write_text(run / RUN_SOURCES, json.dumps(listed, indent=1))
-
-
-def _run_record(run: Path) -> dict[str, Any]:
-    try:
-        record = json.loads((run / RUN_SOURCES).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def run_sources(run: Path) -> list[dict[str, Any]] | None:
-    """The files a run's joined corpus was made of, or None (one file)."""
-    files = _run_record(run).get("files")
-    return files if isinstance(files, list) else None
-
-
-def run_skipped(run: Path) -> dict[str, int]:
-    """What a run's joined corpus left out, by reason (empty for one file)."""
-    skipped = _run_record(run).get("skipped")
-    try:
-        return _ordered({str(k): int(v) for k, v in skipped.items()}) if skipped else {}
-    except (AttributeError, TypeError, ValueError):
-        return {}
-
-
-def check_sources(run: Path) -> None:
-    """Every file a run's joined corpus was made of must still hold what it held:
-    resuming on changed files would train on different text."""
-    files = run_sources(run)
-    if not files:
-        return
-    changed = []
-    for entry in files:
-        try:
-            path, sha = Path(str(entry["path"])), str(entry["sha256"])
-            if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
-                changed.append(str(path))
-        except (OSError, KeyError, TypeError):
-            changed.append(str(entry.get("path", "?")) if isinstance(entry, dict) else "?")
-    if changed:
-        shown = ", ".join(changed[:3]) + (
-            f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-        )
-        raise CorpusError(
-            f"{len(changed)} of the run's {len(files)} files changed or went missing "
-            f"({shown}); resuming would train on different text (start a new run instead)"
-        )
-    added = _added_files(_run_record(run))
-    if added:
-        shown = ", ".join(added[:3]) + (f" and {len(added) - 3} more" if len(added) > 3 else "")
-        raise CorpusError(
-            f"{len(added)} text file{'s were' if len(added) > 1 else ' was'} added to the "
-            f"run's folders since it started ({shown}); resuming would not train on "
-            f"{'them' if len(added) > 1 else 'it'} (start a new run instead, or move "
-            f"{'them' if len(added) > 1 else 'it'} out)"
-        )
-
-
-def _added_files(record: dict[str, Any]) -> list[str]:
-    """Files the run's inputs now give that a fresh gathering would read (text, not
-    skipped) and that were not there when it started; none for a run recorded before
-    its inputs were kept."""
-    inputs, options, seen = record.get("inputs"), record.get("options"), record.get("seen")
-    if not isinstance(inputs, list) or not isinstance(options, dict) or not isinstance(seen, list):
-        return []
-    try:
-        now, _ = walk([str(item) for item in inputs], hidden=bool(options.get("hidden")))
-    except CorpusError:
-        return []  # an input went missing: its files are named as missing above
-    before = {str(path) for path in seen}
-    encoding = str(options.get("encoding") or "utf-8")
-    added = []
-    for file in now:
-        if str(file.absolute()) in before:
-            continue
-        try:
-            if _unusable(file.read_bytes(), encoding) is None:
-                added.append(str(file))
-        except OSError:
-            added.append(str(file))
-    return added

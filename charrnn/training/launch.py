@@ -28,7 +28,7 @@ from charrnn.data.catalog import PREFIX, corpus_name
 from charrnn.data.dataset import Dataset, load_dataset, with_absolute_paths
 from charrnn.data.download import sha256_of
 from charrnn.data.items import ItemBatches
-from charrnn.data.sources import check_sources, record_sources
+from charrnn.data.run_sources import check_sources, record_sources
 from charrnn.data.streams import StreamBatches
 from charrnn.data.text import check_readable
 from charrnn.errors import CheckpointError, CorpusError
