@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import random
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,18 @@ class Recorder(Silent):
 
     def warning(self, text: str) -> None:
         self.warnings.append(text)
+
+
+def wait_until(
+    condition: Callable[[], object], seconds: float, what: str = "not reached in time"
+) -> None:
+    """Poll ``condition`` every 10 ms until it holds; fail with ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError(what)
 
 
 def tiny_run(folder: Path, *, steps: int = 10, chars: int = 4000) -> Path:

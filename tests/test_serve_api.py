@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make_text, tiny_config
+from conftest import make_text, tiny_config, wait_until
 
 from charrnn.config import DataConfig
 from charrnn.errors import ConfigError
@@ -481,14 +481,7 @@ def test_a_full_queue_is_a_503_with_retry_after(runs: dict[str, Path]) -> None:
 
 
 def _wait(condition: Any, seconds: float = 10.0) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("not reached in time")
+    wait_until(condition, seconds)
 
 
 def test_a_whole_request_whose_client_hangs_up_frees_its_rows(models: dict[str, Served]) -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_text, tiny_config
+from conftest import make_text, tiny_config, wait_until
 from test_serve import _start, _stop
 
 from charrnn.events import Silent
@@ -55,12 +54,7 @@ def browser(browser):  # type: ignore[no-untyped-def]
 
 
 def _wait(condition, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("the page did not get there in time")
+    wait_until(condition, seconds, "the page did not get there in time")
 
 
 def test_the_page_streams_text_and_appends_a_chosen_character(url: str, browser) -> None:  # type: ignore[no-untyped-def]

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_text, tiny_cli
+from conftest import make_text, tiny_cli, wait_until
 from typer.testing import CliRunner
 
 from charrnn.checkpoint import load_model
@@ -73,12 +72,7 @@ def browser(browser):  # type: ignore[no-untyped-def]
 
 
 def _wait(condition: Callable[[], object], seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("the page did not get there in time")
+    wait_until(condition, seconds, "the page did not get there in time")
 
 
 def _write(browser, prime: str, temperature: float, length: int) -> str:  # type: ignore[no-untyped-def]
